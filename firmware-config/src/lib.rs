@@ -1,0 +1,197 @@
+//! Vitrine's device configuration: one TOML file per device.
+//!
+//! Parsing is two-staged: the text is read into raw serde structs (`raw`, unknown keys
+//! rejected), item by item, then validated into the typed [`Config`]. Every problem found in
+//! either stage is collected and returned at once in [`ConfigErrors`], each with the field's
+//! dotted path, its line in the file, and a hint. Relative paths are resolved against the
+//! directory of the configuration file.
+//!
+//! The example configurations in `firmware-config/examples/` are documented and used as test
+//! fixtures.
+
+mod error;
+mod locate;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigErrors, Problem};
+
+/// A point in normalized image coordinates: (0,0) top-left, (1,1) bottom-right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this configuration was read from.
+    pub file: PathBuf,
+    pub device: Device,
+    pub cameras: Vec<Camera>,
+    pub microphones: Vec<Microphone>,
+    pub models: Models,
+    /// `None`: no broker configured (events stay in the outbox; `vitrine demo` starts one).
+    pub mqtt: Option<Mqtt>,
+    pub privacy: Privacy,
+    pub outbox: Outbox,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub id: String,
+    pub store_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoSource {
+    /// A recorded video file (any format ffmpeg decodes: MP4/H.264, AVI, ...).
+    File(PathBuf),
+    /// A V4L2 device node, e.g. `/dev/video0` (live capture: later issue).
+    Device(PathBuf),
+    /// An RTSP URL (live capture: later issue).
+    Rtsp(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Camera {
+    pub id: String,
+    pub source: VideoSource,
+    /// Frames analysed per second.
+    pub fps: f32,
+    /// Analysis resolution; `None` keeps the source's own.
+    pub size: Option<(u32, u32)>,
+    pub zones: Vec<Area>,
+    pub lines: Vec<Line>,
+    pub displays: Vec<Area>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    pub id: String,
+    pub polygon: Vec<Point>,
+}
+
+/// Which side of a line (seen walking from `from` to `to`) is "inside".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub id: String,
+    pub from: Point,
+    pub to: Point,
+    pub in_side: Side,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioSource {
+    /// A WAV or FLAC file.
+    File(PathBuf),
+    /// An ALSA/cpal device name (live capture: later issue).
+    Device(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Microphone {
+    pub id: String,
+    pub source: AudioSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Models {
+    /// Where `vitrine models fetch` put the model files.
+    pub dir: PathBuf,
+    /// Name of the person detector in the pinned manifest.
+    pub detector: String,
+    pub detector_threshold: f32,
+    pub nms_iou: f32,
+    /// Name of the voice-activity model in the pinned manifest.
+    pub vad: String,
+    pub vad_threshold: f32,
+    /// Threads for inference (per model instance).
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mqtt {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub topic_prefix: String,
+    pub qos: u8,
+    pub keep_alive_secs: u16,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Privacy {
+    /// Aggregation window length in seconds.
+    pub window_secs: u32,
+    /// Counts in `1..k_min` are suppressed (published as null). 0 or 1 disables suppression.
+    pub k_min: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbox {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Known model names (the pinned manifest in `vitrine-models` must carry each of them).
+pub const DETECTORS: &[&str] = &["yolox-nano", "person-lw"];
+pub const VADS: &[&str] = &["silero-vad"];
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                field: "(file)".into(),
+                line: None,
+                message: format!("cannot read the file: {e}"),
+                hint: Some("check the path given with --config and the file's permissions".into()),
+            }],
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validate configuration text; `file` names it in messages and anchors relative paths.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        match validate::validate(text, file, &base) {
+            Ok(c) => Ok(c),
+            Err(mut problems) => {
+                locate::add_lines(text, &mut problems);
+                Err(ConfigErrors {
+                    file: file.to_path_buf(),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// Every source id (cameras then microphones).
+    pub fn source_ids(&self) -> impl Iterator<Item = &str> {
+        self.cameras
+            .iter()
+            .map(|c| c.id.as_str())
+            .chain(self.microphones.iter().map(|m| m.id.as_str()))
+    }
+}

@@ -1,0 +1,113 @@
+//! Raw, serde-shaped view of `agent.toml`. Every struct rejects unknown keys. Values are only
+//! shape-checked here; meaning is checked in `validate`.
+//!
+//! Items (each camera, zone, line, ...) are deserialized one by one from `toml::Value`, so a
+//! mistake in one item never hides the mistakes in another: all of them are reported at once.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    pub id: String,
+    pub store_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    pub id: String,
+    pub file: Option<String>,
+    pub device: Option<String>,
+    pub rtsp: Option<String>,
+    pub fps: Option<f64>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    #[serde(default)]
+    pub zones: Vec<toml::Value>,
+    #[serde(default)]
+    pub lines: Vec<toml::Value>,
+    #[serde(default)]
+    pub displays: Vec<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArea {
+    pub id: String,
+    pub polygon: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLine {
+    pub id: String,
+    pub from: Vec<f64>,
+    pub to: Vec<f64>,
+    #[serde(rename = "in")]
+    pub in_side: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMicrophone {
+    pub id: String,
+    pub file: Option<String>,
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModels {
+    pub dir: Option<String>,
+    pub detector: Option<String>,
+    pub detector_threshold: Option<f64>,
+    pub nms_iou: Option<f64>,
+    pub vad: Option<String>,
+    pub vad_threshold: Option<f64>,
+    pub threads: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: String,
+    pub client_id: Option<String>,
+    pub topic_prefix: Option<String>,
+    pub qos: Option<i64>,
+    pub keep_alive_secs: Option<i64>,
+    pub tls: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub window_secs: Option<i64>,
+    pub k_min: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    pub dir: Option<String>,
+    pub max_mb: Option<i64>,
+}
+
+/// Top-level sections and the keys each accepts (for "did you mean" hints).
+pub const SECTIONS: &[&str] = &[
+    "device",
+    "cameras",
+    "microphones",
+    "models",
+    "mqtt",
+    "privacy",
+    "outbox",
+];

@@ -1,0 +1,866 @@
+//! Raw → typed, collecting every problem.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{closest, Collector, Problem};
+use crate::raw::*;
+use crate::*;
+
+const CAMERA_KEYS: &[&str] = &[
+    "id", "file", "device", "rtsp", "fps", "width", "height", "zones", "lines", "displays",
+];
+const AREA_KEYS: &[&str] = &["id", "polygon"];
+const LINE_KEYS: &[&str] = &["id", "from", "to", "in"];
+const MIC_KEYS: &[&str] = &["id", "file", "device"];
+const DEVICE_KEYS: &[&str] = &["id", "store_id"];
+const MODELS_KEYS: &[&str] = &[
+    "dir",
+    "detector",
+    "detector_threshold",
+    "nms_iou",
+    "vad",
+    "vad_threshold",
+    "threads",
+];
+const MQTT_KEYS: &[&str] = &[
+    "url",
+    "client_id",
+    "topic_prefix",
+    "qos",
+    "keep_alive_secs",
+    "tls",
+];
+const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
+const PRIVACY_KEYS: &[&str] = &["window_secs", "k_min"];
+const OUTBOX_KEYS: &[&str] = &["dir", "max_mb"];
+
+/// Deserialize one item; on failure record a located, hinted problem and return None.
+fn item<T: DeserializeOwned>(
+    c: &mut Collector,
+    at: &str,
+    value: toml::Value,
+    keys: &[&str],
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.inner().to_string();
+            let sub = e.path().to_string();
+            let mut field = if sub == "." || sub.is_empty() {
+                at.to_string()
+            } else {
+                format!("{at}.{sub}")
+            };
+            let (message, hint) = if let Some(name) = between(&inner, "unknown field `", "`") {
+                field = format!("{at}.{name}");
+                let hint = match closest(name, keys.iter().copied()) {
+                    Some(k) => format!(
+                        "did you mean `{k}`? accepted keys here: {}",
+                        keys.join(", ")
+                    ),
+                    None => format!("remove it; accepted keys here: {}", keys.join(", ")),
+                };
+                (format!("unknown key `{name}`"), Some(hint))
+            } else if let Some(name) = between(&inner, "missing field `", "`") {
+                field = format!("{at}.{name}");
+                (
+                    format!("required key `{name}` is missing"),
+                    Some(format!("add `{name} = ...` to this table")),
+                )
+            } else if inner.starts_with("invalid type") {
+                (
+                    inner.clone(),
+                    Some(
+                        "check the value's type (quotes make a string; numbers are unquoted)"
+                            .into(),
+                    ),
+                )
+            } else {
+                (inner.clone(), None)
+            };
+            c.push(field, message, hint);
+            None
+        }
+    }
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Ids end up in MQTT topics and payloads: keep them to a safe alphabet.
+fn check_id(c: &mut Collector, field: &str, id: &str) {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+    if !ok {
+        c.push(
+            field,
+            format!("invalid id {id:?}"),
+            Some(
+                "use 1-64 characters from A-Z a-z 0-9 - _ . (ids appear in MQTT topics)"
+                    .to_string(),
+            ),
+        );
+    }
+}
+
+fn point(c: &mut Collector, field: &str, xy: &[f64]) -> Option<Point> {
+    if xy.len() != 2 {
+        c.push(
+            field,
+            format!("a point needs 2 numbers [x, y], got {}", xy.len()),
+            Some("write points as [x, y] with 0 <= x, y <= 1".to_string()),
+        );
+        return None;
+    }
+    let (x, y) = (xy[0], xy[1]);
+    if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) || x.is_nan() || y.is_nan() {
+        c.push(
+            field,
+            format!("point [{x}, {y}] is outside the image"),
+            Some(
+                "coordinates are normalized: 0 is the left/top edge, 1 the right/bottom edge"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    Some(Point {
+        x: x as f32,
+        y: y as f32,
+    })
+}
+
+fn polygon_area(p: &[Point]) -> f32 {
+    let n = p.len();
+    (0..n)
+        .map(|i| {
+            let (a, b) = (p[i], p[(i + 1) % n]);
+            a.x * b.y - b.x * a.y
+        })
+        .sum::<f32>()
+        .abs()
+        / 2.0
+}
+
+fn area(c: &mut Collector, at: &str, v: toml::Value) -> Option<Area> {
+    let raw: RawArea = item(c, at, v, AREA_KEYS)?;
+    check_id(c, &format!("{at}.id"), &raw.id);
+    if raw.polygon.len() < 3 {
+        c.push(
+            format!("{at}.polygon"),
+            format!(
+                "a polygon needs at least 3 points, got {}",
+                raw.polygon.len()
+            ),
+            Some(
+                "list the corners in order, e.g. [[0.1,0.5],[0.9,0.5],[0.9,1.0],[0.1,1.0]]"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    let before = c.problems.len();
+    let polygon: Vec<Point> = raw
+        .polygon
+        .iter()
+        .enumerate()
+        .filter_map(|(i, xy)| point(c, &format!("{at}.polygon[{i}]"), xy))
+        .collect();
+    if c.problems.len() > before {
+        return None;
+    }
+    if polygon_area(&polygon) < 1e-4 {
+        c.push(
+            format!("{at}.polygon"),
+            "the polygon has (almost) no area".to_string(),
+            Some("its points are collinear or repeated: spread the corners out".to_string()),
+        );
+        return None;
+    }
+    Some(Area {
+        id: raw.id,
+        polygon,
+    })
+}
+
+fn line(c: &mut Collector, at: &str, v: toml::Value) -> Option<Line> {
+    let raw: RawLine = item(c, at, v, LINE_KEYS)?;
+    check_id(c, &format!("{at}.id"), &raw.id);
+    let from = point(c, &format!("{at}.from"), &raw.from);
+    let to = point(c, &format!("{at}.to"), &raw.to);
+    let in_side = match raw.in_side.as_str() {
+        "left" => Some(Side::Left),
+        "right" => Some(Side::Right),
+        other => {
+            c.push(
+                format!("{at}.in"),
+                format!("unknown side {other:?}"),
+                Some("`in` is \"left\" or \"right\": the side that counts as inside, looking from `from` towards `to`".to_string()),
+            );
+            None
+        }
+    };
+    let (from, to, in_side) = (from?, to?, in_side?);
+    if (from.x - to.x).hypot(from.y - to.y) < 0.01 {
+        c.push(
+            format!("{at}.to"),
+            "`from` and `to` are (almost) the same point".to_string(),
+            Some("a counting line needs two distinct ends".to_string()),
+        );
+        return None;
+    }
+    Some(Line {
+        id: raw.id,
+        from,
+        to,
+        in_side,
+    })
+}
+
+fn unique(c: &mut Collector, seen: &mut HashSet<String>, field: String, id: &str, what: &str) {
+    if !seen.insert(id.to_string()) {
+        c.push(
+            field,
+            format!("duplicate {what} id {id:?}"),
+            Some(format!("give every {what} its own id")),
+        );
+    }
+}
+
+fn section<T: DeserializeOwned>(
+    c: &mut Collector,
+    at: &str,
+    v: toml::Value,
+    keys: &[&str],
+) -> Option<T> {
+    let v = table_of(c, at, v)?;
+    item(c, at, v, keys)
+}
+
+fn table_of(c: &mut Collector, at: &str, v: toml::Value) -> Option<toml::Value> {
+    if v.is_table() {
+        Some(v)
+    } else {
+        c.push(
+            at,
+            format!("expected a table, got a {}", v.type_str()),
+            Some(format!("write it as a [{at}] section")),
+        );
+        None
+    }
+}
+
+fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Camera> {
+    let raw: RawCamera = item(c, at, v, CAMERA_KEYS)?;
+    check_id(c, &format!("{at}.id"), &raw.id);
+    let sources = [raw.file.is_some(), raw.device.is_some(), raw.rtsp.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    let source = if sources != 1 {
+        c.push(
+            at,
+            format!("a camera needs exactly one source (file, device or rtsp), found {sources}"),
+            Some("set one of: file = \"recording.mp4\", device = \"/dev/video0\", rtsp = \"rtsp://host/stream\"".to_string()),
+        );
+        None
+    } else if let Some(f) = &raw.file {
+        let p = resolve(base, f);
+        if !p.is_file() {
+            c.push(
+                format!("{at}.file"),
+                format!("video file {} does not exist", p.display()),
+                Some("give a path to an existing recording (relative paths start at the config file's directory)".to_string()),
+            );
+        }
+        Some(VideoSource::File(p))
+    } else if let Some(d) = &raw.device {
+        if !d.starts_with("/dev/") {
+            c.push(
+                format!("{at}.device"),
+                format!("{d:?} is not a device node"),
+                Some("use a V4L2 node such as \"/dev/video0\" (see `vitrine probe`)".to_string()),
+            );
+        }
+        Some(VideoSource::Device(PathBuf::from(d)))
+    } else {
+        let u = raw.rtsp.clone().unwrap_or_default();
+        if !(u.starts_with("rtsp://") || u.starts_with("rtsps://")) || u.len() < 10 {
+            c.push(
+                format!("{at}.rtsp"),
+                format!("{u:?} is not an RTSP URL"),
+                Some("write it as rtsp://host[:port]/path".to_string()),
+            );
+        }
+        Some(VideoSource::Rtsp(u))
+    };
+    let fps = raw.fps.unwrap_or(5.0);
+    if !(fps > 0.0 && fps <= 60.0) {
+        c.push(
+            format!("{at}.fps"),
+            format!("fps {fps} is out of range"),
+            Some("analyse between 0.1 and 60 frames per second (5 is a good default)".to_string()),
+        );
+    }
+    let size = match (raw.width, raw.height) {
+        (None, None) => None,
+        (Some(w), Some(h)) => {
+            let ok = |v: i64| (32..=4096).contains(&v) && v % 2 == 0;
+            if !ok(w) || !ok(h) {
+                c.push(
+                    format!("{at}.width"),
+                    format!("resolution {w}x{h} is not supported"),
+                    Some("width and height must be even, between 32 and 4096".to_string()),
+                );
+                None
+            } else {
+                Some((w as u32, h as u32))
+            }
+        }
+        _ => {
+            c.push(
+                format!("{at}.width"),
+                "width and height go together".to_string(),
+                Some("set both, or neither to keep the source's resolution".to_string()),
+            );
+            None
+        }
+    };
+    let mut seen = HashSet::new();
+    let mut zones = Vec::new();
+    for (i, z) in raw.zones.into_iter().enumerate() {
+        let zat = format!("{at}.zones[{i}]");
+        if let Some(z) = area(c, &zat, z) {
+            unique(
+                c,
+                &mut seen,
+                format!("{zat}.id"),
+                &z.id,
+                "zone/line/display",
+            );
+            zones.push(z);
+        }
+    }
+    let mut lines = Vec::new();
+    for (i, l) in raw.lines.into_iter().enumerate() {
+        let lat = format!("{at}.lines[{i}]");
+        if let Some(l) = line(c, &lat, l) {
+            unique(
+                c,
+                &mut seen,
+                format!("{lat}.id"),
+                &l.id,
+                "zone/line/display",
+            );
+            lines.push(l);
+        }
+    }
+    let mut displays = Vec::new();
+    for (i, d) in raw.displays.into_iter().enumerate() {
+        let dat = format!("{at}.displays[{i}]");
+        if let Some(d) = area(c, &dat, d) {
+            unique(
+                c,
+                &mut seen,
+                format!("{dat}.id"),
+                &d.id,
+                "zone/line/display",
+            );
+            displays.push(d);
+        }
+    }
+    Some(Camera {
+        id: raw.id,
+        source: source?,
+        fps: fps as f32,
+        size,
+        zones,
+        lines,
+        displays,
+    })
+}
+
+fn microphone(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Microphone> {
+    let raw: RawMicrophone = item(c, at, v, MIC_KEYS)?;
+    check_id(c, &format!("{at}.id"), &raw.id);
+    let source = match (&raw.file, &raw.device) {
+        (Some(f), None) => {
+            let p = resolve(base, f);
+            if !p.is_file() {
+                c.push(
+                    format!("{at}.file"),
+                    format!("audio file {} does not exist", p.display()),
+                    Some("give a path to an existing WAV or FLAC file".to_string()),
+                );
+            }
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !matches!(ext.as_str(), "wav" | "flac") {
+                c.push(
+                    format!("{at}.file"),
+                    format!("{} is not a .wav or .flac file", p.display()),
+                    Some("convert it, e.g. `sox in.mp3 out.wav`".to_string()),
+                );
+            }
+            Some(AudioSource::File(p))
+        }
+        (None, Some(d)) => Some(AudioSource::Device(d.clone())),
+        _ => {
+            c.push(
+                at,
+                "a microphone needs exactly one source (file or device)".to_string(),
+                Some(
+                    "set file = \"speech.wav\" or device = \"default\" (see `vitrine probe`)"
+                        .to_string(),
+                ),
+            );
+            None
+        }
+    };
+    Some(Microphone {
+        id: raw.id,
+        source: source?,
+    })
+}
+
+fn unit_range(c: &mut Collector, field: &str, v: Option<f64>, default: f64, hint: &str) -> f32 {
+    let x = v.unwrap_or(default);
+    if !(x > 0.0 && x < 1.0) {
+        c.push(
+            field,
+            format!("{x} is outside (0, 1)"),
+            Some(hint.to_string()),
+        );
+    }
+    x as f32
+}
+
+fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Models> {
+    let raw: RawModels = match v {
+        Some(v) => section(c, "models", v, MODELS_KEYS)?,
+        None => RawModels {
+            dir: None,
+            detector: None,
+            detector_threshold: None,
+            nms_iou: None,
+            vad: None,
+            vad_threshold: None,
+            threads: None,
+        },
+    };
+    let detector = raw.detector.unwrap_or_else(|| "yolox-nano".into());
+    if !DETECTORS.contains(&detector.as_str()) {
+        c.push(
+            "models.detector",
+            format!("unknown detector {detector:?}"),
+            Some(format!("choose one of: {}", DETECTORS.join(", "))),
+        );
+    }
+    let vad = raw.vad.unwrap_or_else(|| "silero-vad".into());
+    if !VADS.contains(&vad.as_str()) {
+        c.push(
+            "models.vad",
+            format!("unknown VAD model {vad:?}"),
+            Some(format!("choose one of: {}", VADS.join(", "))),
+        );
+    }
+    let detector_threshold = unit_range(
+        c,
+        "models.detector_threshold",
+        raw.detector_threshold,
+        0.35,
+        "a detection score threshold between 0 and 1, e.g. 0.35",
+    );
+    let nms_iou = unit_range(
+        c,
+        "models.nms_iou",
+        raw.nms_iou,
+        0.45,
+        "an overlap (IoU) threshold between 0 and 1, e.g. 0.45",
+    );
+    let vad_threshold = unit_range(
+        c,
+        "models.vad_threshold",
+        raw.vad_threshold,
+        0.5,
+        "a speech probability threshold between 0 and 1, e.g. 0.5",
+    );
+    let threads = raw.threads.unwrap_or(1);
+    if !(1..=16).contains(&threads) {
+        c.push(
+            "models.threads",
+            format!("{threads} threads is out of range"),
+            Some("use 1 to 16".to_string()),
+        );
+    }
+    Some(Models {
+        dir: raw
+            .dir
+            .map(|d| resolve(base, &d))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/vitrine/models")),
+        detector,
+        detector_threshold,
+        nms_iou,
+        vad,
+        vad_threshold,
+        threads: threads.clamp(1, 16) as usize,
+    })
+}
+
+fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path) -> Option<Mqtt> {
+    let raw: RawMqtt = section(c, "mqtt", v, MQTT_KEYS)?;
+    let (scheme, rest) = match raw.url.split_once("://") {
+        Some(x) => x,
+        None => {
+            c.push(
+                "mqtt.url",
+                format!("{:?} is not a URL", raw.url),
+                Some("write mqtt://host:1883 or mqtts://host:8883".to_string()),
+            );
+            return None;
+        }
+    };
+    let tls_scheme = match scheme {
+        "mqtt" | "tcp" => false,
+        "mqtts" | "ssl" => true,
+        other => {
+            c.push(
+                "mqtt.url",
+                format!("unsupported scheme {other:?}"),
+                Some("use mqtt:// (plain) or mqtts:// (TLS)".to_string()),
+            );
+            false
+        }
+    };
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => (h.to_string(), p),
+            _ => {
+                c.push(
+                    "mqtt.url",
+                    format!("invalid port {p:?}"),
+                    Some("ports are 1-65535; 1883 plain, 8883 TLS".to_string()),
+                );
+                (h.to_string(), 1883)
+            }
+        },
+        None => (hostport.to_string(), if tls_scheme { 8883 } else { 1883 }),
+    };
+    if host.is_empty() || host.contains('/') {
+        c.push(
+            "mqtt.url",
+            format!("no valid broker host in {:?}", raw.url),
+            Some("write mqtt://host:1883".to_string()),
+        );
+    }
+    let client_id = raw
+        .client_id
+        .unwrap_or_else(|| format!("vitrine-{}", device_id.unwrap_or("device")));
+    check_id(c, "mqtt.client_id", &client_id);
+    let topic_prefix = raw.topic_prefix.unwrap_or_else(|| "vitrine".into());
+    if topic_prefix.is_empty()
+        || topic_prefix.contains(['+', '#'])
+        || topic_prefix.starts_with('/')
+        || topic_prefix.ends_with('/')
+    {
+        c.push("mqtt.topic_prefix", format!("invalid topic prefix {topic_prefix:?}"), Some("no wildcards (+ #) and no leading/trailing '/', e.g. \"vitrine\" or \"acme/analytics\"".to_string()));
+    }
+    let qos = raw.qos.unwrap_or(1);
+    if !(0..=1).contains(&qos) {
+        c.push(
+            "mqtt.qos",
+            format!("QoS {qos} is not supported"),
+            Some("use 1 (at least once, with the outbox) or 0 (fire and forget)".to_string()),
+        );
+    }
+    let keep_alive = raw.keep_alive_secs.unwrap_or(30);
+    if !(5..=600).contains(&keep_alive) {
+        c.push(
+            "mqtt.keep_alive_secs",
+            format!("{keep_alive} s is out of range"),
+            Some("use 5 to 600 seconds".to_string()),
+        );
+    }
+    let tls = match raw.tls {
+        Some(t) => {
+            let t: RawTls = section(c, "mqtt.tls", t, TLS_KEYS)?;
+            let file = |c: &mut Collector, field: &str, p: &str| {
+                let p = resolve(base, p);
+                if !p.is_file() {
+                    c.push(
+                        format!("mqtt.tls.{field}"),
+                        format!("{} does not exist", p.display()),
+                        Some("give the path to a PEM file".to_string()),
+                    );
+                }
+                p
+            };
+            let ca = file(c, "ca", &t.ca);
+            let cert = t.cert.as_deref().map(|p| file(c, "cert", p));
+            let key = t.key.as_deref().map(|p| file(c, "key", p));
+            if cert.is_some() != key.is_some() {
+                c.push(
+                    "mqtt.tls",
+                    "client `cert` and `key` go together".to_string(),
+                    Some("set both for mutual TLS, or neither".to_string()),
+                );
+            }
+            if !tls_scheme {
+                c.push(
+                    "mqtt.url",
+                    "TLS files are set but the URL is plain mqtt://".to_string(),
+                    Some("use mqtts://host:8883 with [mqtt.tls]".to_string()),
+                );
+            }
+            Some(Tls { ca, cert, key })
+        }
+        None => {
+            if tls_scheme {
+                c.push(
+                    "mqtt.tls",
+                    "mqtts:// needs a [mqtt.tls] section".to_string(),
+                    Some(
+                        "add [mqtt.tls] with ca = \"ca.pem\" (and cert/key for mutual TLS)"
+                            .to_string(),
+                    ),
+                );
+            }
+            None
+        }
+    };
+    Some(Mqtt {
+        host,
+        port,
+        client_id,
+        topic_prefix,
+        qos: qos.clamp(0, 1) as u8,
+        keep_alive_secs: keep_alive.clamp(5, 600) as u16,
+        tls,
+    })
+}
+
+fn privacy(c: &mut Collector, v: Option<toml::Value>) -> Option<Privacy> {
+    let raw: RawPrivacy = match v {
+        Some(v) => section(c, "privacy", v, PRIVACY_KEYS)?,
+        None => RawPrivacy {
+            window_secs: None,
+            k_min: None,
+        },
+    };
+    let window_secs = raw.window_secs.unwrap_or(60);
+    if !(5..=3600).contains(&window_secs) || 3600 % window_secs != 0 {
+        c.push(
+            "privacy.window_secs",
+            format!("window of {window_secs} s is not supported"),
+            Some("use a divisor of 3600 between 5 and 3600 (e.g. 10, 60, 300, 900) so windows align to the hour".to_string()),
+        );
+    }
+    let k_min = raw.k_min.unwrap_or(0);
+    if !(0..=100).contains(&k_min) {
+        c.push(
+            "privacy.k_min",
+            format!("k_min {k_min} is out of range"),
+            Some("use 0 (off) up to 100; 5 is common".to_string()),
+        );
+    }
+    Some(Privacy {
+        window_secs: window_secs.clamp(5, 3600) as u32,
+        k_min: k_min.clamp(0, 100) as u32,
+    })
+}
+
+fn outbox(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Outbox> {
+    let raw: RawOutbox = match v {
+        Some(v) => section(c, "outbox", v, OUTBOX_KEYS)?,
+        None => RawOutbox {
+            dir: None,
+            max_mb: None,
+        },
+    };
+    let max_mb = raw.max_mb.unwrap_or(64);
+    if !(1..=1_000_000).contains(&max_mb) {
+        c.push(
+            "outbox.max_mb",
+            format!("{max_mb} MB is out of range"),
+            Some("give the outbox at least 1 MB (64 keeps days of events)".to_string()),
+        );
+    }
+    Some(Outbox {
+        dir: raw
+            .dir
+            .map(|d| resolve(base, &d))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/vitrine/outbox")),
+        max_bytes: max_mb.clamp(1, 1_000_000) as u64 * 1024 * 1024,
+    })
+}
+
+pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut c = Collector::default();
+    let mut top: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map(|s| {
+                text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
+            return Err(vec![Problem {
+                field: "(syntax)".into(),
+                line,
+                message: e.message().to_string(),
+                hint: Some(
+                    "this is not valid TOML; see firmware-config/examples/ for the layout".into(),
+                ),
+            }]);
+        }
+    };
+    let unknown: Vec<String> = top
+        .keys()
+        .filter(|k| !SECTIONS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for k in unknown {
+        let hint = match closest(&k, SECTIONS.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? sections: {}", SECTIONS.join(", ")),
+            None => format!("remove it; sections: {}", SECTIONS.join(", ")),
+        };
+        c.push(k.clone(), format!("unknown section `{k}`"), Some(hint));
+    }
+
+    let device = match top.remove("device") {
+        Some(v) => table_of(&mut c, "device", v)
+            .and_then(|v| item::<RawDevice>(&mut c, "device", v, DEVICE_KEYS)),
+        None => {
+            c.push(
+                "device",
+                "the [device] section is missing".to_string(),
+                Some("add [device] with id = \"...\" and store_id = \"...\"".to_string()),
+            );
+            None
+        }
+    };
+    if let Some(d) = &device {
+        check_id(&mut c, "device.id", &d.id);
+        check_id(&mut c, "device.store_id", &d.store_id);
+    }
+
+    let list = |c: &mut Collector, name: &str, v: Option<toml::Value>| -> Vec<toml::Value> {
+        match v {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) => a,
+            Some(other) => {
+                c.push(
+                    name,
+                    format!(
+                        "expected a list of [[{name}]] tables, got a {}",
+                        other.type_str()
+                    ),
+                    Some(format!("write each entry as a [[{name}]] section")),
+                );
+                Vec::new()
+            }
+        }
+    };
+    let mut seen = HashSet::new();
+    let mut cameras = Vec::new();
+    for (i, v) in list(&mut c, "cameras", top.remove("cameras"))
+        .into_iter()
+        .enumerate()
+    {
+        let at = format!("cameras[{i}]");
+        if let Some(cam) = camera(&mut c, &at, v, base) {
+            unique(
+                &mut c,
+                &mut seen,
+                format!("{at}.id"),
+                &cam.id,
+                "camera/microphone",
+            );
+            cameras.push(cam);
+        }
+    }
+    let mut microphones = Vec::new();
+    for (i, v) in list(&mut c, "microphones", top.remove("microphones"))
+        .into_iter()
+        .enumerate()
+    {
+        let at = format!("microphones[{i}]");
+        if let Some(m) = microphone(&mut c, &at, v, base) {
+            unique(
+                &mut c,
+                &mut seen,
+                format!("{at}.id"),
+                &m.id,
+                "camera/microphone",
+            );
+            microphones.push(m);
+        }
+    }
+    if seen.is_empty()
+        && !c
+            .problems
+            .iter()
+            .any(|p| p.field.starts_with("cameras") || p.field.starts_with("microphones"))
+    {
+        c.push(
+            "cameras",
+            "no camera and no microphone configured".to_string(),
+            Some("add at least one [[cameras]] or [[microphones]] section".to_string()),
+        );
+    }
+    let models = models(&mut c, top.remove("models"), base);
+    let mqtt = top
+        .remove("mqtt")
+        .and_then(|v| mqtt(&mut c, v, device.as_ref().map(|d| d.id.as_str()), base));
+    let privacy = privacy(&mut c, top.remove("privacy"));
+    let outbox = outbox(&mut c, top.remove("outbox"), base);
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    match (device, models, privacy, outbox) {
+        (Some(d), Some(models), Some(privacy), Some(outbox)) => Ok(Config {
+            file: _file.to_path_buf(),
+            device: Device {
+                id: d.id,
+                store_id: d.store_id,
+            },
+            cameras,
+            microphones,
+            models,
+            mqtt,
+            privacy,
+            outbox,
+        }),
+        _ => Err(vec![Problem {
+            field: "(config)".into(),
+            line: None,
+            message: "incomplete configuration".into(),
+            hint: None,
+        }]),
+    }
+}

@@ -1,0 +1,363 @@
+//! The published payload: one JSON document per source per window. Schema:
+//! `signals/schema/window-event.v1.json` (tests validate emitted payloads against it).
+//!
+//! Only aggregates: counts, means, distributions over the window. No track id, no box, no
+//! timestamp finer than the window, no pixel or sample.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "vitrine.window.v1";
+
+/// Apply k-anonymity: a count in `1..k_min` becomes `None` (published as null).
+pub fn suppress(count: u32, k_min: u32) -> Option<u32> {
+    if count > 0 && count < k_min {
+        None
+    } else {
+        Some(count)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoverageStatus {
+    /// At least 90 % of the window had input.
+    Ok,
+    /// Input for part of the window only.
+    Partial,
+    /// No input at all: counts are unknown, not zero.
+    Blind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub status: CoverageStatus,
+    /// Camera: frames the configured fps asks for in this window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_expected: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_analysed: Option<u64>,
+    /// Frames received but skipped because analysis was behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_dropped: Option<u64>,
+    /// Microphone: seconds of audio analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_analysed: Option<f64>,
+    /// Seconds of the window with no input from the source at all.
+    pub seconds_blind: f64,
+}
+
+impl Coverage {
+    pub fn frames(
+        window_secs: f64,
+        expected: u64,
+        analysed: u64,
+        dropped: u64,
+        seconds_blind: f64,
+    ) -> Coverage {
+        let status = status(analysed + dropped == 0, seconds_blind, window_secs);
+        Coverage {
+            status,
+            frames_expected: Some(expected),
+            frames_analysed: Some(analysed),
+            frames_dropped: Some(dropped),
+            seconds_analysed: None,
+            seconds_blind: round3(seconds_blind),
+        }
+    }
+
+    pub fn audio(window_secs: f64, seconds_analysed: f64, seconds_blind: f64) -> Coverage {
+        Coverage {
+            status: status(seconds_analysed <= 0.0, seconds_blind, window_secs),
+            frames_expected: None,
+            frames_analysed: None,
+            frames_dropped: None,
+            seconds_analysed: Some(round3(seconds_analysed)),
+            seconds_blind: round3(seconds_blind),
+        }
+    }
+}
+
+/// Blind: no input at all. Partial: more than a tenth of the window without input.
+fn status(nothing: bool, blind: f64, window_secs: f64) -> CoverageStatus {
+    if nothing {
+        CoverageStatus::Blind
+    } else if blind > 0.1 * window_secs {
+        CoverageStatus::Partial
+    } else {
+        CoverageStatus::Ok
+    }
+}
+
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DwellStats {
+    /// Visits that ended in this window.
+    pub count: u32,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl DwellStats {
+    /// Distribution of dwell times (ms in, seconds out); `None` when no visit ended.
+    pub fn from_ms(dwell_ms: &mut [u64]) -> Option<DwellStats> {
+        if dwell_ms.is_empty() {
+            return None;
+        }
+        dwell_ms.sort_unstable();
+        let n = dwell_ms.len();
+        let q = |f: f64| dwell_ms[((n as f64 - 1.0) * f).round() as usize] as f64 / 1000.0;
+        Some(DwellStats {
+            count: n as u32,
+            mean: round3(dwell_ms.iter().sum::<u64>() as f64 / n as f64 / 1000.0),
+            p50: q(0.5),
+            p90: q(0.9),
+            max: dwell_ms[n - 1] as f64 / 1000.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AreaStats {
+    pub id: String,
+    /// Mean number of people inside per analysed frame.
+    pub occupancy_mean: Option<f64>,
+    pub occupancy_max: Option<u32>,
+    /// Visits that started in this window.
+    pub visits: Option<u32>,
+    /// Dwell of the visits that ended in this window.
+    pub dwell_seconds: Option<DwellStats>,
+    /// Whether k-anonymity suppressed any figure of this area.
+    pub suppressed: bool,
+}
+
+impl AreaStats {
+    pub fn new(
+        id: String,
+        occupancy_mean: Option<f64>,
+        occupancy_max: u32,
+        visits: u32,
+        dwell: Option<DwellStats>,
+        k_min: u32,
+    ) -> AreaStats {
+        let max = suppress(occupancy_max, k_min);
+        let v = suppress(visits, k_min);
+        let dwell_ok = dwell
+            .as_ref()
+            .map(|d| suppress(d.count, k_min).is_some())
+            .unwrap_or(true);
+        AreaStats {
+            id,
+            occupancy_mean: if max.is_some() {
+                occupancy_mean.map(round3)
+            } else {
+                None
+            },
+            occupancy_max: max,
+            visits: v,
+            dwell_seconds: if dwell_ok { dwell } else { None },
+            suppressed: max.is_none() || v.is_none() || !dwell_ok,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineStats {
+    pub id: String,
+    pub r#in: Option<u32>,
+    pub out: Option<u32>,
+    pub suppressed: bool,
+}
+
+impl LineStats {
+    pub fn new(id: String, ins: u32, outs: u32, k_min: u32) -> LineStats {
+        let (i, o) = (suppress(ins, k_min), suppress(outs, k_min));
+        LineStats {
+            id,
+            r#in: i,
+            out: o,
+            suppressed: i.is_none() || o.is_none(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeopleStats {
+    /// Mean number of people in view per analysed frame (null when blind or suppressed).
+    pub mean: Option<f64>,
+    pub max: Option<u32>,
+    pub suppressed: bool,
+}
+
+impl PeopleStats {
+    pub fn new(mean: Option<f64>, max: u32, k_min: u32) -> PeopleStats {
+        let blind = mean.is_none();
+        let m = if blind { None } else { suppress(max, k_min) };
+        PeopleStats {
+            mean: if m.is_some() { mean.map(round3) } else { None },
+            max: m,
+            suppressed: !blind && m.is_none(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraBody {
+    pub coverage: Coverage,
+    pub people: PeopleStats,
+    pub zones: Vec<AreaStats>,
+    pub lines: Vec<LineStats>,
+    pub displays: Vec<AreaStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    /// Energy mean over the window (Leq), dBFS.
+    pub mean: f64,
+    /// Loudest 32 ms block, dBFS.
+    pub max: f64,
+    /// Quietest 32 ms block, dBFS (the floor).
+    pub min: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioBody {
+    pub coverage: Coverage,
+    /// Fraction of analysed audio classified as speech (0..1).
+    pub speech_ratio: Option<f64>,
+    pub speech_seconds: f64,
+    pub level_dbfs: Option<Level>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Body {
+    Camera(CameraBody),
+    Microphone(AudioBody),
+}
+
+impl Body {
+    pub fn coverage(&self) -> &Coverage {
+        match self {
+            Body::Camera(c) => &c.coverage,
+            Body::Microphone(a) => &a.coverage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// RFC 3339, UTC, whole seconds.
+    pub start: String,
+    pub end: String,
+    pub seconds: u32,
+}
+
+/// One published event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowEvent {
+    pub schema: String,
+    pub device_id: String,
+    pub store_id: String,
+    pub source_id: String,
+    /// Per-device sequence number, strictly increasing across restarts.
+    pub seq: u64,
+    /// Same event, same key: `store/device/source/window-start-ms`. Lets the central service
+    /// deduplicate redeliveries (delivery is at least once).
+    pub idempotency_key: String,
+    pub window: Window,
+    pub k_min: u32,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// RFC 3339 (UTC, seconds) for a Unix time in milliseconds. Pure arithmetic: no clock is read.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+pub struct EventMeta<'a> {
+    pub device_id: &'a str,
+    pub store_id: &'a str,
+    pub source_id: &'a str,
+    pub k_min: u32,
+}
+
+impl WindowEvent {
+    pub fn new(
+        meta: &EventMeta<'_>,
+        seq: u64,
+        start_ms: u64,
+        end_ms: u64,
+        body: Body,
+    ) -> WindowEvent {
+        WindowEvent {
+            schema: SCHEMA.to_string(),
+            device_id: meta.device_id.to_string(),
+            store_id: meta.store_id.to_string(),
+            source_id: meta.source_id.to_string(),
+            seq,
+            idempotency_key: format!(
+                "{}/{}/{}/{}",
+                meta.store_id, meta.device_id, meta.source_id, start_ms
+            ),
+            window: Window {
+                start: rfc3339(start_ms),
+                end: rfc3339(end_ms),
+                seconds: ((end_ms - start_ms) / 1000) as u32,
+            },
+            k_min: meta.k_min,
+            body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_953_600_000), "2026-11-29T12:00:00Z");
+    }
+
+    #[test]
+    fn suppression_keeps_zero_and_large_counts() {
+        assert_eq!(suppress(0, 5), Some(0));
+        assert_eq!(suppress(4, 5), None);
+        assert_eq!(suppress(5, 5), Some(5));
+        assert_eq!(suppress(1, 0), Some(1));
+    }
+
+    #[test]
+    fn dwell_quantiles() {
+        let mut v = vec![1000, 2000, 3000, 4000, 10000];
+        let d = DwellStats::from_ms(&mut v).unwrap();
+        assert_eq!((d.count, d.p50, d.max), (5, 3.0, 10.0));
+        assert_eq!(d.mean, 4.0);
+    }
+}

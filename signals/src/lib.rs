@@ -1,0 +1,18 @@
+//! Shopper signals as pure state machines.
+//!
+//! Invariants (see ARCHITECTURE.md): this crate does no IO and reads no clock: every function
+//! takes the time it needs as an argument. What leaves it (`event`) is aggregate only: no track
+//! id, box, face, pixel or sample, and no timestamp finer than the window.
+
+pub mod audio;
+pub mod event;
+pub mod geom;
+pub mod scene;
+pub mod track;
+pub mod window;
+
+pub use audio::AudioSignals;
+pub use event::{Body, WindowEvent};
+pub use scene::CameraSignals;
+pub use track::{Detection, Tracker};
+pub use window::Windower;
