@@ -114,8 +114,6 @@ pub struct Models {
     /// Name of the voice-activity model in the pinned manifest.
     pub vad: String,
     pub vad_threshold: f32,
-    /// Threads for inference (per model instance).
-    pub threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -65,7 +65,6 @@ pub struct RawModels {
     pub nms_iou: Option<f64>,
     pub vad: Option<String>,
     pub vad_threshold: Option<f64>,
-    pub threads: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,6 @@ const MODELS_KEYS: &[&str] = &[
     "nms_iou",
     "vad",
     "vad_threshold",
-    "threads",
 ];
 const MQTT_KEYS: &[&str] = &[
     "url",
@@ -466,7 +465,6 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
             nms_iou: None,
             vad: None,
             vad_threshold: None,
-            threads: None,
         },
     };
     let detector = raw.detector.unwrap_or_else(|| "yolox-nano".into());
@@ -506,14 +504,6 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         0.5,
         "a speech probability threshold between 0 and 1, e.g. 0.5",
     );
-    let threads = raw.threads.unwrap_or(1);
-    if !(1..=16).contains(&threads) {
-        c.push(
-            "models.threads",
-            format!("{threads} threads is out of range"),
-            Some("use 1 to 16".to_string()),
-        );
-    }
     Some(Models {
         dir: raw
             .dir
@@ -524,7 +514,6 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         nms_iou,
         vad,
         vad_threshold,
-        threads: threads.clamp(1, 16) as usize,
     })
 }
 

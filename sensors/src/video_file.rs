@@ -1,0 +1,183 @@
+//! Recorded video through an `ffmpeg` subprocess: any container/codec ffmpeg reads (MP4/H.264,
+//! AVI/MS-MPEG4, MKV, ...). ffmpeg also selects the analysis rate (`fps` filter) and size
+//! (`scale`), so only the frames we analyse cross the pipe, as raw RGB24 into our memory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use crate::{Frame, FrameSource, Pacer, Pacing, SourceError, SourceInfo};
+
+pub struct VideoFile {
+    path: PathBuf,
+    info: SourceInfo,
+    child: Child,
+    stdout: ChildStdout,
+    index: u64,
+    pacer: Pacer,
+}
+
+/// Width, height, frame rate and duration of a video file, from ffprobe.
+pub fn probe(path: &Path) -> Result<(u32, u32, f32, Option<u64>), SourceError> {
+    let what = format!("video file {}", path.display());
+    if !path.is_file() {
+        return Err(SourceError::Open {
+            what,
+            message: "no such file".into(),
+            fix: "check the camera's `file` path".into(),
+        });
+    }
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,avg_frame_rate,r_frame_rate:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| SourceError::Open {
+            what: what.clone(),
+            message: format!("cannot run ffprobe: {e}"),
+            fix: "install ffmpeg (apt-get install ffmpeg)".into(),
+        })?;
+    if !out.status.success() {
+        return Err(SourceError::Open {
+            what,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            fix: "the file is not a readable video; re-export it (H.264 MP4 works everywhere)"
+                .into(),
+        });
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| SourceError::Open {
+            what: what.clone(),
+            message: format!("unreadable ffprobe output: {e}"),
+            fix: "check the ffmpeg installation".into(),
+        })?;
+    let s = &v["streams"][0];
+    let (w, h) = (
+        s["width"].as_u64().unwrap_or(0) as u32,
+        s["height"].as_u64().unwrap_or(0) as u32,
+    );
+    if w == 0 || h == 0 {
+        return Err(SourceError::Open {
+            what,
+            message: "no video stream".into(),
+            fix: "give a file with a video track".into(),
+        });
+    }
+    let rate = |k: &str| -> Option<f32> {
+        let r = s[k].as_str()?;
+        let (n, d) = r.split_once('/')?;
+        let (n, d): (f32, f32) = (n.parse().ok()?, d.parse().ok()?);
+        (d > 0.0 && n > 0.0).then_some(n / d)
+    };
+    let fps = rate("avg_frame_rate")
+        .or_else(|| rate("r_frame_rate"))
+        .unwrap_or(25.0);
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse::<f64>().ok())
+        .map(|d| (d * 1000.0) as u64);
+    Ok((w, h, fps, duration))
+}
+
+impl VideoFile {
+    /// Open `path`, delivering `fps` frames per second (at most the file's own rate) at `size`
+    /// (default: the file's).
+    pub fn open(
+        path: &Path,
+        fps: f32,
+        size: Option<(u32, u32)>,
+        pacing: Pacing,
+    ) -> Result<VideoFile, SourceError> {
+        let (w0, h0, native_fps, duration_ms) = probe(path)?;
+        let (width, height) = size.unwrap_or((w0 & !1, h0 & !1));
+        let fps = fps.min(native_fps).max(0.01);
+        let filter = format!("fps={fps},scale={width}:{height}");
+        let mut child = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+            .arg(path)
+            .args([
+                "-an", "-sn", "-vf", &filter, "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| SourceError::Open {
+                what: format!("video file {}", path.display()),
+                message: format!("cannot run ffmpeg: {e}"),
+                fix: "install ffmpeg (apt-get install ffmpeg)".into(),
+            })?;
+        let stdout = child.stdout.take().ok_or_else(|| SourceError::Open {
+            what: path.display().to_string(),
+            message: "no pipe from ffmpeg".into(),
+            fix: "retry".into(),
+        })?;
+        Ok(VideoFile {
+            path: path.to_path_buf(),
+            info: SourceInfo {
+                width,
+                height,
+                fps,
+                duration_ms,
+            },
+            child,
+            stdout,
+            index: 0,
+            pacer: Pacer::new(pacing),
+        })
+    }
+}
+
+impl FrameSource for VideoFile {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let len = self.info.width as usize * self.info.height as usize * 3;
+        let mut rgb = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.stdout.read(&mut rgb[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(SourceError::Read {
+                        what: self.path.display().to_string(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        if filled < len {
+            // End of stream (a truncated last frame is dropped).
+            let _ = self.child.wait();
+            return Ok(None);
+        }
+        let t_ms = (self.index as f64 * 1000.0 / f64::from(self.info.fps)).round() as u64;
+        self.index += 1;
+        self.pacer.wait(t_ms);
+        Ok(Some(Frame {
+            t_ms,
+            width: self.info.width,
+            height: self.info.height,
+            rgb,
+        }))
+    }
+}
+
+impl Drop for VideoFile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
