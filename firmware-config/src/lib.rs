@@ -177,6 +177,8 @@ impl Config {
             Ok(c) => Ok(c),
             Err(mut problems) => {
                 locate::add_lines(text, &mut problems);
+                // In file order, problems without a line last.
+                problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
                 Err(ConfigErrors {
                     file: file.to_path_buf(),
                     problems,

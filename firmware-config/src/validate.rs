@@ -564,10 +564,13 @@ fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path)
             Some("write mqtt://host:1883".to_string()),
         );
     }
+    // A derived client id is valid whenever the device id is (checked there).
+    if let Some(id) = &raw.client_id {
+        check_id(c, "mqtt.client_id", id);
+    }
     let client_id = raw
         .client_id
         .unwrap_or_else(|| format!("vitrine-{}", device_id.unwrap_or("device")));
-    check_id(c, "mqtt.client_id", &client_id);
     let topic_prefix = raw.topic_prefix.unwrap_or_else(|| "vitrine".into());
     if topic_prefix.is_empty()
         || topic_prefix.contains(['+', '#'])

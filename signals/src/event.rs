@@ -266,8 +266,10 @@ pub struct WindowEvent {
     pub source_id: String,
     /// Per-device sequence number, strictly increasing across restarts.
     pub seq: u64,
-    /// Same event, same key: `store/device/source/window-start-ms`. Lets the central service
-    /// deduplicate redeliveries (delivery is at least once).
+    /// `store/device/source/window-start-ms/seq`: the same event always carries the same key
+    /// (it is stored and redelivered verbatim), two events never share one (a restart in the
+    /// middle of a window yields two partial windows with different keys). Delivery is at
+    /// least once: the central service deduplicates on this key.
     pub idempotency_key: String,
     pub window: Window,
     pub k_min: u32,
@@ -320,8 +322,8 @@ impl WindowEvent {
             source_id: meta.source_id.to_string(),
             seq,
             idempotency_key: format!(
-                "{}/{}/{}/{}",
-                meta.store_id, meta.device_id, meta.source_id, start_ms
+                "{}/{}/{}/{}/{}",
+                meta.store_id, meta.device_id, meta.source_id, start_ms, seq
             ),
             window: Window {
                 start: rfc3339(start_ms),

@@ -1,0 +1,9 @@
+//! The `vitrine` agent: commands, the threaded pipeline around the pure signal state
+//! machines, sequencing and MQTT publishing. See ARCHITECTURE.md.
+
+pub mod commands;
+pub mod demo;
+pub mod pipeline;
+pub mod publish;
+pub mod queue;
+pub mod seq;

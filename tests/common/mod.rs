@@ -1,0 +1,208 @@
+//! Shared harness for the integration tests: where the real media and models are, the
+//! `vitrine` binary, a real Mosquitto on a free port, and the published JSON Schema.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Real media from Debian's registries (scripts/fetch-media.sh; the test script runs it).
+pub fn media(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VITRINE_MEDIA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/media"));
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "test media {} is missing: run scripts/fetch-media.sh first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Pinned models (`vitrine models fetch --dir .cache/models`; the test script runs it).
+pub fn models() -> PathBuf {
+    let dir = std::env::var_os("VITRINE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/models"));
+    assert!(
+        dir.join("yolox_nano.onnx").is_file(),
+        "models missing in {}: run `vitrine models fetch --dir {}` (scripts/test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+pub fn vitrine() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vitrine"));
+    c.env("VITRINE_LOG", "info");
+    c
+}
+
+pub fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("signals/schema/window-event.v1.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&schema).expect("the schema itself is valid")
+}
+
+pub fn assert_valid(v: &jsonschema::Validator, ev: &serde_json::Value) {
+    let errors: Vec<String> = v
+        .iter_errors(ev)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "payload does not match the schema: {errors:?}\n{ev}"
+    );
+}
+
+pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A config for the given sources, with absolute paths, written into `dir`.
+pub fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let text = format!(
+        "[device]\nid = \"test-box\"\nstore_id = \"test-store\"\n\n{body}\n\n[models]\ndir = \"{}\"\n\n[outbox]\ndir = \"{}\"\n",
+        models().display(),
+        dir.join("state").display()
+    );
+    let p = dir.join("agent.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The demo's camera geometry for vtest.avi.
+pub fn walkway_camera(fps: u32) -> String {
+    format!(
+        "[[cameras]]\nid = \"walkway\"\nfile = \"{}\"\nfps = {fps}\n\n[[cameras.lines]]\nid = \"walkway-x045\"\nfrom = [0.45, 0.28]\nto = [0.45, 0.72]\nin = \"left\"\n\n[[cameras.zones]]\nid = \"pavement-west\"\npolygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]\n\n[[cameras.displays]]\nid = \"info-sign\"\npolygon = [[0.48, 0.34], [0.64, 0.34], [0.64, 0.52], [0.48, 0.52]]\n",
+        media("vtest.avi").display()
+    )
+}
+
+/// A real Mosquitto on a free loopback port, killed on drop.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is not installed: scripts/test.sh installs it (apt-get install mosquitto)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A subscriber with its own thread and runtime, collecting (topic, payload, retained).
+pub struct Subscriber {
+    pub rx: std::sync::mpsc::Receiver<(String, Vec<u8>, bool)>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Subscriber {
+    pub fn start(port: u16, filter: &str) -> Subscriber {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let filter = filter.to_string();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let id = format!("test-sub-{}-{}", std::process::id(), port);
+                let (client, mut ev) =
+                    AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
+                client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+                loop {
+                    match ev.poll().await {
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            let _ = ready_tx.send(());
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            if tx
+                                .send((
+                                    String::from_utf8_lossy(&p.topic).to_string(),
+                                    p.payload.to_vec(),
+                                    p.retain,
+                                ))
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscribed");
+        Subscriber {
+            rx,
+            _thread: thread,
+        }
+    }
+
+    /// Everything received until `quiet` passes with no new message.
+    pub fn drain(&self, quiet: Duration) -> Vec<(String, Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        while let Ok(m) = self.rx.recv_timeout(quiet) {
+            out.push(m);
+        }
+        out
+    }
+}
