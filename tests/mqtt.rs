@@ -1,1 +1,166 @@
+//! `vitrine run` on real media into a real Mosquitto started by the test.
 
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn config(dir: &std::path::Path, port: u16, fps: u32, mic: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "{}\n[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_secs = 5\n\n[privacy]\nwindow_secs = 10\n",
+            walkway_camera(fps),
+            media(mic).display()
+        ),
+    )
+}
+
+fn windows(msgs: &[(String, Vec<u8>, bool)]) -> Vec<(String, Value)> {
+    msgs.iter()
+        .filter(|(t, _, _)| t.contains("/window/"))
+        .map(|(t, p, _)| {
+            (
+                t.clone(),
+                serde_json::from_slice(p).expect("payload is JSON"),
+            )
+        })
+        .collect()
+}
+
+fn statuses(msgs: &[(String, Vec<u8>, bool)]) -> Vec<Value> {
+    msgs.iter()
+        .filter(|(t, _, _)| t.ends_with("/status"))
+        .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn run_publishes_every_window_to_a_real_broker() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/#");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), broker.port, 2, "speech.wav");
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = sub.drain(Duration::from_secs(2));
+    let events = windows(&msgs);
+    let schema = schema();
+    let mut seqs = BTreeSet::new();
+    let (mut frames, mut audio_s) = (0, 0.0);
+    for (topic, e) in &events {
+        assert_valid(&schema, e);
+        let source = e["source_id"].as_str().unwrap();
+        assert_eq!(
+            topic,
+            &format!("vitrine/test-store/test-box/window/{source}")
+        );
+        assert!(seqs.insert(e["seq"].as_u64().unwrap()), "duplicate seq");
+        match source {
+            "walkway" => frames += e["coverage"]["frames_analysed"].as_u64().unwrap(),
+            "floor" => audio_s += e["coverage"]["seconds_analysed"].as_f64().unwrap(),
+            other => panic!("unexpected source {other}"),
+        }
+    }
+    // Nothing lost: seq is contiguous from 1, and the windows add up to the whole media.
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<BTreeSet<_>>());
+    assert_eq!(frames, 159, "79.5 s at 2 fps, every frame in some window");
+    assert!((audio_s - 14.5).abs() < 0.2, "{audio_s} s of speech.wav");
+    // Status: online when connected, offline (retained) on a clean shutdown.
+    let st = statuses(&msgs);
+    assert_eq!(
+        st.first().map(|s| s["state"].clone()),
+        Some("online".into()),
+        "{st:?}"
+    );
+    assert_eq!(
+        st.last().map(|s| (s["state"].clone(), s["reason"].clone())),
+        Some(("offline".into(), "shutdown".into()))
+    );
+    // A subscriber arriving later still learns the device's state: it is retained.
+    let late = Subscriber::start(broker.port, "vitrine/+/+/status");
+    let retained = late.drain(Duration::from_millis(500));
+    assert_eq!(retained.len(), 1);
+    assert!(retained[0].2, "status is retained");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&retained[0].1).unwrap()["state"],
+        "offline"
+    );
+}
+
+#[test]
+fn last_will_marks_the_device_offline_when_killed() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/status");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), broker.port, 1, "noise.wav");
+    let mut child = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let online: Value = serde_json::from_slice(
+        &sub.rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("online status")
+            .1,
+    )
+    .unwrap();
+    assert_eq!(online["state"], "online");
+    child.kill().unwrap(); // SIGKILL: no goodbye, the broker must publish the will.
+    child.wait().unwrap();
+    let (_, payload, _) = sub
+        .rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("last will");
+    let will: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        (will["state"].as_str(), will["reason"].as_str()),
+        (Some("offline"), Some("connection lost"))
+    );
+}
+
+#[test]
+fn sequence_numbers_continue_across_restarts() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("noise.wav").display(), broker.port),
+    );
+    for _ in 0..2 {
+        let out = vitrine()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seqs: Vec<u64> = windows(&sub.drain(Duration::from_secs(1)))
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.len() >= 6, "{seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "contiguous across the restart"
+    );
+}

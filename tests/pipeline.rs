@@ -1,1 +1,176 @@
+//! The whole pipeline on real media (Debian's vtest.avi, alsa-utils voice prompts, espeak-ng
+//! speech, sox noise) through the real models, via `vitrine replay`.
 
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn replay(cfg: &std::path::Path, input: &std::path::Path, out: &std::path::Path) {
+    let o = vitrine()
+        .args([
+            "replay",
+            "--quiet",
+            "--start",
+            "2026-11-29T10:00:00Z",
+            "--config",
+        ])
+        .arg(cfg)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn sum(events: &[Value], f: impl Fn(&Value) -> Option<u64>) -> u64 {
+    events.iter().filter_map(f).sum()
+}
+
+#[test]
+fn replay_vtest_walkway_counts_people_crossings_and_visits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("{}\n[privacy]\nwindow_secs = 10\n", walkway_camera(5)),
+    );
+    let out = dir.path().join("events.jsonl");
+    replay(&cfg, &media("vtest.avi"), &out);
+    let events = read_jsonl(&out);
+    let schema = schema();
+    for e in &events {
+        assert_valid(&schema, e);
+    }
+    // 79.5 s of video in 10 s windows: 8 windows, numbered 1..8, aligned to --start.
+    assert_eq!(events.len(), 8);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], (i + 1) as u64);
+        assert_eq!(e["kind"], "camera");
+        let start_ms = 1_795_946_400_000 + i as u64 * 10_000; // 2026-11-29T10:00:00Z + i windows
+        assert_eq!(
+            e["window"]["start"],
+            vitrine_signals::event::rfc3339(start_ms)
+        );
+    }
+    // Every frame analysed at 5 fps; the last window is 9.5 s long, so it is not complete.
+    assert_eq!(
+        sum(&events, |e| e["coverage"]["frames_analysed"].as_u64()),
+        398
+    );
+    assert!(events[..7]
+        .iter()
+        .all(|e| e["coverage"]["status"] == "ok" && e["coverage"]["frames_analysed"] == 50));
+    assert!(events[7]["coverage"]["seconds_blind"].as_f64().unwrap() > 0.0);
+    // PETS2009 S2L1 shows 4-8 pedestrians at a time.
+    for e in &events {
+        let max = e["people"]["max"].as_u64().unwrap();
+        assert!(
+            (3..=12).contains(&max),
+            "people max {max} in {}",
+            e["window"]["start"]
+        );
+    }
+    // Crossings both ways at the walkway line, visits to the pavement zone and the sign.
+    let ins = sum(&events, |e| e["lines"][0]["in"].as_u64());
+    let outs = sum(&events, |e| e["lines"][0]["out"].as_u64());
+    assert!(
+        (6..=25).contains(&ins) && (6..=25).contains(&outs),
+        "in {ins} out {outs}"
+    );
+    let visits = sum(&events, |e| e["zones"][0]["visits"].as_u64());
+    assert!((5..=40).contains(&visits), "zone visits {visits}");
+    let dwells: Vec<f64> = events
+        .iter()
+        .filter_map(|e| e["zones"][0]["dwell_seconds"]["p50"].as_f64())
+        .collect();
+    assert!(!dwells.is_empty() && dwells.iter().all(|d| *d < 60.0));
+}
+
+#[test]
+fn k_anonymity_suppresses_small_counts_on_real_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[privacy]\nwindow_secs = 10\nk_min = 3\n",
+            walkway_camera(2)
+        ),
+    );
+    let out = dir.path().join("events.jsonl");
+    replay(&cfg, &media("vtest.avi"), &out);
+    let events = read_jsonl(&out);
+    let schema = schema();
+    let mut suppressed = 0;
+    for e in &events {
+        assert_valid(&schema, e);
+        assert_eq!(e["k_min"], 3);
+        for l in e["lines"].as_array().unwrap() {
+            for dir in ["in", "out"] {
+                match l[dir].as_u64() {
+                    Some(n) => assert!(n == 0 || n >= 3, "{dir} = {n} should be suppressed"),
+                    None => {
+                        suppressed += 1;
+                        assert_eq!(l["suppressed"], true);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        suppressed > 0,
+        "some 1-2 crossing counts exist in vtest windows and must be null"
+    );
+}
+
+fn mic_window(file: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[[microphones]]\nid = \"floor\"\ndevice = \"default\"\n",
+    );
+    let out = dir.path().join("events.jsonl");
+    replay(&cfg, &media(file), &out);
+    let events = read_jsonl(&out);
+    assert_eq!(events.len(), 1, "one 60 s window");
+    assert_valid(&schema(), &events[0]);
+    events[0].clone()
+}
+
+#[test]
+fn speech_is_detected_as_speech() {
+    let e = mic_window("speech.wav");
+    let ratio = e["speech_ratio"].as_f64().unwrap();
+    assert!(ratio > 0.7, "espeak-ng speech ratio {ratio}");
+    // 14.5 s of audio in a 60 s window: the rest is reported blind, not silent.
+    let cov = &e["coverage"];
+    assert!(
+        (cov["seconds_analysed"].as_f64().unwrap() - 14.5).abs() < 0.2,
+        "{cov}"
+    );
+    assert_eq!(cov["status"], "partial");
+}
+
+#[test]
+fn real_recorded_voice_is_detected() {
+    // alsa-utils voice prompts: 48 kHz recordings with silence between words.
+    let ratio = mic_window("prompts.wav")["speech_ratio"].as_f64().unwrap();
+    assert!(
+        (0.4..0.95).contains(&ratio),
+        "voice prompt speech ratio {ratio}"
+    );
+}
+
+#[test]
+fn noise_is_not_speech_and_its_level_is_measured() {
+    let e = mic_window("noise.wav");
+    assert!(e["speech_ratio"].as_f64().unwrap() < 0.05, "{e}");
+    // scripts/fetch-media.sh makes this noise at exactly -30 dBFS RMS.
+    let mean = e["level_dbfs"]["mean"].as_f64().unwrap();
+    assert!((mean + 30.0).abs() < 0.5, "level {mean} dBFS");
+}

@@ -188,10 +188,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None
     };
     eprintln!(
-        "demo: {} ({}) and {} through {} + {}, {} s windows, k_min {}",
-        "vtest.avi",
-        "PETS2009 pedestrians",
-        "demo-mic.wav",
+        "demo: vtest.avi (PETS2009 pedestrians) and demo-mic.wav through {} + {}, {} s windows, k_min {}",
         cfg.models.detector,
         cfg.models.vad,
         cfg.privacy.window_secs,

@@ -66,7 +66,6 @@ pub struct Publisher {
     qos: QoS,
     pub state: Arc<Mutex<AckState>>,
     task: tokio::task::JoinHandle<()>,
-    online: Arc<Vec<u8>>,
 }
 
 fn lock(s: &Mutex<AckState>) -> std::sync::MutexGuard<'_, AckState> {
@@ -128,13 +127,8 @@ impl Publisher {
         }
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let state = Arc::new(Mutex::new(AckState::default()));
-        let online = Arc::new(status_payload("online", "started", cfg));
-        let (st, c2, status_topic, online2) = (
-            state.clone(),
-            client.clone(),
-            topics.status.clone(),
-            online.clone(),
-        );
+        let online = status_payload("online", "started", cfg);
+        let (st, c2, status_topic) = (state.clone(), client.clone(), topics.status.clone());
         let (host, port) = (mqtt.host.clone(), mqtt.port);
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
@@ -151,7 +145,7 @@ impl Publisher {
                         tracing::info!(broker = %format!("{host}:{port}"), "connected to MQTT broker");
                         // Every (re)connection replaces the retained last will with "online".
                         let c = c2.clone();
-                        let (t, p) = (status_topic.clone(), online2.to_vec());
+                        let (t, p) = (status_topic.clone(), online.clone());
                         tokio::spawn(async move {
                             let _ = c.publish(t, QoS::AtLeastOnce, true, p).await;
                         });
@@ -207,7 +201,6 @@ impl Publisher {
             },
             state,
             task,
-            online,
         })
     }
 
@@ -253,7 +246,6 @@ impl Publisher {
             let _ = self.client.disconnect().await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = &self.online;
         self.task.abort();
         left
     }

@@ -116,3 +116,25 @@ impl Pacer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_contains_pixels_or_samples() {
+        let f = Frame {
+            t_ms: 40,
+            width: 2,
+            height: 1,
+            rgb: vec![201, 202, 203, 204, 205, 206],
+        };
+        let s = format!("{f:?}");
+        assert_eq!(s, "Frame { t_ms: 40, 2x1 }");
+        let a = AudioBlock {
+            t_ms: 32,
+            samples: vec![0.123_456; 4],
+        };
+        assert!(!format!("{a:?}").contains("0.123"));
+    }
+}

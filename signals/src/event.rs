@@ -363,3 +363,111 @@ mod tests {
         assert_eq!(d.mean, 4.0);
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    fn validator() -> jsonschema::Validator {
+        let text = include_str!("../schema/window-event.v1.json");
+        jsonschema::validator_for(&serde_json::from_str(text).unwrap()).unwrap()
+    }
+
+    fn meta() -> EventMeta<'static> {
+        EventMeta {
+            device_id: "box-1",
+            store_id: "store.42",
+            source_id: "door_cam",
+            k_min: 5,
+        }
+    }
+
+    fn check(ev: &WindowEvent) {
+        let v = serde_json::to_value(ev).unwrap();
+        let errors: Vec<String> = validator()
+            .iter_errors(&v)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{v}");
+    }
+
+    #[test]
+    fn every_body_shape_matches_the_published_schema() {
+        let camera = |blind: bool, k: u32| CameraBody {
+            coverage: Coverage::frames(
+                60.0,
+                300,
+                if blind { 0 } else { 290 },
+                3,
+                if blind { 60.0 } else { 1.5 },
+            ),
+            people: PeopleStats::new(if blind { None } else { Some(2.5) }, 4, k),
+            zones: vec![AreaStats::new(
+                "promo".into(),
+                Some(1.2),
+                3,
+                2,
+                DwellStats::from_ms(&mut [1500, 2500]),
+                k,
+            )],
+            lines: vec![LineStats::new("door".into(), 7, 2, k)],
+            displays: vec![AreaStats::new("window".into(), None, 0, 0, None, k)],
+        };
+        for (blind, k) in [(false, 0), (false, 5), (true, 5)] {
+            check(&WindowEvent::new(
+                &meta(),
+                7,
+                1_795_946_400_000,
+                1_795_946_460_000,
+                Body::Camera(camera(blind, k)),
+            ));
+        }
+        let audio = AudioBody {
+            coverage: Coverage::audio(60.0, 60.0, 0.0),
+            speech_ratio: Some(0.25),
+            speech_seconds: 15.0,
+            level_dbfs: Some(Level {
+                mean: -32.0,
+                max: -10.0,
+                min: -60.0,
+            }),
+        };
+        check(&WindowEvent::new(
+            &meta(),
+            8,
+            0,
+            60_000,
+            Body::Microphone(audio),
+        ));
+        let silent = AudioBody {
+            coverage: Coverage::audio(60.0, 0.0, 60.0),
+            speech_ratio: None,
+            speech_seconds: 0.0,
+            level_dbfs: None,
+        };
+        check(&WindowEvent::new(
+            &meta(),
+            9,
+            0,
+            60_000,
+            Body::Microphone(silent),
+        ));
+    }
+
+    #[test]
+    fn the_schema_rejects_a_smuggled_box() {
+        let body = Body::Camera(CameraBody {
+            coverage: Coverage::frames(60.0, 300, 300, 0, 0.0),
+            people: PeopleStats::new(Some(1.0), 1, 0),
+            zones: vec![],
+            lines: vec![],
+            displays: vec![],
+        });
+        let mut v = serde_json::to_value(WindowEvent::new(&meta(), 1, 0, 60_000, body)).unwrap();
+        v["people"]["bbox"] = serde_json::json!([0.1, 0.2, 0.3, 0.4]);
+        assert!(!validator().is_valid(&v));
+        v["people"].as_object_mut().unwrap().remove("bbox");
+        v["seq"] = serde_json::json!("7");
+        assert!(!validator().is_valid(&v), "numbers as strings are invalid");
+    }
+}

@@ -146,17 +146,15 @@ impl LineState {
                 continue;
             }
             let side = if d < 0.0 { Side::Left } else { Side::Right };
-            match self.side.insert(id, (side, p)) {
-                Some((prev, prev_p)) if prev != side => {
-                    if segments_intersect(prev_p, p, a_ext, b_ext) {
-                        if side == self.line.in_side {
-                            self.ins += 1;
-                        } else {
-                            self.outs += 1;
-                        }
-                    }
+            // A crossing: the side changed and the path went through the line (not around it).
+            let crossed = matches!(self.side.insert(id, (side, p)),
+                Some((prev, prev_p)) if prev != side && segments_intersect(prev_p, p, a_ext, b_ext));
+            if crossed {
+                if side == self.line.in_side {
+                    self.ins += 1;
+                } else {
+                    self.outs += 1;
                 }
-                _ => {}
             }
         }
     }
@@ -468,5 +466,71 @@ mod tests {
         assert_eq!(w.zones[0].visits, None);
         assert!(w.zones[0].dwell_seconds.is_none());
         assert!(w.zones[0].suppressed);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn door() -> Line {
+        Line {
+            id: "door".into(),
+            from: Point { x: 0.5, y: 0.0 },
+            to: Point { x: 0.5, y: 1.0 },
+            in_side: Side::Left,
+        }
+    }
+
+    proptest! {
+        /// One person can never be counted in twice without going out in between: for any
+        /// path, |in - out| <= 1, and crossings never exceed the side changes beyond the band.
+        #[test]
+        fn crossings_alternate_and_never_exceed_real_side_changes(xs in proptest::collection::vec(0.0f32..1.0, 1..200)) {
+            let mut l = LineState::new(door());
+            let mut changes = 0u32;
+            let mut last: Option<bool> = None;
+            for &x in &xs {
+                l.observe(&[(1, Point { x, y: 0.5 })]);
+                if (x - 0.5).abs() >= LINE_DEADBAND {
+                    let right = x > 0.5;
+                    if last.is_some_and(|r| r != right) {
+                        changes += 1;
+                    }
+                    last = Some(right);
+                }
+            }
+            prop_assert!(l.ins.abs_diff(l.outs) <= 1, "in {} out {}", l.ins, l.outs);
+            prop_assert!(l.ins + l.outs <= changes);
+        }
+
+        /// Jitter inside the dead band never counts, whatever its pattern.
+        #[test]
+        fn jitter_inside_the_dead_band_counts_nothing(dx in proptest::collection::vec(-0.0199f32..0.0199, 1..300)) {
+            let mut l = LineState::new(door());
+            for d in dx {
+                l.observe(&[(1, Point { x: 0.5 + d, y: 0.5 })]);
+            }
+            prop_assert_eq!((l.ins, l.outs), (0, 0));
+        }
+
+        /// With many people, total crossings never exceed what each path allows, and
+        /// occupancy never exceeds the number of people present.
+        #[test]
+        fn many_people_bounds(paths in proptest::collection::vec(proptest::collection::vec((0.0f32..1.0, 0.0f32..1.0), 20), 1..8)) {
+            let mut l = LineState::new(door());
+            let mut a = AreaState::new(Area { id: "z".into(), polygon: vec![Point { x: 0.5, y: 0.0 }, Point { x: 1.0, y: 0.0 }, Point { x: 1.0, y: 1.0 }, Point { x: 0.5, y: 1.0 }] });
+            for step in 0..20 {
+                let feet: Vec<(u64, Point)> = paths.iter().enumerate().map(|(id, p)| (id as u64, Point { x: p[step].0, y: p[step].1 })).collect();
+                l.observe(&feet);
+                a.observe(step as u64 * 200, &feet);
+            }
+            prop_assert!(l.ins + l.outs <= paths.len() as u32 * 19);
+            prop_assert!(l.ins.abs_diff(l.outs) <= paths.len() as u32);
+            prop_assert!(a.occupancy_max as usize <= paths.len());
+            // Each visit needs an entry; a person enters at most once per 2 steps outside/inside.
+            prop_assert!(a.visits as usize <= paths.len() * 10);
+        }
     }
 }

@@ -161,7 +161,12 @@ impl Subscriber {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let id = format!("test-sub-{}-{}", std::process::id(), port);
+                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let id = format!(
+                    "test-sub-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
                 let (client, mut ev) =
                     AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
                 client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
