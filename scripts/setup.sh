@@ -36,4 +36,5 @@ if [ -z "${VITRINE_MODEL_MIRROR:-}" ] && [ -d "$root/../shared/models" ]; then
   export VITRINE_MODEL_MIRROR=$(cd "$root/../shared/models" && pwd)
 fi
 cd "$root"
+cargo build --locked -p vitrine
 cargo run --quiet --locked -p vitrine -- models fetch --dir "$root/.cache/models"
