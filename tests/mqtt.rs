@@ -171,23 +171,47 @@ fn sigterm_drains_the_open_windows_and_says_goodbye() {
     let sub = Subscriber::start(broker.port, "vitrine/#");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), broker.port, 2, "demo-mic.wav");
-    let child = vitrine().args(["run", "--realtime", "--config"]).arg(&cfg).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let (_, online, _) = sub.rx.recv_timeout(Duration::from_secs(20)).expect("online status");
-    assert_eq!(serde_json::from_slice::<Value>(&online).unwrap()["state"], "online");
+    let child = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, online, _) = sub
+        .rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("online status");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&online).unwrap()["state"],
+        "online"
+    );
     std::thread::sleep(Duration::from_secs(3));
-    let st = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "clean exit on SIGTERM: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "clean exit on SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msgs = sub.drain(Duration::from_secs(1));
     let events = windows(&msgs);
     // Both sources publish the window they were in when the stop came, marked as partial.
-    let sources: BTreeSet<&str> = events.iter().map(|(_, e)| e["source_id"].as_str().unwrap()).collect();
+    let sources: BTreeSet<&str> = events
+        .iter()
+        .map(|(_, e)| e["source_id"].as_str().unwrap())
+        .collect();
     assert_eq!(sources, ["floor", "walkway"].into_iter().collect());
     for (_, e) in &events {
         assert_valid(&schema(), e);
         assert_ne!(e["coverage"]["status"], "blind");
     }
     let last = statuses(&msgs).pop().unwrap();
-    assert_eq!((last["state"].as_str(), last["reason"].as_str()), (Some("offline"), Some("shutdown")));
+    assert_eq!(
+        (last["state"].as_str(), last["reason"].as_str()),
+        (Some("offline"), Some("shutdown"))
+    );
 }

@@ -183,12 +183,22 @@ fn h264_mp4_replays_like_the_original() {
     let st = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-y", "-t", "10", "-i"])
         .arg(media("vtest.avi"))
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&mp4)
         .status()
         .unwrap();
     assert!(st.success());
-    let cfg = write_config(dir.path(), &format!("{}\n[privacy]\nwindow_secs = 10\n", walkway_camera(5)));
+    let cfg = write_config(
+        dir.path(),
+        &format!("{}\n[privacy]\nwindow_secs = 10\n", walkway_camera(5)),
+    );
     let out = dir.path().join("events.jsonl");
     replay(&cfg, &mp4, &out);
     let events = read_jsonl(&out);
@@ -196,20 +206,33 @@ fn h264_mp4_replays_like_the_original() {
     assert_valid(&schema(), &events[0]);
     assert_eq!(events[0]["coverage"]["frames_analysed"], 50);
     let max = events[0]["people"]["max"].as_u64().unwrap();
-    assert!((5..=9).contains(&max), "people max {max} (the AVI gives 7 in this window)");
+    assert!(
+        (5..=9).contains(&max),
+        "people max {max} (the AVI gives 7 in this window)"
+    );
 }
 
 #[test]
 fn flac_audio_gives_the_same_signals_as_wav() {
     let dir = tempfile::tempdir().unwrap();
     let flac = dir.path().join("speech.flac");
-    let st = std::process::Command::new("sox").arg(media("speech.wav")).arg(&flac).status().unwrap();
+    let st = std::process::Command::new("sox")
+        .arg(media("speech.wav"))
+        .arg(&flac)
+        .status()
+        .unwrap();
     assert!(st.success());
-    let cfg = write_config(dir.path(), "[[microphones]]\nid = \"floor\"\ndevice = \"default\"\n");
+    let cfg = write_config(
+        dir.path(),
+        "[[microphones]]\nid = \"floor\"\ndevice = \"default\"\n",
+    );
     let out = dir.path().join("events.jsonl");
     replay(&cfg, &flac, &out);
     let from_flac = &read_jsonl(&out)[0];
     let from_wav = mic_window("speech.wav");
-    assert_eq!(from_flac["speech_ratio"], from_wav["speech_ratio"], "lossless: identical samples, identical signals");
+    assert_eq!(
+        from_flac["speech_ratio"], from_wav["speech_ratio"],
+        "lossless: identical samples, identical signals"
+    );
     assert_eq!(from_flac["level_dbfs"], from_wav["level_dbfs"]);
 }

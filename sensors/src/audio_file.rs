@@ -16,7 +16,12 @@ const READ_FRAMES: usize = 1024;
 
 enum Decoder {
     Wav(hound::WavReader<BufReader<File>>),
-    Flac(claxon::FlacReader<File>),
+    Flac {
+        reader: claxon::FlacReader<File>,
+        block: claxon::Block,
+        /// Next inter-channel sample of `block`.
+        pos: usize,
+    },
 }
 
 pub struct AudioFile {
@@ -50,7 +55,11 @@ impl AudioFile {
             let r = claxon::FlacReader::open(path).map_err(|e| bad(e.to_string()))?;
             let i = r.streaminfo();
             (
-                Decoder::Flac(r),
+                Decoder::Flac {
+                    reader: r,
+                    block: claxon::Block::empty(),
+                    pos: 0,
+                },
                 i.sample_rate,
                 i.channels as usize,
                 i.bits_per_sample,
@@ -143,14 +152,28 @@ impl AudioFile {
                     }
                 }
             }
-            Decoder::Flac(r) => {
-                let mut samples = r.samples();
-                for _ in 0..want * ch {
-                    match samples.next() {
-                        Some(Ok(v)) => push(v as f32 * scale, into),
-                        Some(Err(e)) => return Err(err(e.to_string())),
-                        None => return Ok(false),
+            Decoder::Flac { reader, block, pos } => {
+                // Whole blocks are decoded and kept between calls: a claxon sample iterator
+                // dropped mid-block would lose the rest of that block.
+                for _ in 0..want {
+                    if *pos >= block.duration() as usize {
+                        let spare = std::mem::replace(block, claxon::Block::empty()).into_buffer();
+                        match reader.blocks().read_next_or_eof(spare) {
+                            Ok(Some(b)) => {
+                                *block = b;
+                                *pos = 0;
+                            }
+                            Ok(None) => return Ok(false),
+                            Err(e) => return Err(err(e.to_string())),
+                        }
+                        if block.duration() == 0 {
+                            return Ok(false);
+                        }
                     }
+                    for c in 0..ch as u32 {
+                        push(block.sample(c, *pos as u32) as f32 * scale, into);
+                    }
+                    *pos += 1;
                 }
             }
         }
