@@ -14,6 +14,7 @@ use vitrine_sensors::Pacing;
 use vitrine_signals::event::EventMeta;
 use vitrine_signals::{Body, WindowEvent, Windower};
 
+use crate::outbox::JsonlOutbox;
 use crate::pipeline::{self, Options, Running, WindowOut, WINDOW_CHANNEL};
 use crate::publish::Publisher;
 use crate::seq::Sequencer;
@@ -388,15 +389,8 @@ pub fn run_config(
         }
         None => None,
     };
-    let outbox_file = cfg.outbox.dir.join("events.jsonl");
     let mut outbox = match &publisher {
-        None => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&outbox_file)
-                .with_context(|| format!("cannot open {}", outbox_file.display()))?,
-        ),
+        None => Some(JsonlOutbox::open(&cfg.outbox.dir, cfg.outbox.max_bytes)?),
         Some(_) => None,
     };
     let (etx, mut erx) = tokio::sync::mpsc::channel::<WindowEvent>(WINDOW_CHANNEL);
@@ -427,10 +421,8 @@ pub fn run_config(
             tracing::debug!(key = %ev.idempotency_key, seq = ev.seq, "window closed");
             match (&publisher, &mut outbox) {
                 (Some(p), _) => p.publish(&ev).await?,
-                (None, Some(f)) => {
-                    serde_json::to_writer(&mut *f, &ev)?;
-                    f.write_all(b"\n")?;
-                    f.sync_data()?;
+                (None, Some(o)) => {
+                    o.append(&ev)?;
                 }
                 (None, None) => {}
             }

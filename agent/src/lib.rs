@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod demo;
+pub mod outbox;
 pub mod pipeline;
 pub mod publish;
 pub mod queue;
