@@ -240,9 +240,19 @@ fn flac_audio_gives_the_same_signals_as_wav() {
 #[test]
 fn run_without_a_broker_keeps_events_in_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[privacy]\nwindow_secs = 5\n", media("noise.wav").display()));
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[privacy]\nwindow_secs = 5\n",
+            media("noise.wav").display()
+        ),
+    );
     for _ in 0..2 {
-        let o = vitrine().args(["run", "--config"]).arg(&cfg).output().unwrap();
+        let o = vitrine()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let events = read_jsonl(&dir.path().join("state/events.jsonl"));
@@ -250,5 +260,9 @@ fn run_without_a_broker_keeps_events_in_the_outbox() {
     events.iter().for_each(|e| assert_valid(&schema, e));
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.len() >= 6);
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "appended across runs, seq contiguous");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "appended across runs, seq contiguous"
+    );
 }

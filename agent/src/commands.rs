@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use vitrine_config::{Config, ConfigErrors};
 use vitrine_sensors::Pacing;
-use vitrine_signals::event::EventMeta;
 use vitrine_signals::{Body, WindowEvent, Windower};
 
 use crate::outbox::JsonlOutbox;
@@ -277,13 +276,7 @@ fn write_events(
 ) -> anyhow::Result<usize> {
     let mut n = 0;
     for w in rx.iter() {
-        let meta = EventMeta {
-            device_id: &cfg.device.id,
-            store_id: &cfg.device.store_id,
-            source_id: &w.source_id.clone(),
-            k_min: cfg.privacy.k_min,
-        };
-        let ev = seq.event(&meta, w)?;
+        let ev = seq.number(cfg, w)?;
         serde_json::to_writer(&mut *out, &ev)?;
         out.write_all(b"\n")?;
         n += 1;
@@ -399,13 +392,7 @@ pub fn run_config(
     let bridge = std::thread::spawn(move || -> anyhow::Result<u64> {
         let mut n = 0;
         for w in rx.iter() {
-            let meta = EventMeta {
-                device_id: &cfg2.device.id,
-                store_id: &cfg2.device.store_id,
-                source_id: &w.source_id.clone(),
-                k_min: cfg2.privacy.k_min,
-            };
-            let ev = seq.event(&meta, w)?;
+            let ev = seq.number(&cfg2, w)?;
             if etx.blocking_send(ev).is_err() {
                 anyhow::bail!("publisher stopped");
             }

@@ -56,6 +56,22 @@ impl Sequencer {
         std::fs::rename(&tmp, file)
     }
 
+    /// Number a closed window of a device configured by `cfg`.
+    pub fn number(
+        &mut self,
+        cfg: &vitrine_config::Config,
+        w: WindowOut,
+    ) -> anyhow::Result<WindowEvent> {
+        let source = w.source_id.clone();
+        let meta = EventMeta {
+            device_id: &cfg.device.id,
+            store_id: &cfg.device.store_id,
+            source_id: &source,
+            k_min: cfg.privacy.k_min,
+        };
+        self.event(&meta, w)
+    }
+
     /// Number a closed window, producing the event to publish.
     pub fn event(&mut self, meta: &EventMeta<'_>, w: WindowOut) -> anyhow::Result<WindowEvent> {
         let seq = self.next;
