@@ -7,4 +7,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/setup.sh"
 cd "$root"
-cargo run --quiet --locked -p vitrine -- demo --media "$root/.cache/media" --models "$root/.cache/models" "$@"
+cargo build --locked -p vitrine
+fetch_models
+"$vitrine_bin" demo --media "$root/.cache/media" --models "$root/.cache/models" "$@"

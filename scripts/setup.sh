@@ -6,8 +6,9 @@
 #   espeak-ng sox alsa-utils   speech/noise/voice-prompt media (scripts/fetch-media.sh)
 #   python3-pip      `pip download` of the pinned Silero VAD wheel (PyPI)
 #   curl             upstream model downloads; build-essential for crates that compile C
-# Models: `vitrine models fetch` from $VITRINE_MODEL_MIRROR (a mirror directory; default: a
-# sibling ../shared/models if present), else the pinned upstream URLs / PyPI. sha256-checked.
+# Models (fetch_models, called after the build): `vitrine models fetch` from
+# $VITRINE_MODEL_MIRROR (a mirror directory; default: a sibling ../shared/models if present),
+# else the pinned upstream URLs / PyPI. sha256-checked.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi; }
@@ -35,6 +36,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 if [ -z "${VITRINE_MODEL_MIRROR:-}" ] && [ -d "$root/../shared/models" ]; then
   export VITRINE_MODEL_MIRROR=$(cd "$root/../shared/models" && pwd)
 fi
-cd "$root"
-cargo build --locked -p vitrine
-cargo run --quiet --locked -p vitrine -- models fetch --dir "$root/.cache/models"
+vitrine_bin="${CARGO_TARGET_DIR:-$root/target}/debug/vitrine"
+
+# fetch_models: the pinned models into .cache/models, with an already built vitrine binary
+# (built by the caller so that tests and demo each build the workspace once).
+fetch_models() { "$vitrine_bin" models fetch --dir "$root/.cache/models"; }

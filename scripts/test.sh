@@ -8,4 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/setup.sh"
 cd "$root"
 export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/models"
+# Build once (the integration tests' feature set also builds the vitrine binary they run).
+cargo test --workspace --locked --no-run
+fetch_models
 cargo test --workspace --locked "$@"
