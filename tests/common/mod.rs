@@ -152,26 +152,30 @@ impl Subscriber {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::mqttbytes::QoS;
         use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let (tx, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let filter = filter.to_string();
+        let id = format!(
+            "test-sub-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let id = format!(
-                    "test-sub-{}-{}",
-                    std::process::id(),
-                    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                );
                 let (client, mut ev) =
                     AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
-                client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
                     match ev.poll().await {
+                        // (Re)subscribe on every connection: a clean session forgets it.
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => client
+                            .try_subscribe(filter.clone(), QoS::AtLeastOnce)
+                            .unwrap(),
                         Ok(Event::Incoming(Packet::SubAck(_))) => {
                             let _ = ready_tx.send(());
                         }
@@ -188,13 +192,20 @@ impl Subscriber {
                             }
                         }
                         Ok(_) => {}
-                        Err(_) => return,
+                        Err(e) => {
+                            if Instant::now() > deadline {
+                                eprintln!("test subscriber gives up: {e}");
+                                return;
+                            }
+                            eprintln!("test subscriber: {e}; retrying");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                     }
                 }
             });
         });
         ready_rx
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(20))
             .expect("subscribed");
         Subscriber {
             rx,
