@@ -13,7 +13,7 @@ use vitrine_config::{Config, ConfigErrors};
 use vitrine_sensors::Pacing;
 use vitrine_signals::{Body, WindowEvent, Windower};
 
-use crate::outbox::JsonlOutbox;
+use crate::outbox::jsonl::JsonlOutbox;
 use crate::pipeline::{self, Options, Running, WindowOut, WINDOW_CHANNEL};
 use crate::publish::Publisher;
 use crate::seq::Sequencer;

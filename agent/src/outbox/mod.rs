@@ -1,0 +1,637 @@
+//! The durable outbox: every event is appended here before it is published and removed only
+//! after the broker acknowledged it. A plain state machine over [`Storage`]; time comes in as
+//! an argument.
+//!
+//! Layout: append-only segments `seg-<first seq>.log` of records
+//! `[body len u32 LE (top bit: gap record)][crc32 u32 LE over seq+body][seq u64 LE][body]`,
+//! where a gap record's body starts with its range (from, to, count: 3 × u64 LE) before the
+//! payload, so a gap record that is itself dropped later folds into the next one. Plus `acked`
+//! (the highest seq below which everything is acknowledged or accounted for by a gap record;
+//! written atomically). The outbox also owns the device's sequence numbers: they continue
+//! across restarts and are never reused, because only synced records are handed out for
+//! publishing.
+//!
+//! - **Group commit**: appends are fsync'd at most every `sync_interval_ms` (the uplink only
+//!   sends synced records, so a crash never takes back a published seq).
+//! - **Torn tails** (a crash mid-append) are cut at the first bad length/crc on open.
+//! - **Whole-segment deletion** once every record in it is acknowledged.
+//! - **Hard cap** (`max_bytes` of segments) plus **reserved free space**: when full, the oldest
+//!   segment is dropped and a *gap record* (which seqs, how many) is appended in its place, so
+//!   loss is always counted and published, never silent. If nothing can be written at all, the
+//!   lost seqs are remembered and reported in a gap record as soon as writing works again.
+
+pub mod jsonl;
+pub mod storage;
+
+use std::collections::BTreeMap;
+
+pub use storage::{DirStorage, SimStorage, Storage};
+
+const HEADER: usize = 16;
+const GAP_FLAG: u32 = 1 << 31;
+const GAP_INFO: usize = 24;
+const ACKED: &str = "acked";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on the bytes of all segments.
+    pub max_bytes: u64,
+    /// Free space to leave on the filesystem.
+    pub reserve_bytes: u64,
+    /// A segment is closed once it reaches this size.
+    pub segment_bytes: u64,
+    /// Longest time an appended record waits for its fsync.
+    pub sync_interval_ms: u64,
+}
+
+impl Limits {
+    pub fn for_cap(max_bytes: u64) -> Limits {
+        Limits {
+            max_bytes,
+            reserve_bytes: 16 * 1024 * 1024,
+            segment_bytes: (max_bytes / 8).clamp(4 * 1024, 1024 * 1024),
+            sync_interval_ms: 50,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("outbox full: event seq {seq} could not be stored ({reason}); it is counted in the next gap record")]
+    Full { seq: u64, reason: String },
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    name: String,
+    bytes: u64,
+    /// Unacknowledged records in this segment: seq → (offset of payload, payload length).
+    unacked: BTreeMap<u64, (u64, u32)>,
+    last_seq: u64,
+}
+
+/// What opening the outbox found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub unacked: usize,
+    /// Bytes cut from torn or corrupt tails.
+    pub truncated_bytes: u64,
+    /// Records lost to corruption in the middle of the log (reported as a gap).
+    pub corrupt_gap: Option<Gap>,
+}
+
+/// Builds the payload of a gap record (it needs the device's ids; the outbox does not).
+pub type GapPayload = Box<dyn Fn(u64, &Gap) -> Vec<u8> + Send>;
+
+pub struct Outbox<S: Storage> {
+    storage: S,
+    limits: Limits,
+    segments: Vec<Segment>,
+    /// Everything at or below is acknowledged or accounted for.
+    watermark: u64,
+    persisted_watermark: u64,
+    next_seq: u64,
+    synced_through: u64,
+    dirty_since_ms: Option<u64>,
+    /// Seqs that could not be stored, waiting to be reported in a gap record.
+    lost: Option<Gap>,
+    /// Unacknowledged gap records: their seq → the range they report.
+    gaps: BTreeMap<u64, Gap>,
+    gap_payload: GapPayload,
+    /// Totals since start (for health and the benchmark).
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub appended: u64,
+    pub acked: u64,
+    pub dropped: u64,
+    pub gap_records: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+}
+
+fn seg_name(first_seq: u64) -> String {
+    format!("seg-{first_seq:020}.log")
+}
+
+fn encode(seq: u64, payload: &[u8], gap: Option<&Gap>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(GAP_INFO + payload.len());
+    if let Some(g) = gap {
+        for v in [g.from_seq, g.to_seq, g.count] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    body.extend_from_slice(payload);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_le_bytes());
+    crc.update(&body);
+    let flag = if gap.is_some() { GAP_FLAG } else { 0 };
+    let mut rec = Vec::with_capacity(HEADER + body.len());
+    rec.extend_from_slice(&(body.len() as u32 | flag).to_le_bytes());
+    rec.extend_from_slice(&crc.finalize().to_le_bytes());
+    rec.extend_from_slice(&seq.to_le_bytes());
+    rec.extend_from_slice(&body);
+    rec
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// One record found by `scan`.
+struct Scanned {
+    seq: u64,
+    /// Offset and length of the payload (what is published).
+    offset: u64,
+    len: u32,
+    gap: Option<Gap>,
+}
+
+/// Parse a segment's bytes: every valid record, and the length of the valid prefix.
+fn scan(bytes: &[u8]) -> (Vec<Scanned>, usize) {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + HEADER <= bytes.len() {
+        let raw = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+        let (is_gap, len) = (raw & GAP_FLAG != 0, (raw & !GAP_FLAG) as usize);
+        let crc = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]);
+        let mut seq_b = [0u8; 8];
+        seq_b.copy_from_slice(&bytes[pos + 8..pos + 16]);
+        let end = pos + HEADER + len;
+        if end > bytes.len() {
+            break;
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&seq_b);
+        h.update(&bytes[pos + HEADER..end]);
+        if h.finalize() != crc {
+            break;
+        }
+        let body = pos + HEADER;
+        let gap = if is_gap {
+            if len < GAP_INFO {
+                break;
+            }
+            Some(Gap {
+                from_seq: u64_at(bytes, body),
+                to_seq: u64_at(bytes, body + 8),
+                count: u64_at(bytes, body + 16),
+            })
+        } else {
+            None
+        };
+        let skip = if is_gap { GAP_INFO } else { 0 };
+        out.push(Scanned {
+            seq: u64::from_le_bytes(seq_b),
+            offset: (body + skip) as u64,
+            len: (len - skip) as u32,
+            gap,
+        });
+        pos = end;
+    }
+    (out, pos)
+}
+
+impl<S: Storage> Outbox<S> {
+    /// Open (or create) the outbox: recover segments, cut torn tails, resume numbering.
+    pub fn open(
+        mut storage: S,
+        limits: Limits,
+        gap_payload: GapPayload,
+    ) -> Result<(Outbox<S>, OpenReport), OutboxError> {
+        // Meta: the watermark, and a loss not yet reported in a gap record (if any).
+        let (watermark, saved_lost) = match storage.read(ACKED) {
+            Ok(b) => {
+                let text = String::from_utf8_lossy(&b).to_string();
+                let mut lines = text.lines();
+                let w = lines
+                    .next()
+                    .and_then(|l| l.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                let lost = lines.next().and_then(|l| {
+                    let v: Vec<u64> = l
+                        .split_whitespace()
+                        .skip(1)
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
+                    (v.len() == 3).then(|| Gap {
+                        from_seq: v[0],
+                        to_seq: v[1],
+                        count: v[2],
+                    })
+                });
+                (w, lost)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut report = OpenReport::default();
+        let names: Vec<String> = storage
+            .list()?
+            .into_iter()
+            .filter(|n| n.starts_with("seg-") && n.ends_with(".log"))
+            .collect();
+        let mut segments = Vec::new();
+        let mut gaps = BTreeMap::new();
+        let mut max_seq = watermark;
+        let mut expected_next: Option<u64> = None;
+        for name in names {
+            let bytes = storage.read(&name)?;
+            let (records, valid) = scan(&bytes);
+            if valid < bytes.len() {
+                report.truncated_bytes += (bytes.len() - valid) as u64;
+                storage.truncate(&name, valid as u64)?;
+            }
+            let Some(first) = records.first().map(|r| r.seq) else {
+                storage.remove(&name)?;
+                continue;
+            };
+            // Records missing between the end of the previous segment and this one were lost
+            // to corruption: account for them.
+            if let Some(exp) = expected_next {
+                if first > exp && exp > watermark {
+                    let g = Gap {
+                        from_seq: exp,
+                        to_seq: first - 1,
+                        count: first - exp,
+                    };
+                    report.corrupt_gap = Some(g);
+                }
+            }
+            let last = records.last().map(|r| r.seq).unwrap_or(first);
+            expected_next = Some(last + 1);
+            max_seq = max_seq.max(last);
+            let live = records.iter().filter(|r| r.seq > watermark);
+            let unacked: BTreeMap<u64, (u64, u32)> =
+                live.clone().map(|r| (r.seq, (r.offset, r.len))).collect();
+            gaps.extend(live.filter_map(|r| r.gap.map(|g| (r.seq, g))));
+            segments.push(Segment {
+                name,
+                bytes: valid as u64,
+                unacked,
+                last_seq: last,
+            });
+        }
+        report.segments = segments.len();
+        report.unacked = segments.iter().map(|s| s.unacked.len()).sum();
+        let mut ob = Outbox {
+            storage,
+            limits,
+            segments,
+            watermark,
+            persisted_watermark: watermark,
+            next_seq: max_seq + 1,
+            synced_through: max_seq,
+            dirty_since_ms: None,
+            lost: None,
+            gaps,
+            gap_payload,
+            stats: Stats::default(),
+        };
+        for g in [saved_lost, report.corrupt_gap].into_iter().flatten() {
+            ob.merge_lost(g);
+        }
+        ob.collect_garbage()?;
+        Ok((ob, report))
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Unacknowledged records and their bytes.
+    pub fn depth(&self) -> (usize, u64) {
+        (
+            self.segments.iter().map(|s| s.unacked.len()).sum(),
+            self.segments.iter().map(|s| s.bytes).sum(),
+        )
+    }
+
+    /// The oldest unacknowledged seq.
+    pub fn oldest_unacked(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .find_map(|s| s.unacked.keys().next().copied())
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Append one event; `payload` receives its seq. Returns the seq. On `Full`, the seq is
+    /// consumed and will be reported in a gap record.
+    pub fn append(
+        &mut self,
+        now_ms: u64,
+        payload: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<u64, OutboxError> {
+        if let Some(gap) = self.lost.take() {
+            // Report earlier losses first, as soon as anything can be written. Making room for
+            // the gap record may drop more: that fresh loss lands in `self.lost` for next time.
+            let seq = self.next_seq;
+            let rec = (self.gap_payload)(seq, &gap);
+            match self.write(now_ms, seq, &rec, Some(gap)) {
+                Ok(()) => {
+                    self.stats.gap_records += 1;
+                    self.recompute_watermark();
+                    let _ = self.persist_watermark();
+                }
+                Err(_) => self.merge_lost(gap),
+            }
+        }
+        let seq = self.next_seq;
+        let bytes = payload(seq);
+        match self.write(now_ms, seq, &bytes, None) {
+            Ok(()) => {
+                self.stats.appended += 1;
+                Ok(seq)
+            }
+            Err(e) => {
+                self.next_seq = self.next_seq.max(seq + 1);
+                self.remember_lost(seq, seq, 1);
+                Err(OutboxError::Full {
+                    seq,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    fn remember_lost(&mut self, from: u64, to: u64, count: u64) {
+        self.stats.dropped += count;
+        self.merge_lost(Gap {
+            from_seq: from,
+            to_seq: to,
+            count,
+        });
+    }
+
+    fn merge_lost(&mut self, g: Gap) {
+        self.lost = Some(match self.lost {
+            Some(l) => Gap {
+                from_seq: l.from_seq.min(g.from_seq),
+                to_seq: l.to_seq.max(g.to_seq),
+                count: l.count + g.count,
+            },
+            None => g,
+        });
+    }
+
+    /// Write one record with `seq` (== next_seq), making room first.
+    fn write(
+        &mut self,
+        now_ms: u64,
+        seq: u64,
+        payload: &[u8],
+        gap: Option<Gap>,
+    ) -> Result<(), OutboxError> {
+        let rec = encode(seq, payload, gap.as_ref());
+        let need = rec.len() as u64;
+        if need > self.limits.max_bytes {
+            return Err(OutboxError::Full {
+                seq,
+                reason: "record larger than the outbox cap".into(),
+            });
+        }
+        // Make room: drop the oldest segments (their unacked records become a gap).
+        loop {
+            let over_cap = self.total_bytes() + need > self.limits.max_bytes;
+            let low_disk = self
+                .storage
+                .free_bytes()
+                .is_some_and(|f| f < self.limits.reserve_bytes + need);
+            if !(over_cap || low_disk) {
+                break;
+            }
+            if !self.drop_oldest()? {
+                return Err(OutboxError::Full {
+                    seq,
+                    reason: if over_cap {
+                        "outbox cap reached".into()
+                    } else {
+                        "filesystem free space below the reserve".into()
+                    },
+                });
+            }
+        }
+        let roll = self
+            .segments
+            .last()
+            .is_none_or(|s| s.bytes + need > self.limits.segment_bytes && s.bytes > 0);
+        if roll {
+            // The closed segment is synced before a new one starts.
+            self.flush(now_ms)?;
+            self.segments.push(Segment {
+                name: seg_name(seq),
+                bytes: 0,
+                unacked: BTreeMap::new(),
+                last_seq: seq,
+            });
+        }
+        let seg = self
+            .segments
+            .last_mut()
+            .ok_or_else(|| std::io::Error::other("no segment"))?;
+        if let Err(e) = self.storage.append(&seg.name, &rec) {
+            // A partial write (disk full) is cut back so the segment stays parseable.
+            let _ = self.storage.truncate(&seg.name, seg.bytes);
+            if seg.bytes == 0 {
+                let _ = self.storage.remove(&seg.name);
+                self.segments.pop();
+            }
+            return Err(e.into());
+        }
+        let skip = if gap.is_some() { GAP_INFO } else { 0 };
+        seg.unacked.insert(
+            seq,
+            (seg.bytes + (HEADER + skip) as u64, payload.len() as u32),
+        );
+        if let Some(g) = gap {
+            self.gaps.insert(seq, g);
+        }
+        seg.bytes += need;
+        seg.last_seq = seq;
+        self.stats.bytes_written += need;
+        self.next_seq = seq + 1;
+        let since = *self.dirty_since_ms.get_or_insert(now_ms);
+        if now_ms.saturating_sub(since) >= self.limits.sync_interval_ms {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Drop the oldest closed segment (never the one being written while others exist).
+    fn drop_oldest(&mut self) -> Result<bool, OutboxError> {
+        if self.segments.len() < 2 {
+            // Only the active segment left: drop it too if it holds anything.
+            match self.segments.first() {
+                Some(s) if s.bytes > 0 => {}
+                _ => return Ok(false),
+            }
+        }
+        let seg = self.segments.remove(0);
+        if let (Some(&from), Some(&to)) =
+            (seg.unacked.keys().next(), seg.unacked.keys().next_back())
+        {
+            // Dropped gap records fold into the new gap: their ranges and counts carry over.
+            let mut gap = Gap {
+                from_seq: from,
+                to_seq: to,
+                count: 0,
+            };
+            let mut events = 0;
+            for seq in seg.unacked.keys() {
+                match self.gaps.remove(seq) {
+                    Some(g) => {
+                        gap.from_seq = gap.from_seq.min(g.from_seq);
+                        gap.count += g.count;
+                    }
+                    None => events += 1,
+                }
+            }
+            self.stats.dropped += events;
+            gap.count += events;
+            self.merge_lost(gap);
+            // Remember the loss durably before the data goes (best effort on a full disk).
+            let _ = self.persist_watermark();
+        }
+        self.storage.remove(&seg.name)?;
+        Ok(true)
+    }
+
+    /// fsync what was appended since the last sync.
+    pub fn flush(&mut self, _now_ms: u64) -> Result<(), OutboxError> {
+        if self.dirty_since_ms.take().is_some() {
+            if let Some(seg) = self.segments.last() {
+                self.storage.sync(&seg.name)?;
+                self.stats.syncs += 1;
+            }
+        }
+        self.synced_through = self.next_seq - 1;
+        Ok(())
+    }
+
+    /// Timer: group-commit deadline, and persisting the ack watermark.
+    pub fn tick(&mut self, now_ms: u64) -> Result<(), OutboxError> {
+        if self
+            .dirty_since_ms
+            .is_some_and(|d| now_ms.saturating_sub(d) >= self.limits.sync_interval_ms)
+        {
+            self.flush(now_ms)?;
+        }
+        if self.watermark != self.persisted_watermark {
+            self.persist_watermark()?;
+        }
+        Ok(())
+    }
+
+    fn persist_watermark(&mut self) -> Result<(), OutboxError> {
+        let mut meta = format!("{}\n", self.watermark);
+        if let Some(g) = self.lost {
+            meta += &format!("lost {} {} {}\n", g.from_seq, g.to_seq, g.count);
+        }
+        self.storage.write_atomic(ACKED, meta.as_bytes())?;
+        self.persisted_watermark = self.watermark;
+        Ok(())
+    }
+
+    /// The next synced, unacknowledged record after `after` (`None`: from the oldest).
+    pub fn next_unacked(
+        &mut self,
+        after: Option<u64>,
+    ) -> Result<Option<(u64, Vec<u8>)>, OutboxError> {
+        let from = after.map_or(0, |a| a + 1);
+        let found = self.segments.iter().find_map(|s| {
+            s.unacked
+                .range(from..)
+                .next()
+                .map(|(seq, loc)| (s.name.clone(), *seq, *loc))
+        });
+        match found {
+            Some((_, seq, _)) if seq > self.synced_through => Ok(None),
+            Some((name, seq, (off, len))) => {
+                Ok(Some((seq, self.storage.read_at(&name, off, len as usize)?)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every seq below `next_seq` is unacknowledged in a segment, waiting in `lost` for its
+    /// gap record, or done: the watermark is just below the oldest of the first two.
+    fn recompute_watermark(&mut self) {
+        let outstanding = [self.oldest_unacked(), self.lost.map(|g| g.from_seq)]
+            .into_iter()
+            .flatten()
+            .min();
+        let w = outstanding.unwrap_or(self.next_seq).saturating_sub(1);
+        self.watermark = self.watermark.max(w);
+    }
+
+    /// The broker acknowledged `seq`: forget it; delete segments that are fully acknowledged.
+    pub fn ack(&mut self, seq: u64) -> Result<(), OutboxError> {
+        let mut found = false;
+        for s in &mut self.segments {
+            if s.unacked.remove(&seq).is_some() {
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            return Ok(()); // a duplicate ack, or already accounted for
+        }
+        self.gaps.remove(&seq);
+        self.stats.acked += 1;
+        self.recompute_watermark();
+        self.collect_garbage()
+    }
+
+    /// Delete closed segments without unacknowledged records (the watermark first, so the
+    /// numbering survives the deletion).
+    fn collect_garbage(&mut self) -> Result<(), OutboxError> {
+        let n = self.segments.len();
+        let done: Vec<usize> = (0..n.saturating_sub(1))
+            .filter(|i| self.segments[*i].unacked.is_empty())
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        if self.watermark != self.persisted_watermark {
+            self.persist_watermark()?;
+        }
+        for i in done.into_iter().rev() {
+            let s = self.segments.remove(i);
+            self.storage.remove(&s.name)?;
+        }
+        Ok(())
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+}
+
+#[cfg(test)]
+mod tests;
