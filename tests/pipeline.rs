@@ -255,7 +255,7 @@ fn run_without_a_broker_keeps_events_in_the_outbox() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let events = read_jsonl(&dir.path().join("state/events.jsonl"));
+    let events = outbox_events(&dir.path().join("state"));
     let schema = schema();
     events.iter().for_each(|e| assert_valid(&schema, e));
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();

@@ -11,11 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use vitrine_config::{Config, ConfigErrors};
 use vitrine_sensors::Pacing;
+use vitrine_signals::event::EventMeta;
 use vitrine_signals::{Body, WindowEvent, Windower};
 
-use crate::outbox::jsonl::JsonlOutbox;
+use crate::outbox::{DirStorage, GapPayload, Limits, Outbox};
 use crate::pipeline::{self, Options, Running, WindowOut, WINDOW_CHANNEL};
-use crate::publish::Publisher;
+use crate::publish::{lock_outbox, Uplink};
 use crate::seq::Sequencer;
 
 /// sysexits.h EX_CONFIG-ish: the configuration is wrong, restarting will not help.
@@ -276,7 +277,7 @@ fn write_events(
 ) -> anyhow::Result<usize> {
     let mut n = 0;
     for w in rx.iter() {
-        let ev = seq.number(cfg, w)?;
+        let ev = seq.number(cfg, w);
         serde_json::to_writer(&mut *out, &ev)?;
         out.write_all(b"\n")?;
         n += 1;
@@ -299,6 +300,54 @@ fn join(running: Vec<Running>) -> anyhow::Result<()> {
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// Open the device's durable outbox (it also numbers the events).
+pub fn open_outbox(cfg: &Config) -> anyhow::Result<Outbox<DirStorage>> {
+    let dir = &cfg.outbox.dir;
+    let storage = DirStorage::open(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the outbox directory {}: {e}; fix: check outbox.dir and its permissions",
+            dir.display()
+        )
+    })?;
+    let (device, store) = (cfg.device.id.clone(), cfg.device.store_id.clone());
+    let gap: GapPayload = Box::new(move |seq, g| {
+        serde_json::json!({
+            "schema": "vitrine.gap.v1",
+            "device_id": device,
+            "store_id": store,
+            "seq": seq,
+            "idempotency_key": format!("{store}/{device}/gap/{seq}"),
+            "lost": { "from_seq": g.from_seq, "to_seq": g.to_seq, "count": g.count },
+            "reason": "the outbox was full or could not be written; these events were dropped on the device",
+        })
+        .to_string()
+        .into_bytes()
+    });
+    let (outbox, report) = Outbox::open(storage, Limits::for_cap(cfg.outbox.max_bytes), gap)
+        .map_err(|e| anyhow::anyhow!("outbox {}: {e}", dir.display()))?;
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            bytes = report.truncated_bytes,
+            "outbox: cut a torn or corrupt tail (an interrupted write)"
+        );
+    }
+    if let Some(g) = report.corrupt_gap {
+        tracing::error!(
+            from = g.from_seq,
+            to = g.to_seq,
+            count = g.count,
+            "outbox: records lost to corruption; a gap record will report them"
+        );
+    }
+    tracing::info!(
+        unacked = report.unacked,
+        segments = report.segments,
+        next_seq = outbox.next_seq(),
+        "outbox opened"
+    );
+    Ok(outbox)
 }
 
 pub struct RunArgs {
@@ -329,7 +378,7 @@ pub fn run_config(
     let rt = runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_signal(&rt, stop.clone());
-    let mut seq = Sequencer::persistent(&cfg.outbox.dir)?;
+    let outbox = open_outbox(cfg)?;
     let opts = Options {
         base_ms: base_ms.unwrap_or_else(now_ms),
         pacing: if realtime {
@@ -375,60 +424,87 @@ pub fn run_config(
         window_secs = cfg.privacy.window_secs,
         "pipeline running"
     );
-    let publisher = match &cfg.mqtt {
-        Some(m) => {
-            let _guard = rt.enter();
-            Some(Publisher::start(cfg, m)?)
-        }
+    let outbox = Arc::new(std::sync::Mutex::new(outbox));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop_uplink, stop_rx) = tokio::sync::watch::channel(false);
+    let uplink = match &cfg.mqtt {
+        Some(m) => Some(rt.spawn(Uplink::new(cfg, m, outbox.clone())?.run(
+            wake.clone(),
+            stop_rx,
+            Duration::from_secs(10),
+        ))),
         None => None,
     };
-    let mut outbox = match &publisher {
-        None => Some(JsonlOutbox::open(&cfg.outbox.dir, cfg.outbox.max_bytes)?),
-        Some(_) => None,
-    };
-    let (etx, mut erx) = tokio::sync::mpsc::channel::<WindowEvent>(WINDOW_CHANNEL);
-    // Bridge: the blocking window channel is drained on a plain thread, numbered there.
-    let cfg2 = cfg.clone();
-    let bridge = std::thread::spawn(move || -> anyhow::Result<u64> {
-        let mut n = 0;
+    // Bridge: closed windows are numbered and stored in the outbox on a plain thread; the
+    // uplink is woken to send them.
+    let (cfg2, ob, wk) = (cfg.clone(), outbox.clone(), wake.clone());
+    let bridge = std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
+        let (mut stored, mut refused) = (0, 0);
         for w in rx.iter() {
-            let ev = seq.number(&cfg2, w)?;
-            if etx.blocking_send(ev).is_err() {
-                anyhow::bail!("publisher stopped");
-            }
-            n += 1;
-        }
-        Ok(n)
-    });
-    let unacked = rt.block_on(async {
-        while let Some(ev) = erx.recv().await {
-            if print {
-                println!("{}", summary(&ev));
-            }
-            tracing::debug!(key = %ev.idempotency_key, seq = ev.seq, "window closed");
-            match (&publisher, &mut outbox) {
-                (Some(p), _) => p.publish(&ev).await?,
-                (None, Some(o)) => {
-                    o.append(&ev)?;
+            let source = w.source_id.clone();
+            let meta = EventMeta {
+                device_id: &cfg2.device.id,
+                store_id: &cfg2.device.store_id,
+                source_id: &source,
+                k_min: cfg2.privacy.k_min,
+            };
+            let mut event = None;
+            let res = lock_outbox(&ob).append(now_ms(), |seq| {
+                let ev = WindowEvent::new(&meta, seq, w.start_ms, w.end_ms, w.body);
+                let bytes = serde_json::to_vec(&ev).unwrap_or_default();
+                event = Some(ev);
+                bytes
+            });
+            match res {
+                Ok(_) => stored += 1,
+                Err(e) => {
+                    refused += 1;
+                    tracing::error!(error = %e, "event not stored");
                 }
-                (None, None) => {}
             }
+            if let (true, Some(ev)) = (print, &event) {
+                println!("{}", summary(ev));
+            }
+            wk.notify_one();
         }
-        let left = match publisher {
-            Some(p) => p.shutdown(cfg, Duration::from_secs(10)).await,
-            None => 0,
-        };
-        anyhow::Ok(left)
-    })?;
-    let published = match bridge.join() {
-        Ok(r) => r?,
-        Err(_) => anyhow::bail!("event thread panicked"),
-    };
+        Ok((stored, refused))
+    });
+    let counts = bridge
+        .join()
+        .map_err(|_| anyhow::anyhow!("event thread panicked"))?;
     let sources = join(running);
-    if unacked > 0 {
-        tracing::warn!(unacked, "events not acknowledged by the broker before exit");
+    lock_outbox(&outbox).flush(now_ms())?;
+    let _ = stop_uplink.send(true);
+    wake.notify_one();
+    let delivery = match uplink {
+        Some(task) => Some(
+            rt.block_on(task)
+                .map_err(|e| anyhow::anyhow!("uplink task: {e}"))??,
+        ),
+        None => None,
+    };
+    lock_outbox(&outbox).tick(now_ms())?;
+    let (stored, refused) = counts?;
+    let (left, _) = lock_outbox(&outbox).depth();
+    match delivery {
+        Some(d) => tracing::info!(
+            stored,
+            refused,
+            acked = d.acked,
+            rejected = d.rejected,
+            unacked = left,
+            "stopped"
+        ),
+        None => tracing::info!(
+            stored,
+            refused,
+            kept = left,
+            "stopped (no broker configured: events stay in the outbox)"
+        ),
     }
-    tracing::info!(events = published, unacked, "stopped");
+    if left > 0 && cfg.mqtt.is_some() {
+        tracing::warn!(unacked = left, dir = %cfg.outbox.dir.display(), "events not yet acknowledged stay in the outbox and are sent on the next start");
+    }
     sources?;
     if !failed.is_empty() {
         anyhow::bail!("source(s) not started: {}", failed.join(", "));

@@ -1,13 +1,16 @@
-//! MQTT v5 publishing (rumqttc). Topic layout (prefix defaults to `vitrine`):
+//! The uplink: MQTT v5 (rumqttc) from the durable outbox to the broker. Topic layout (prefix
+//! defaults to `vitrine`):
 //!
 //! | topic | retained | QoS | payload |
 //! |---|---|---|---|
 //! | `{prefix}/{store}/{device}/status` | yes | 1 | `{"state":"online"|"offline",...}`; the broker publishes the offline last will if the agent vanishes |
 //! | `{prefix}/{store}/{device}/window/{source}` | no | config (1) | one window event (`signals/schema/window-event.v1.json`) |
+//! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //!
-//! Acknowledgements are tracked per packet id: `publish` returning means only "queued", the
-//! PUBACK means delivered. Durability across outages (the outbox) is the next layer; this
-//! module is its seam: it reports what was acknowledged and what was not.
+//! Delivery is at least once: a record leaves the outbox only when its PUBACK arrives. Each
+//! connection uses a fresh client, and after every (re)connection everything unacknowledged
+//! is sent again from the outbox (rumqttc's in-memory queue is never trusted). A PUBACK with a
+//! failure reason keeps the record and raises an error in the log and the counters.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,11 +18,21 @@ use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use serde_json::json;
 use vitrine_config::{Config, Mqtt};
-use vitrine_signals::WindowEvent;
+
+use crate::outbox::{DirStorage, Outbox};
+
+/// Records in flight at once (sent, PUBACK pending).
+pub const MAX_INFLIGHT: usize = 32;
+
+pub type SharedOutbox = Arc<Mutex<Outbox<DirStorage>>>;
+
+pub fn lock_outbox(o: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox<DirStorage>> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -38,40 +51,19 @@ impl Topics {
     pub fn window(&self, source: &str) -> String {
         format!("{}/window/{source}", self.base)
     }
-}
-
-/// Delivery counters, shared with the event loop task.
-#[derive(Debug, Default)]
-pub struct AckState {
-    /// Labels of publishes handed to the client, waiting for their packet id.
-    queued: VecDeque<String>,
-    /// Packet id → label, waiting for PUBACK.
-    inflight: HashMap<u16, String>,
-    pub published: u64,
-    pub acked: u64,
-    pub rejected: u64,
-    pub connected: bool,
-    pub connections: u64,
-    /// We are disconnecting on purpose: the connection ending is not news.
-    closing: bool,
-}
-
-impl AckState {
-    pub fn pending(&self) -> usize {
-        self.queued.len() + self.inflight.len()
+    pub fn gap(&self) -> String {
+        format!("{}/gap", self.base)
     }
 }
 
-pub struct Publisher {
-    client: AsyncClient,
-    topics: Topics,
-    qos: QoS,
-    pub state: Arc<Mutex<AckState>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn lock(s: &Mutex<AckState>) -> std::sync::MutexGuard<'_, AckState> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
+/// Delivery counters (for logs, health and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UplinkStats {
+    pub sent: u64,
+    pub acked: u64,
+    pub rejected: u64,
+    pub connections: u64,
+    pub connected: bool,
 }
 
 fn status_payload(state: &str, reason: &str, cfg: &Config) -> Vec<u8> {
@@ -109,153 +101,330 @@ fn tls(t: &vitrine_config::Tls) -> anyhow::Result<TlsConfiguration> {
     })
 }
 
-impl Publisher {
-    /// Connect (in the background: the event loop retries with backoff until the broker
-    /// answers) with a retained offline last will.
-    pub fn start(cfg: &Config, mqtt: &Mqtt) -> anyhow::Result<Publisher> {
-        let topics = Topics::new(mqtt, &cfg.device.store_id, &cfg.device.id);
-        let mut opts = MqttOptions::new(mqtt.client_id.clone(), mqtt.host.clone(), mqtt.port);
-        opts.set_keep_alive(Duration::from_secs(u64::from(mqtt.keep_alive_secs)));
-        opts.set_last_will(LastWill::new(
-            topics.status.clone(),
-            status_payload("offline", "connection lost", cfg),
-            QoS::AtLeastOnce,
-            true,
-            None,
-        ));
+/// The topic of a stored record: window events name their source, anything else is a gap.
+fn topic_of(topics: &Topics, payload: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Hint {
+        source_id: Option<String>,
+    }
+    match serde_json::from_slice::<Hint>(payload) {
+        Ok(Hint { source_id: Some(s) }) => topics.window(&s),
+        _ => topics.gap(),
+    }
+}
+
+/// Exponential backoff with jitter: 1 s doubling to 30 s, ±20 %.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1000u64.saturating_mul(1 << attempt.min(5)).min(30_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = (u64::from(nanos) % 400) as i64 - 200; // ±20 % of 1000
+    Duration::from_millis((base as i64 + base as i64 * jitter / 1000).max(100) as u64)
+}
+
+enum Label {
+    Record(u64),
+    Status,
+}
+
+struct Conn {
+    client: AsyncClient,
+    /// Events of this connection. `EventLoop::poll` is not cancel-safe (a poll dropped
+    /// mid-connect drops the connection), so it runs in its own task and nothing cancels it.
+    events: tokio::sync::mpsc::Receiver<Result<Event, ConnectionError>>,
+    poller: tokio::task::JoinHandle<()>,
+    /// Publishes handed to the client, waiting for their packet id (FIFO: one client, one
+    /// request channel, so ids come back in order).
+    queued: VecDeque<Label>,
+    inflight: HashMap<u16, Label>,
+    /// Last record sent on this connection.
+    cursor: Option<u64>,
+    connected: bool,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.queued.len() + self.inflight.len()
+    }
+}
+
+pub struct Uplink {
+    cfg: Config,
+    mqtt: Mqtt,
+    topics: Topics,
+    qos: QoS,
+    outbox: SharedOutbox,
+    pub stats: Arc<Mutex<UplinkStats>>,
+}
+
+impl Uplink {
+    pub fn new(cfg: &Config, mqtt: &Mqtt, outbox: SharedOutbox) -> anyhow::Result<Uplink> {
         if let Some(t) = &mqtt.tls {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            opts.set_transport(Transport::Tls(tls(t)?));
+            tls(t)?; // fail early on unreadable files
         }
-        let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        let state = Arc::new(Mutex::new(AckState::default()));
-        let online = status_payload("online", "started", cfg);
-        let (st, c2, status_topic) = (state.clone(), client.clone(), topics.status.clone());
-        let (host, port) = (mqtt.host.clone(), mqtt.port);
-        let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(500);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff = Duration::from_millis(500);
-                        {
-                            let mut s = lock(&st);
-                            s.connected = true;
-                            s.connections += 1;
-                            s.queued.push_back("status".into());
-                        }
-                        tracing::info!(broker = %format!("{host}:{port}"), "connected to MQTT broker");
-                        // Every (re)connection replaces the retained last will with "online".
-                        let c = c2.clone();
-                        let (t, p) = (status_topic.clone(), online.clone());
-                        tokio::spawn(async move {
-                            let _ = c.publish(t, QoS::AtLeastOnce, true, p).await;
-                        });
-                    }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        let mut s = lock(&st);
-                        if let Some(label) = s.queued.pop_front() {
-                            if pkid == 0 {
-                                s.acked += 1; // QoS 0: nothing more will come.
-                            } else {
-                                s.inflight.insert(pkid, label);
-                            }
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        let mut s = lock(&st);
-                        let label = s.inflight.remove(&ack.pkid).unwrap_or_default();
-                        match ack.reason {
-                            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
-                                s.acked += 1
-                            }
-                            reason => {
-                                s.rejected += 1;
-                                tracing::error!(?reason, what = %label, "broker refused a publish");
-                            }
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Disconnect(d))) => {
-                        lock(&st).connected = false;
-                        tracing::warn!(reason = ?d.reason_code, "broker closed the connection");
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let (was, closing) = {
-                            let mut s = lock(&st);
-                            (std::mem::replace(&mut s.connected, false), s.closing)
-                        };
-                        if closing {
-                            return;
-                        }
-                        if was {
-                            tracing::warn!(error = %e, "MQTT connection lost; retrying");
-                        } else {
-                            tracing::debug!(error = %e, retry_in = ?backoff, "MQTT broker not reachable");
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
-        });
-        Ok(Publisher {
-            client,
-            topics,
+        Ok(Uplink {
+            cfg: cfg.clone(),
+            mqtt: mqtt.clone(),
+            topics: Topics::new(mqtt, &cfg.device.store_id, &cfg.device.id),
             qos: if mqtt.qos == 0 {
                 QoS::AtMostOnce
             } else {
                 QoS::AtLeastOnce
             },
-            state,
-            task,
+            outbox,
+            stats: Arc::new(Mutex::new(UplinkStats::default())),
         })
     }
 
-    pub fn topics(&self) -> &Topics {
-        &self.topics
-    }
-
-    pub async fn publish(&self, ev: &WindowEvent) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(ev)?;
-        lock(&self.state)
-            .queued
-            .push_back(ev.idempotency_key.clone());
-        lock(&self.state).published += 1;
-        self.client
-            .publish(self.topics.window(&ev.source_id), self.qos, false, payload)
-            .await
-            .map_err(|e| anyhow::anyhow!("MQTT client stopped: {e}"))
-    }
-
-    /// Wait (up to `timeout`) for every publish to be acknowledged, mark the device offline
-    /// (retained), disconnect. Returns how many events were left unacknowledged.
-    pub async fn shutdown(self, cfg: &Config, timeout: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while lock(&self.state).pending() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    fn connect(&self) -> anyhow::Result<Conn> {
+        let mut opts = MqttOptions::new(
+            self.mqtt.client_id.clone(),
+            self.mqtt.host.clone(),
+            self.mqtt.port,
+        );
+        opts.set_keep_alive(Duration::from_secs(u64::from(self.mqtt.keep_alive_secs)));
+        opts.set_last_will(LastWill::new(
+            self.topics.status.clone(),
+            status_payload("offline", "connection lost", &self.cfg),
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+        if let Some(t) = &self.mqtt.tls {
+            opts.set_transport(Transport::Tls(tls(t)?));
         }
-        let left = lock(&self.state).pending();
-        if lock(&self.state).connected {
-            lock(&self.state).queued.push_back("status".into());
-            let _ = self
-                .client
-                .publish(
-                    self.topics.status.clone(),
-                    QoS::AtLeastOnce,
-                    true,
-                    status_payload("offline", "shutdown", cfg),
-                )
-                .await;
-            let until = tokio::time::Instant::now() + Duration::from_secs(2);
-            while lock(&self.state).pending() > 0 && tokio::time::Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        let (client, mut eventloop) = AsyncClient::new(opts, MAX_INFLIGHT + 8);
+        let (tx, events) = tokio::sync::mpsc::channel(64);
+        let poller = tokio::spawn(async move {
+            loop {
+                let ev = eventloop.poll().await;
+                let failed = ev.is_err();
+                if tx.send(ev).await.is_err() || failed {
+                    return;
+                }
             }
-            lock(&self.state).closing = true;
-            let _ = self.client.disconnect().await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        Ok(Conn {
+            client,
+            events,
+            poller,
+            queued: VecDeque::new(),
+            inflight: HashMap::new(),
+            cursor: None,
+            connected: false,
+        })
+    }
+
+    fn stat(&self) -> std::sync::MutexGuard<'_, UplinkStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Send synced, unacknowledged records until the in-flight window is full.
+    fn fill(&self, c: &mut Conn) -> anyhow::Result<()> {
+        while c.connected && c.pending() < MAX_INFLIGHT {
+            let next = lock_outbox(&self.outbox).next_unacked(c.cursor)?;
+            let Some((seq, payload)) = next else { break };
+            let topic = topic_of(&self.topics, &payload);
+            c.client
+                .try_publish(topic, self.qos, false, payload)
+                .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+            c.queued.push_back(Label::Record(seq));
+            c.cursor = Some(seq);
+            self.stat().sent += 1;
         }
-        self.task.abort();
-        left
+        Ok(())
+    }
+
+    fn on_event(&self, c: &mut Conn, ev: Event) -> anyhow::Result<()> {
+        match ev {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                c.connected = true;
+                {
+                    let mut s = self.stat();
+                    s.connected = true;
+                    s.connections += 1;
+                }
+                let (n, _) = lock_outbox(&self.outbox).depth();
+                tracing::info!(broker = %format!("{}:{}", self.mqtt.host, self.mqtt.port), unacked = n, "connected to MQTT broker; sending what the outbox holds");
+                // Every connection replaces the retained last will with "online".
+                c.client
+                    .try_publish(
+                        self.topics.status.clone(),
+                        QoS::AtLeastOnce,
+                        true,
+                        status_payload("online", "connected", &self.cfg),
+                    )
+                    .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+                c.queued.push_back(Label::Status);
+                c.cursor = None;
+                self.fill(c)?;
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(label) = c.queued.pop_front() {
+                    if pkid == 0 {
+                        // QoS 0: no acknowledgement will come; sent is all there is.
+                        if let Label::Record(seq) = label {
+                            lock_outbox(&self.outbox).ack(seq)?;
+                        }
+                    } else {
+                        c.inflight.insert(pkid, label);
+                    }
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                let label = c.inflight.remove(&ack.pkid);
+                match (ack.reason, label) {
+                    (
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers,
+                        Some(Label::Record(seq)),
+                    ) => {
+                        lock_outbox(&self.outbox).ack(seq)?;
+                        self.stat().acked += 1;
+                    }
+                    (PubAckReason::Success | PubAckReason::NoMatchingSubscribers, _) => {}
+                    (reason, Some(Label::Record(seq))) => {
+                        self.stat().rejected += 1;
+                        tracing::error!(?reason, seq, "broker refused an event: kept in the outbox, retried on the next connection; check the broker's ACL for this device");
+                    }
+                    (reason, _) => tracing::error!(?reason, "broker refused the status message"),
+                }
+                self.fill(c)?;
+            }
+            Event::Incoming(Packet::Disconnect(d)) => {
+                tracing::warn!(reason = ?d.reason_code, "broker closed the connection")
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Run until `stop` resolves, then drain: wait (up to `drain`) until the outbox holds
+    /// nothing sendable, say goodbye (retained offline), disconnect.
+    pub async fn run(
+        self,
+        wake: Arc<tokio::sync::Notify>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        drain: Duration,
+    ) -> anyhow::Result<UplinkStats> {
+        let mut attempt = 0u32;
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut stopping_since: Option<tokio::time::Instant> = None;
+        loop {
+            let mut c = self.connect()?;
+            let result: anyhow::Result<bool> = loop {
+                if *stop.borrow() && stopping_since.is_none() {
+                    stopping_since = Some(tokio::time::Instant::now());
+                }
+                if let Some(since) = stopping_since {
+                    let nothing_left = lock_outbox(&self.outbox)
+                        .next_unacked(None)
+                        .map(|n| n.is_none())
+                        .unwrap_or(true);
+                    if (c.connected && c.pending() == 0 && nothing_left) || since.elapsed() >= drain
+                    {
+                        break Ok(true);
+                    }
+                }
+                tokio::select! {
+                    ev = c.events.recv() => match ev.unwrap_or(Err(ConnectionError::RequestsDone)) {
+                        Ok(ev) => {
+                            if let Err(e) = self.on_event(&mut c, ev) {
+                                break Err(e);
+                            }
+                            if c.connected {
+                                attempt = 0;
+                            }
+                        }
+                        Err(e) => {
+                            let was = c.connected;
+                            self.stat().connected = false;
+                            if was {
+                                tracing::warn!(error = %e, "MQTT connection lost; unacknowledged events stay in the outbox");
+                            } else {
+                                tracing::debug!(error = %e, "MQTT broker not reachable");
+                            }
+                            break Ok(false);
+                        }
+                    },
+                    _ = wake.notified() => {
+                        if let Err(e) = self.fill(&mut c) { break Err(e); }
+                    }
+                    _ = tick.tick() => {
+                        let t = crate::commands::now_ms();
+                        if let Err(e) = lock_outbox(&self.outbox).tick(t) { tracing::error!(error = %e, "outbox"); }
+                        if let Err(e) = self.fill(&mut c) { break Err(e); }
+                    }
+                    _ = stop.changed() => {}
+                }
+            };
+            match result {
+                Ok(true) => {
+                    if c.connected {
+                        let _ = c.client.try_publish(
+                            self.topics.status.clone(),
+                            QoS::AtLeastOnce,
+                            true,
+                            status_payload("offline", "shutdown", &self.cfg),
+                        );
+                        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                        // Drive the connection until the goodbye is acknowledged.
+                        c.queued.push_back(Label::Status);
+                        while c.pending() > 0 && tokio::time::Instant::now() < until {
+                            match tokio::time::timeout(Duration::from_millis(200), c.events.recv())
+                                .await
+                            {
+                                Ok(Some(Ok(ev))) => {
+                                    let _ = self.on_event(&mut c, ev);
+                                }
+                                Ok(_) => break,
+                                Err(_) => {}
+                            }
+                        }
+                        let _ = c.client.try_disconnect();
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await;
+                    }
+                    c.poller.abort();
+                    let s = *self.stat();
+                    return Ok(s);
+                }
+                Ok(false) => {
+                    c.poller.abort();
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if *stop.borrow() && stopping_since.is_some_and(|s| s.elapsed() >= drain) {
+                        return Ok(*self.stat());
+                    }
+                }
+                Err(e) => {
+                    c.poller.abort();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        for a in 0..10 {
+            let d = backoff(a).as_millis() as u64;
+            let base = (1000u64 << a.min(5)).min(30_000);
+            assert!(
+                d >= base * 8 / 10 && d <= base * 12 / 10,
+                "attempt {a}: {d} ms"
+            );
+        }
     }
 }

@@ -73,6 +73,24 @@ pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The events a stopped agent left in its outbox (unacknowledged), in order.
+pub fn outbox_events(dir: &Path) -> Vec<serde_json::Value> {
+    use vitrine::outbox::{DirStorage, Limits, Outbox};
+    let (mut o, _) = Outbox::open(
+        DirStorage::open(dir).unwrap(),
+        Limits::for_cap(1 << 30),
+        Box::new(|_, _| Vec::new()),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut after = None;
+    while let Some((seq, payload)) = o.next_unacked(after).unwrap() {
+        out.push(serde_json::from_slice(&payload).unwrap());
+        after = Some(seq);
+    }
+    out
+}
+
 /// A config for the given sources, with absolute paths, written into `dir`.
 pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     let text = format!(
@@ -97,7 +115,7 @@ pub fn walkway_camera(fps: u32) -> String {
 pub struct Mosquitto {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
@@ -114,9 +132,25 @@ impl Mosquitto {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
         )
         .unwrap();
+        let child = Self::spawn(&conf, port);
+        Mosquitto { child, port, dir }
+    }
+
+    /// SIGKILL: no goodbye to anyone, in-memory state gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start again on the same port.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.dir.path().join("mosquitto.conf"), self.port);
+    }
+
+    fn spawn(conf: &Path, port: u16) -> Child {
         let child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -126,11 +160,7 @@ impl Mosquitto {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        }
+        child
     }
 }
 

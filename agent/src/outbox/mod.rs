@@ -20,7 +20,6 @@
 //!   loss is always counted and published, never silent. If nothing can be written at all, the
 //!   lost seqs are remembered and reported in a gap record as soon as writing works again.
 
-pub mod jsonl;
 pub mod storage;
 
 use std::collections::BTreeMap;
