@@ -302,17 +302,10 @@ fn join(running: Vec<Running>) -> anyhow::Result<()> {
     first_err.map_or(Ok(()), Err)
 }
 
-/// Open the device's durable outbox (it also numbers the events).
-pub fn open_outbox(cfg: &Config) -> anyhow::Result<Outbox<DirStorage>> {
-    let dir = &cfg.outbox.dir;
-    let storage = DirStorage::open(dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the outbox directory {}: {e}; fix: check outbox.dir and its permissions",
-            dir.display()
-        )
-    })?;
+/// The payload of a gap record (`signals/schema/gap.v1.json`).
+pub fn gap_payload(cfg: &Config) -> GapPayload {
     let (device, store) = (cfg.device.id.clone(), cfg.device.store_id.clone());
-    let gap: GapPayload = Box::new(move |seq, g| {
+    Box::new(move |seq, g| {
         serde_json::json!({
             "schema": "vitrine.gap.v1",
             "device_id": device,
@@ -324,7 +317,19 @@ pub fn open_outbox(cfg: &Config) -> anyhow::Result<Outbox<DirStorage>> {
         })
         .to_string()
         .into_bytes()
-    });
+    })
+}
+
+/// Open the device's durable outbox (it also numbers the events).
+pub fn open_outbox(cfg: &Config) -> anyhow::Result<Outbox<DirStorage>> {
+    let dir = &cfg.outbox.dir;
+    let storage = DirStorage::open(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the outbox directory {}: {e}; fix: check outbox.dir and its permissions",
+            dir.display()
+        )
+    })?;
+    let gap = gap_payload(cfg);
     let (outbox, report) = Outbox::open(storage, Limits::for_cap(cfg.outbox.max_bytes), gap)
         .map_err(|e| anyhow::anyhow!("outbox {}: {e}", dir.display()))?;
     if report.truncated_bytes > 0 {
@@ -510,4 +515,29 @@ pub fn run_config(
         anyhow::bail!("source(s) not started: {}", failed.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_records_match_their_schema() {
+        let cfg = Config::parse("[device]\nid = \"box-1\"\nstore_id = \"s.42\"\n[[microphones]]\nid = \"m\"\ndevice = \"default\"\n", Path::new("x.toml")).expect("config");
+        let payload = gap_payload(&cfg)(
+            17,
+            &crate::outbox::Gap {
+                from_seq: 3,
+                to_seq: 9,
+                count: 6,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../signals/schema/gap.v1.json")).expect("schema");
+        let validator = jsonschema::validator_for(&schema).expect("valid schema");
+        assert!(validator.is_valid(&v), "{v}");
+        assert_eq!(v["lost"]["count"], 6);
+        assert_eq!(v["idempotency_key"], "s.42/box-1/gap/17");
+    }
 }
