@@ -267,3 +267,46 @@ fn broker_kill_and_restart_loses_nothing() {
         "everything was acknowledged"
     );
 }
+
+#[test]
+fn health_reports_uptime_outbox_uplink_and_sources() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/health");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhealth_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
+    );
+    let child = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (topic, payload, retained) = sub
+        .rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a health message");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let h: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(topic, "vitrine/test-store/test-box/health");
+    assert!(!retained);
+    assert_eq!(h["schema"], "vitrine.health.v1");
+    assert!(h["uptime_s"].as_u64().unwrap() >= 4);
+    assert!(h["outbox"]["unacked"].is_u64() && h["outbox"]["dropped"] == 0);
+    assert!(h["uplink"]["connections"].as_u64().unwrap() >= 1);
+    let src = &h["sources"][0];
+    assert_eq!(
+        (
+            src["id"].as_str(),
+            src["kind"].as_str(),
+            src["up"].as_bool()
+        ),
+        (Some("floor"), Some("microphone"), Some(true))
+    );
+    assert!(src["analysed"].as_u64().unwrap() > 100, "{h}");
+    assert!(src["inference_ms_mean"].as_f64().unwrap() > 0.0, "{h}");
+    child.wait_with_output().unwrap();
+}

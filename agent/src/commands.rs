@@ -433,11 +433,20 @@ pub fn run_config(
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_uplink, stop_rx) = tokio::sync::watch::channel(false);
     let uplink = match &cfg.mqtt {
-        Some(m) => Some(rt.spawn(Uplink::new(cfg, m, outbox.clone())?.run(
-            wake.clone(),
-            stop_rx,
-            Duration::from_secs(10),
-        ))),
+        Some(m) => Some(
+            rt.spawn(
+                Uplink::new(
+                    cfg,
+                    m,
+                    outbox.clone(),
+                    running
+                        .iter()
+                        .map(|r| (r.source_id.clone(), r.progress.clone()))
+                        .collect(),
+                )?
+                .run(wake.clone(), stop_rx, Duration::from_secs(10)),
+            ),
+        ),
         None => None,
     };
     // Bridge: closed windows are numbered and stored in the outbox on a plain thread; the

@@ -189,6 +189,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             topic_prefix: "vitrine".into(),
             qos: 1,
             keep_alive_secs: 30,
+            health_secs: 30,
             tls: None,
         };
         let filter = format!("{}/#", m.topic_prefix);

@@ -49,6 +49,9 @@ pub struct SourceProgress {
     pub windows: AtomicU64,
     pub duration_ms: AtomicU64,
     pub done: AtomicBool,
+    /// Total inference time, microseconds (mean latency = this / analysed).
+    pub infer_us: AtomicU64,
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +90,10 @@ pub fn start_camera(
         .with_context(|| format!("camera {:?}", cam.id))?;
     let mut source = VideoFile::open(&path, cam.fps, cam.size, opts.pacing)
         .with_context(|| format!("camera {:?}", cam.id))?;
-    let progress = Arc::new(SourceProgress::default());
+    let progress = Arc::new(SourceProgress {
+        kind: "camera",
+        ..Default::default()
+    });
     progress
         .duration_ms
         .store(source.info().duration_ms.unwrap_or(0), Ordering::Relaxed);
@@ -152,8 +158,11 @@ pub fn start_camera(
                 }
                 let t = opts.base_ms + frame.t_ms;
                 close(&mut signals, windower.advance(t))?;
+                let started = std::time::Instant::now();
                 let dets =
                     detector.detect(&frame.rgb, frame.width as usize, frame.height as usize)?;
+                p.infer_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 drop(frame);
                 signals.observe(t, &dets);
                 p.analysed.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +204,10 @@ pub fn start_microphone(
     let mut vad = Vad::load(&m.vad, &m.dir).with_context(|| format!("microphone {:?}", mic.id))?;
     let mut source =
         AudioFile::open(&path, opts.pacing).with_context(|| format!("microphone {:?}", mic.id))?;
-    let progress = Arc::new(SourceProgress::default());
+    let progress = Arc::new(SourceProgress {
+        kind: "microphone",
+        ..Default::default()
+    });
     progress
         .duration_ms
         .store(source.duration_ms().unwrap_or(0), Ordering::Relaxed);
@@ -227,7 +239,10 @@ pub fn start_microphone(
                 };
                 let t = opts.base_ms + block.t_ms;
                 close(&mut signals, windower.advance(t))?;
+                let started = std::time::Instant::now();
                 let prob = vad.process(&block.samples)?;
+                p.infer_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 let seconds =
                     block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
                 signals.observe(seconds, prob, rms(&block.samples));

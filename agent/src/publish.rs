@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | `{prefix}/{store}/{device}/status` | yes | 1 | `{"state":"online"|"offline",...}`; the broker publishes the offline last will if the agent vanishes |
 //! | `{prefix}/{store}/{device}/window/{source}` | no | config (1) | one window event (`signals/schema/window-event.v1.json`) |
+//! | `{prefix}/{store}/{device}/health` | no | 0 | every `mqtt.health_secs`: uptime, outbox depth/age, uplink counters, sources up, frames analysed/dropped, mean inference latency |
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //!
 //! Delivery is at least once: a record leaves the outbox only when its PUBACK arrives. Each
@@ -23,7 +24,10 @@ use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use serde_json::json;
 use vitrine_config::{Config, Mqtt};
 
+use std::sync::atomic::Ordering;
+
 use crate::outbox::{DirStorage, Outbox};
+use crate::pipeline::SourceProgress;
 
 /// Records in flight at once (sent, PUBACK pending).
 pub const MAX_INFLIGHT: usize = 32;
@@ -53,6 +57,9 @@ impl Topics {
     }
     pub fn gap(&self) -> String {
         format!("{}/gap", self.base)
+    }
+    pub fn health(&self) -> String {
+        format!("{}/health", self.base)
     }
 }
 
@@ -152,6 +159,8 @@ impl Conn {
 
 pub struct Uplink {
     cfg: Config,
+    sources: Vec<(String, Arc<SourceProgress>)>,
+    started: std::time::Instant,
     mqtt: Mqtt,
     topics: Topics,
     qos: QoS,
@@ -160,13 +169,20 @@ pub struct Uplink {
 }
 
 impl Uplink {
-    pub fn new(cfg: &Config, mqtt: &Mqtt, outbox: SharedOutbox) -> anyhow::Result<Uplink> {
+    pub fn new(
+        cfg: &Config,
+        mqtt: &Mqtt,
+        outbox: SharedOutbox,
+        sources: Vec<(String, Arc<SourceProgress>)>,
+    ) -> anyhow::Result<Uplink> {
         if let Some(t) = &mqtt.tls {
             let _ = rustls::crypto::ring::default_provider().install_default();
             tls(t)?; // fail early on unreadable files
         }
         Ok(Uplink {
             cfg: cfg.clone(),
+            sources,
+            started: std::time::Instant::now(),
             mqtt: mqtt.clone(),
             topics: Topics::new(mqtt, &cfg.device.store_id, &cfg.device.id),
             qos: if mqtt.qos == 0 {
@@ -220,6 +236,44 @@ impl Uplink {
 
     fn stat(&self) -> std::sync::MutexGuard<'_, UplinkStats> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The health message: what a remote operator needs to see that the box works.
+    fn health(&self) -> Vec<u8> {
+        let now = crate::commands::now_ms();
+        let (unacked, bytes, age, stats) = {
+            let o = lock_outbox(&self.outbox);
+            let (n, b) = o.depth();
+            (n, b, o.oldest_age_ms(now), o.stats)
+        };
+        let up = *self.stat();
+        let sources: Vec<serde_json::Value> = self
+            .sources
+            .iter()
+            .map(|(id, p)| {
+                let analysed = p.analysed.load(Ordering::Relaxed);
+                let infer = p.infer_us.load(Ordering::Relaxed);
+                json!({
+                    "id": id,
+                    "kind": p.kind,
+                    "up": !p.done.load(Ordering::Relaxed),
+                    "analysed": analysed,
+                    "dropped": p.dropped.load(Ordering::Relaxed),
+                    "inference_ms_mean": if analysed > 0 { (infer as f64 / analysed as f64 / 10.0).round() / 100.0 } else { 0.0 },
+                })
+            })
+            .collect();
+        json!({
+            "schema": "vitrine.health.v1",
+            "device_id": self.cfg.device.id,
+            "store_id": self.cfg.device.store_id,
+            "uptime_s": self.started.elapsed().as_secs(),
+            "outbox": { "unacked": unacked, "bytes": bytes, "oldest_age_s": age.map(|a| a / 1000), "appended": stats.appended, "dropped": stats.dropped, "gap_records": stats.gap_records },
+            "uplink": { "connections": up.connections, "sent": up.sent, "acked": up.acked, "rejected": up.rejected },
+            "sources": sources,
+        })
+        .to_string()
+        .into_bytes()
     }
 
     /// Send synced, unacknowledged records until the in-flight window is full.
@@ -311,6 +365,8 @@ impl Uplink {
     ) -> anyhow::Result<UplinkStats> {
         let mut attempt = 0u32;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut health =
+            tokio::time::interval(Duration::from_secs(u64::from(self.mqtt.health_secs)));
         let mut stopping_since: Option<tokio::time::Instant> = None;
         loop {
             let mut c = self.connect()?;
@@ -356,6 +412,14 @@ impl Uplink {
                         let t = crate::commands::now_ms();
                         if let Err(e) = lock_outbox(&self.outbox).tick(t) { tracing::error!(error = %e, "outbox"); }
                         if let Err(e) = self.fill(&mut c) { break Err(e); }
+                    }
+                    _ = health.tick() => {
+                        if c.connected {
+                            // QoS 0: the latest state matters, not every sample; no packet id.
+                            if c.client.try_publish(self.topics.health(), QoS::AtMostOnce, false, self.health()).is_ok() {
+                                c.queued.push_back(Label::Status);
+                            }
+                        }
                     }
                     _ = stop.changed() => {}
                 }

@@ -124,6 +124,8 @@ pub struct Mqtt {
     pub topic_prefix: String,
     pub qos: u8,
     pub keep_alive_secs: u16,
+    /// Interval of the health message (`.../health`).
+    pub health_secs: u32,
     pub tls: Option<Tls>,
 }
 

@@ -75,6 +75,7 @@ pub struct RawMqtt {
     pub topic_prefix: Option<String>,
     pub qos: Option<i64>,
     pub keep_alive_secs: Option<i64>,
+    pub health_secs: Option<i64>,
     pub tls: Option<toml::Value>,
 }
 

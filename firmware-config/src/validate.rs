@@ -30,6 +30,7 @@ const MQTT_KEYS: &[&str] = &[
     "topic_prefix",
     "qos",
     "keep_alive_secs",
+    "health_secs",
     "tls",
 ];
 const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
@@ -595,6 +596,14 @@ fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path)
             Some("use 5 to 600 seconds".to_string()),
         );
     }
+    let health = raw.health_secs.unwrap_or(30);
+    if !(5..=3600).contains(&health) {
+        c.push(
+            "mqtt.health_secs",
+            format!("{health} s is out of range"),
+            Some("send health every 5 to 3600 seconds (30 is the default)".to_string()),
+        );
+    }
     let tls = match raw.tls {
         Some(t) => {
             let t: RawTls = section(c, "mqtt.tls", t, TLS_KEYS)?;
@@ -649,6 +658,7 @@ fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path)
         topic_prefix,
         qos: qos.clamp(0, 1) as u8,
         keep_alive_secs: keep_alive.clamp(5, 600) as u16,
+        health_secs: health.clamp(5, 3600) as u32,
         tls,
     })
 }

@@ -106,6 +106,8 @@ pub struct Outbox<S: Storage> {
     lost: Option<Gap>,
     /// Unacknowledged gap records: their seq → the range they report.
     gaps: BTreeMap<u64, Gap>,
+    /// When each unacknowledged record was appended (recovered ones: when the outbox opened).
+    appended_ms: BTreeMap<u64, u64>,
     gap_payload: GapPayload,
     /// Totals since start (for health and the benchmark).
     pub stats: Stats,
@@ -119,6 +121,14 @@ pub struct Stats {
     pub gap_records: u64,
     pub bytes_written: u64,
     pub syncs: u64,
+}
+
+/// Wall clock for `open` (recovered records' age); everything else takes time as an argument.
+fn storage_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn seg_name(first_seq: u64) -> String {
@@ -213,6 +223,16 @@ fn scan(bytes: &[u8]) -> (Vec<Scanned>, usize) {
 impl<S: Storage> Outbox<S> {
     /// Open (or create) the outbox: recover segments, cut torn tails, resume numbering.
     pub fn open(
+        storage: S,
+        limits: Limits,
+        gap_payload: GapPayload,
+    ) -> Result<(Outbox<S>, OpenReport), OutboxError> {
+        Self::open_at(storage_now(), storage, limits, gap_payload)
+    }
+
+    /// `open`, with the time that recovered records count as appended at.
+    pub fn open_at(
+        now_ms: u64,
         mut storage: S,
         limits: Limits,
         gap_payload: GapPayload,
@@ -303,9 +323,17 @@ impl<S: Storage> Outbox<S> {
             dirty_since_ms: None,
             lost: None,
             gaps,
+            appended_ms: BTreeMap::new(),
             gap_payload,
             stats: Stats::default(),
         };
+        let recovered: Vec<u64> = ob
+            .segments
+            .iter()
+            .flat_map(|s| s.unacked.keys().copied())
+            .collect();
+        ob.appended_ms
+            .extend(recovered.into_iter().map(|seq| (seq, now_ms)));
         for g in [saved_lost, report.corrupt_gap].into_iter().flatten() {
             ob.merge_lost(g);
         }
@@ -330,6 +358,14 @@ impl<S: Storage> Outbox<S> {
         self.segments
             .iter()
             .find_map(|s| s.unacked.keys().next().copied())
+    }
+
+    /// How long the oldest unacknowledged record has waited.
+    pub fn oldest_age_ms(&self, now_ms: u64) -> Option<u64> {
+        self.appended_ms
+            .values()
+            .min()
+            .map(|t| now_ms.saturating_sub(*t))
     }
 
     fn total_bytes(&self) -> u64 {
@@ -467,6 +503,7 @@ impl<S: Storage> Outbox<S> {
         if let Some(g) = gap {
             self.gaps.insert(seq, g);
         }
+        self.appended_ms.insert(seq, now_ms);
         seg.bytes += need;
         seg.last_seq = seq;
         self.stats.bytes_written += need;
@@ -499,6 +536,7 @@ impl<S: Storage> Outbox<S> {
             };
             let mut events = 0;
             for seq in seg.unacked.keys() {
+                self.appended_ms.remove(seq);
                 match self.gaps.remove(seq) {
                     Some(g) => {
                         gap.from_seq = gap.from_seq.min(g.from_seq);
@@ -598,6 +636,7 @@ impl<S: Storage> Outbox<S> {
             return Ok(()); // a duplicate ack, or already accounted for
         }
         self.gaps.remove(&seq);
+        self.appended_ms.remove(&seq);
         self.stats.acked += 1;
         self.recompute_watermark();
         self.collect_garbage()
