@@ -368,3 +368,102 @@ fn agent_kill9_loop_loses_nothing() {
         "nothing left behind"
     );
 }
+
+/// Fault: the broker hangs (SIGSTOP) for 15 s: keep-alive notices, the agent reconnects once
+/// it answers again and delivers what closed meanwhile.
+#[test]
+fn broker_hang_loses_nothing() {
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
+    );
+    let child = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    broker.pause(true);
+    std::thread::sleep(Duration::from_secs(15));
+    broker.pause(false);
+    std::thread::sleep(Duration::from_secs(20));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect();
+    let max = *seqs.iter().next_back().expect("events arrived");
+    assert!(max >= 7, "{seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=max).collect::<BTreeSet<_>>(),
+        "every seq delivered at least once"
+    );
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}
+
+/// Fault: the broker's ACL refuses the device's window topic. PUBACK 135 (not authorized):
+/// the events stay in the outbox and an error is logged; once the ACL is fixed, the next start
+/// delivers them.
+#[test]
+fn acl_denial_keeps_events_and_raises_an_alarm() {
+    let mut broker = Mosquitto::start();
+    let acl = broker.dir().join("acl");
+    std::fs::write(&acl, "topic readwrite vitrine/test-store/test-box/status\ntopic readwrite vitrine/test-store/test-box/health\ntopic read #\n").unwrap();
+    broker.restart_with(&format!("acl_file {}\n", acl.display()));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("noise.wav").display(), broker.port),
+    );
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the agent keeps going and stops cleanly: {log}"
+    );
+    assert!(
+        log.contains("broker refused an event") && log.contains("NotAuthorized"),
+        "{log}"
+    );
+    let kept = outbox_events(&dir.path().join("state"));
+    assert!(
+        (3..=4).contains(&kept.len()),
+        "15 s of audio in 5 s windows (unaligned start), all kept: {}",
+        kept.len()
+    );
+    // The ACL is fixed: the next start delivers them.
+    broker.restart_with("");
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.is_superset(&(1..=kept.len() as u64).collect()),
+        "{seqs:?}"
+    );
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}

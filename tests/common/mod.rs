@@ -142,6 +142,32 @@ impl Mosquitto {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP / SIGCONT: a hung broker (accepts TCP in the kernel, answers nothing).
+    pub fn pause(&self, on: bool) {
+        let sig = if on { "-STOP" } else { "-CONT" };
+        assert!(Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Start again on the same port with extra configuration lines (e.g. an ACL).
+    pub fn restart_with(&mut self, extra: &str) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let base = format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            self.port
+        );
+        std::fs::write(&conf, base + extra).unwrap();
+        self.kill9();
+        self.child = Self::spawn(&conf, self.port);
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Start again on the same port.
     pub fn restart(&mut self) {
         self.child = Self::spawn(&self.dir.path().join("mosquitto.conf"), self.port);
