@@ -497,7 +497,7 @@ pub fn run_config(
         ),
         None => None,
     };
-    lock_outbox(&outbox).tick(now_ms())?;
+    lock_outbox(&outbox).checkpoint(now_ms())?;
     let (stored, refused) = counts?;
     let (left, _) = lock_outbox(&outbox).depth();
     match delivery {

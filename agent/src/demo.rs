@@ -52,7 +52,7 @@ pub fn fetch_models(dir: &Path, verbose: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Broker(Child);
+pub struct Broker(Child);
 
 impl Drop for Broker {
     fn drop(&mut self) {
@@ -62,7 +62,7 @@ impl Drop for Broker {
 }
 
 /// Start a throwaway Mosquitto on a free loopback port.
-fn start_mosquitto(dir: &Path) -> anyhow::Result<Option<(Broker, u16)>> {
+pub fn start_mosquitto(dir: &Path) -> anyhow::Result<Option<(Broker, u16)>> {
     if Command::new("mosquitto")
         .arg("-h")
         .stdout(Stdio::null())

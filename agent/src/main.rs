@@ -49,10 +49,30 @@ enum Command {
     },
     /// Demo: real people video and speech through the real models, to a local broker.
     Demo(vitrine::demo::DemoArgs),
+    /// Benchmarks (one run, ratios and rates on this machine).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
         action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
+    Delivery {
+        #[arg(long, default_value_t = 5000)]
+        events: u64,
+        /// Pause between events (a store's trickle: each event then gets its own fsync).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Use this broker instead of starting a local Mosquitto.
+        #[arg(long)]
+        broker: Option<String>,
     },
 }
 
@@ -123,6 +143,14 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo(args) => vitrine::demo::demo(args),
+        Command::Bench {
+            what:
+                BenchWhat::Delivery {
+                    events,
+                    interval_ms,
+                    broker,
+                },
+        } => vitrine::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {
                 vitrine::demo::fetch_models(&dir, true).map(|_| ExitCode::SUCCESS)

@@ -29,6 +29,8 @@ pub use storage::{DirStorage, SimStorage, Storage};
 const HEADER: usize = 16;
 const GAP_FLAG: u32 = 1 << 31;
 const GAP_INFO: usize = 24;
+/// Longest time between two writes of the ack watermark file (SD-card wear vs re-sends).
+pub const WATERMARK_EVERY_MS: u64 = 5_000;
 const ACKED: &str = "acked";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,9 @@ pub struct Outbox<S: Storage> {
     /// Everything at or below is acknowledged or accounted for.
     watermark: u64,
     persisted_watermark: u64,
+    /// When the watermark was last written (it is rewritten at most every `WATERMARK_EVERY_MS`:
+    /// a stale one only means a few duplicate re-sends after a restart).
+    persisted_at_ms: u64,
     next_seq: u64,
     synced_through: u64,
     dirty_since_ms: Option<u64>,
@@ -318,6 +323,7 @@ impl<S: Storage> Outbox<S> {
             segments,
             watermark,
             persisted_watermark: watermark,
+            persisted_at_ms: now_ms,
             next_seq: max_seq + 1,
             synced_through: max_seq,
             dirty_since_ms: None,
@@ -575,8 +581,21 @@ impl<S: Storage> Outbox<S> {
         {
             self.flush(now_ms)?;
         }
+        if self.watermark != self.persisted_watermark
+            && now_ms.saturating_sub(self.persisted_at_ms) >= WATERMARK_EVERY_MS
+        {
+            self.persist_watermark()?;
+            self.persisted_at_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Sync everything and record the watermark now (clean shutdown).
+    pub fn checkpoint(&mut self, now_ms: u64) -> Result<(), OutboxError> {
+        self.flush(now_ms)?;
         if self.watermark != self.persisted_watermark {
             self.persist_watermark()?;
+            self.persisted_at_ms = now_ms;
         }
         Ok(())
     }

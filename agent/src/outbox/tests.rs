@@ -69,7 +69,7 @@ fn numbering_continues_after_everything_was_acknowledged() {
         o.append(0, ev).expect("append");
     }
     (1..=10).for_each(|s| o.ack(s).expect("ack"));
-    o.tick(1).expect("tick");
+    o.checkpoint(1).expect("checkpoint");
     let (mut o, _) = open(o.into_storage(), 1 << 20);
     assert_eq!(o.next_seq(), 11);
     assert!(

@@ -1,0 +1,157 @@
+//! `vitrine bench delivery`: events per second through the durable outbox and the MQTT uplink
+//! into a real Mosquitto, and what that costs the disk (SD cards wear).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vitrine_config::Config;
+use vitrine_signals::event::{
+    AreaStats, Body, CameraBody, Coverage, DwellStats, EventMeta, LineStats, PeopleStats,
+    WindowEvent,
+};
+
+use crate::commands::{now_ms, open_outbox};
+use crate::publish::{lock_outbox, Uplink};
+
+/// Bytes this process caused to be written to storage (Linux `/proc/self/io`).
+fn write_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A realistic camera window (two zones, a line, a display).
+fn body() -> Body {
+    Body::Camera(CameraBody {
+        coverage: Coverage::frames(60.0, 300, 297, 3, 0.4),
+        people: PeopleStats::new(Some(3.2), 7, 5),
+        zones: vec![
+            AreaStats::new(
+                "promo-table".into(),
+                Some(1.4),
+                4,
+                9,
+                DwellStats::from_ms(&mut [4_000, 12_000, 31_000, 7_500, 18_000]),
+                5,
+            ),
+            AreaStats::new(
+                "checkout-queue".into(),
+                Some(2.1),
+                5,
+                6,
+                DwellStats::from_ms(&mut [45_000, 60_000, 38_000, 52_000, 41_000, 70_000]),
+                5,
+            ),
+        ],
+        lines: vec![LineStats::new("door".into(), 14, 11, 5)],
+        displays: vec![AreaStats::new(
+            "window-display".into(),
+            Some(0.8),
+            3,
+            12,
+            DwellStats::from_ms(&mut [2_000, 3_500, 6_000, 1_500, 2_500]),
+            5,
+        )],
+    })
+}
+
+pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow::Result<()> {
+    let state = std::env::temp_dir().join(format!("vitrine-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state)?;
+    let mut _mosquitto = None;
+    let url = match broker {
+        Some(u) => u,
+        None => {
+            let (b, port) = crate::demo::start_mosquitto(&state)?
+                .ok_or_else(|| anyhow::anyhow!("mosquitto is not installed; pass --broker"))?;
+            _mosquitto = Some(b);
+            format!("mqtt://127.0.0.1:{port}")
+        }
+    };
+    let text = format!(
+        "[device]\nid = \"bench-box\"\nstore_id = \"bench\"\n[[microphones]]\nid = \"m\"\ndevice = \"default\"\n[mqtt]\nurl = \"{url}\"\n[outbox]\ndir = \"{}\"\nmax_mb = 256\n",
+        state.join("outbox").display()
+    );
+    let cfg = Config::parse(&text, Path::new("bench.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mqtt = cfg
+        .mqtt
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no broker"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let outbox = Arc::new(std::sync::Mutex::new(open_outbox(&cfg)?));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let uplink = Uplink::new(&cfg, &mqtt, outbox.clone(), Vec::new())?;
+    let task = rt.spawn(uplink.run(wake.clone(), stop_rx, Duration::from_secs(30)));
+    // Let the connection come up before timing.
+    std::thread::sleep(Duration::from_millis(500));
+    let written_before = write_bytes();
+    let meta = EventMeta {
+        device_id: "bench-box",
+        store_id: "bench",
+        source_id: "entrance",
+        k_min: 5,
+    };
+    let body = body();
+    let start = Instant::now();
+    let t0 = now_ms();
+    for i in 0..events {
+        let (s, e) = (t0 + i * 60_000, t0 + (i + 1) * 60_000);
+        lock_outbox(&outbox).append(now_ms(), |seq| {
+            serde_json::to_vec(&WindowEvent::new(&meta, seq, s, e, body.clone()))
+                .unwrap_or_default()
+        })?;
+        wake.notify_one();
+        if interval_ms > 0 {
+            std::thread::sleep(Duration::from_millis(interval_ms));
+        }
+    }
+    let appended_in = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lock_outbox(&outbox).depth().0 > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let delivered_in = start.elapsed();
+    let written = match (written_before, write_bytes()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let left = lock_outbox(&outbox).depth().0;
+    let stats = lock_outbox(&outbox).stats;
+    let _ = stop.send(true);
+    wake.notify_one();
+    let up = rt.block_on(task)??;
+    let payload = serde_json::to_vec(&WindowEvent::new(&meta, 1, t0, t0 + 60_000, body))?.len();
+    println!("delivery benchmark: {events} camera window events ({payload} B JSON each), {}, through outbox + MQTT v5 QoS 1 to {url}", if interval_ms > 0 { format!("one every {interval_ms} ms") } else { "as fast as possible".into() });
+    println!(
+        "  append only           {:>10.0} events/s",
+        events as f64 / appended_in.as_secs_f64()
+    );
+    println!(
+        "  append → PUBACK       {:>10.0} events/s  ({:.2} s; {} acked, {} left)",
+        events as f64 / delivered_in.as_secs_f64(),
+        delivered_in.as_secs_f64(),
+        up.acked,
+        left
+    );
+    println!(
+        "  record bytes / event  {:>10.1}  (payload + 16 B framing)",
+        stats.bytes_written as f64 / stats.appended.max(1) as f64
+    );
+    if let Some(w) = written {
+        println!("  disk bytes / event    {:>10.1}  (/proc/self/io write_bytes: data, metadata and the ack file)", w as f64 / events.max(1) as f64);
+    }
+    println!(
+        "  fsyncs / event        {:>10.3}  (group commit: at most one per {} ms)",
+        stats.syncs as f64 / events.max(1) as f64,
+        crate::outbox::Limits::for_cap(1).sync_interval_ms
+    );
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(())
+}
