@@ -518,6 +518,31 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
     })
 }
 
+/// A private key readable by other users is a leak waiting to happen: refuse it.
+#[cfg(unix)]
+fn check_private(c: &mut Collector, key: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(key) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            c.push(
+                "mqtt.tls.key",
+                format!(
+                    "{} is readable by other users (mode {mode:03o})",
+                    key.display()
+                ),
+                Some(format!(
+                    "chmod 600 {} (under systemd, pass it with LoadCredential=)",
+                    key.display()
+                )),
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &mut Collector, _: &Path) {}
+
 fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path) -> Option<Mqtt> {
     let raw: RawMqtt = section(c, "mqtt", v, MQTT_KEYS)?;
     let (scheme, rest) = match raw.url.split_once("://") {
@@ -621,6 +646,9 @@ fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path)
             let ca = file(c, "ca", &t.ca);
             let cert = t.cert.as_deref().map(|p| file(c, "cert", p));
             let key = t.key.as_deref().map(|p| file(c, "key", p));
+            if let Some(k) = &key {
+                check_private(c, k);
+            }
             if cert.is_some() != key.is_some() {
                 c.push(
                     "mqtt.tls",
