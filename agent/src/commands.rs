@@ -330,8 +330,15 @@ pub fn open_outbox(cfg: &Config) -> anyhow::Result<Outbox<DirStorage>> {
         )
     })?;
     let gap = gap_payload(cfg);
-    let (outbox, report) = Outbox::open(storage, Limits::for_cap(cfg.outbox.max_bytes), gap)
-        .map_err(|e| anyhow::anyhow!("outbox {}: {e}", dir.display()))?;
+    let (outbox, report) = Outbox::open(
+        storage,
+        Limits {
+            reserve_bytes: cfg.outbox.reserve_bytes,
+            ..Limits::for_cap(cfg.outbox.max_bytes)
+        },
+        gap,
+    )
+    .map_err(|e| anyhow::anyhow!("outbox {}: {e}", dir.display()))?;
     if report.truncated_bytes > 0 {
         tracing::warn!(
             bytes = report.truncated_bytes,

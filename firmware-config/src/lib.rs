@@ -148,6 +148,8 @@ pub struct Privacy {
 pub struct Outbox {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    /// Free space the outbox leaves on its filesystem.
+    pub reserve_bytes: u64,
 }
 
 /// Known model names (the pinned manifest in `vitrine-models` must carry each of them).

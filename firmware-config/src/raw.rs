@@ -99,6 +99,7 @@ pub struct RawPrivacy {
 pub struct RawOutbox {
     pub dir: Option<String>,
     pub max_mb: Option<i64>,
+    pub reserve_mb: Option<i64>,
 }
 
 /// Top-level sections and the keys each accepts (for "did you mean" hints).

@@ -35,7 +35,7 @@ const MQTT_KEYS: &[&str] = &[
 ];
 const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
 const PRIVACY_KEYS: &[&str] = &["window_secs", "k_min"];
-const OUTBOX_KEYS: &[&str] = &["dir", "max_mb"];
+const OUTBOX_KEYS: &[&str] = &["dir", "max_mb", "reserve_mb"];
 
 /// Deserialize one item; on failure record a located, hinted problem and return None.
 fn item<T: DeserializeOwned>(
@@ -727,8 +727,20 @@ fn outbox(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Outb
         None => RawOutbox {
             dir: None,
             max_mb: None,
+            reserve_mb: None,
         },
     };
+    let reserve_mb = raw.reserve_mb.unwrap_or(16);
+    if !(0..=100_000).contains(&reserve_mb) {
+        c.push(
+            "outbox.reserve_mb",
+            format!("{reserve_mb} MB is out of range"),
+            Some(
+                "free space to leave on the filesystem, 0 to 100000 MB (16 is the default)"
+                    .to_string(),
+            ),
+        );
+    }
     let max_mb = raw.max_mb.unwrap_or(64);
     if !(1..=1_000_000).contains(&max_mb) {
         c.push(
@@ -743,6 +755,7 @@ fn outbox(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Outb
             .map(|d| resolve(base, &d))
             .unwrap_or_else(|| PathBuf::from("/var/lib/vitrine/outbox")),
         max_bytes: max_mb.clamp(1, 1_000_000) as u64 * 1024 * 1024,
+        reserve_bytes: reserve_mb.clamp(0, 100_000) as u64 * 1024 * 1024,
     })
 }
 
