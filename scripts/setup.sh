@@ -6,6 +6,7 @@
 #   espeak-ng sox alsa-utils   speech/noise/voice-prompt media (scripts/fetch-media.sh)
 #   python3-pip      `pip download` of the pinned Silero VAD wheel (PyPI)
 #   curl             upstream model downloads; build-essential for crates that compile C
+#   iptables iproute2 openssl   network-fault tests (namespaces, DROP, loss) and the TLS tests' PKI
 # Models (fetch_models, called after the build): `vitrine models fetch` from
 # $VITRINE_MODEL_MIRROR (a mirror directory; default: a sibling ../shared/models if present),
 # else the pinned upstream URLs / PyPI. sha256-checked.
@@ -23,6 +24,9 @@ command -v sox >/dev/null || need+=(sox)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v cc >/dev/null || need+=(build-essential)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq

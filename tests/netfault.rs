@@ -1,0 +1,236 @@
+//! Network faults between the agent and a broker in its own network namespace (a test host of
+//! ours on a veth pair): a 2-minute partition (iptables DROP) and 30 % random packet loss.
+//! The subscriber runs inside the broker's namespace, so only the agent's link is faulty.
+//! Needs root (ip netns, iptables); CI runs as root.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn root() -> bool {
+    String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        == "0"
+}
+
+fn sh(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A network namespace with a broker at 10.203.N.2, reachable from the host at 10.203.N.1.
+struct BrokerHost {
+    ns: String,
+    ip: String,
+    broker: Child,
+    sub: Option<Child>,
+    rules: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerHost {
+    fn start(n: u8) -> BrokerHost {
+        let ns = format!("vitrine-test-{n}-{}", std::process::id());
+        let (h, b) = (format!("vth{n}"), format!("vtb{n}"));
+        let ip = format!("10.203.{n}.2");
+        sh(&format!(
+            "ip netns del {ns} 2>/dev/null; ip link del {h} 2>/dev/null"
+        ));
+        assert!(sh(&format!(
+            "ip netns add {ns} && ip link add {h} type veth peer name {b} && ip link set {b} netns {ns} && \
+             ip addr add 10.203.{n}.1/30 dev {h} && ip link set {h} up && \
+             ip netns exec {ns} ip addr add {ip}/30 dev {b} && ip netns exec {ns} ip link set {b} up && ip netns exec {ns} ip link set lo up"
+        )));
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("m.conf");
+        std::fs::write(
+            &conf,
+            "listener 1883 0.0.0.0\nallow_anonymous true\npersistence false\n",
+        )
+        .unwrap();
+        let broker = Command::new("ip")
+            .args(["netns", "exec", &ns, "mosquitto", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((ip.as_str(), 1883)).is_err() {
+            assert!(Instant::now() < deadline, "broker in {ns} did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut host = BrokerHost {
+            ns,
+            ip,
+            broker,
+            sub: None,
+            rules: Vec::new(),
+            _dir: dir,
+        };
+        host.sub = Some(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &host.ns,
+                    "mosquitto_sub",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    "1883",
+                    "-q",
+                    "1",
+                    "-t",
+                    "vitrine/+/+/window/#",
+                    "-v",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        host
+    }
+
+    /// Add an iptables rule on the host for traffic to and from the broker (removed on drop).
+    fn rule(&mut self, spec: &str) {
+        for dir in [
+            format!("OUTPUT -d {}", self.ip),
+            format!("INPUT -s {}", self.ip),
+        ] {
+            let r = format!("{dir} {spec} -m comment --comment {}", self.ns);
+            assert!(sh(&format!("iptables -I {r}")), "iptables -I {r}");
+            self.rules.push(r);
+        }
+    }
+
+    fn clear_rules(&mut self) {
+        for r in self.rules.drain(..) {
+            sh(&format!("iptables -D {r}"));
+        }
+    }
+
+    /// Window event seqs the subscriber received.
+    fn received(&mut self) -> BTreeSet<u64> {
+        let mut sub = self.sub.take().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = sub.kill();
+        let out = String::from_utf8(sub.wait_with_output().unwrap().stdout).unwrap();
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(_, j)| {
+                serde_json::from_str::<serde_json::Value>(j).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+impl Drop for BrokerHost {
+    fn drop(&mut self) {
+        self.clear_rules();
+        if let Some(s) = &mut self.sub {
+            let _ = s.kill();
+        }
+        let _ = self.broker.kill();
+        let _ = self.broker.wait();
+        sh(&format!("ip netns del {}", self.ns));
+    }
+}
+
+fn agent(dir: &std::path::Path, ip: &str) -> Child {
+    let cfg = write_config(
+        dir,
+        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://{ip}:1883\"\nkeep_alive_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display()),
+    );
+    vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+#[test]
+fn a_two_minute_partition_loses_nothing() {
+    if !root() {
+        eprintln!("SKIPPED a_two_minute_partition_loses_nothing: needs root (ip netns, iptables)");
+        return;
+    }
+    let mut host = BrokerHost::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // demo-mic.wav is 80 s; the partition outlasts it: windows pile up in the outbox.
+    let child = agent(dir.path(), &host.ip.clone());
+    std::thread::sleep(Duration::from_secs(8));
+    host.rule("-j DROP");
+    std::thread::sleep(Duration::from_secs(120));
+    host.clear_rules();
+    // Backoff is at most 30 s (+20 %): the agent is back within 40 s.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while !outbox_events(&dir.path().join("state")).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let log = stop(child);
+    assert!(log.contains("MQTT connection lost"), "{log}");
+    let seqs = host.received();
+    let max = *seqs.iter().next_back().expect("events arrived");
+    assert!(max >= 16, "80 s of audio in 5 s windows: {seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=max).collect::<BTreeSet<_>>(),
+        "every seq delivered at least once"
+    );
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}
+
+#[test]
+fn thirty_percent_packet_loss_loses_nothing() {
+    if !root() {
+        eprintln!(
+            "SKIPPED thirty_percent_packet_loss_loses_nothing: needs root (ip netns, iptables)"
+        );
+        return;
+    }
+    let mut host = BrokerHost::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let child = agent(dir.path(), &host.ip.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    host.rule("-m statistic --mode random --probability 0.3 -j DROP");
+    std::thread::sleep(Duration::from_secs(40));
+    host.clear_rules();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while !outbox_events(&dir.path().join("state")).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    stop(child);
+    let seqs = host.received();
+    let max = *seqs.iter().next_back().expect("events arrived");
+    assert!(max >= 8, "{seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=max).collect::<BTreeSet<_>>(),
+        "every seq delivered at least once"
+    );
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}
