@@ -574,3 +574,75 @@ fn disk_full_is_counted_and_reported_in_a_gap_record() {
     let max = *seen.iter().next_back().unwrap();
     assert_eq!(seen, (1..=max).collect::<BTreeSet<_>>(), "{lost} {seen:?}");
 }
+
+/// Fault: a byte of the outbox is damaged on disk (bit rot, a bad SD card) while the device
+/// is offline. On the next start the damaged record is skipped, the others are delivered, and
+/// a gap record reports the seq that was lost.
+#[test]
+fn a_corrupt_outbox_segment_is_reported_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mic = format!(
+        "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[privacy]\nwindow_secs = 5\n",
+        media("noise.wav").display()
+    );
+    // Offline: no broker configured, events stay in the outbox.
+    let offline = write_config(dir.path(), &mic);
+    for _ in 0..2 {
+        assert!(vitrine()
+            .args(["run", "--config"])
+            .arg(&offline)
+            .output()
+            .unwrap()
+            .status
+            .success());
+    }
+    let kept = outbox_events(&dir.path().join("state")).len();
+    assert!(kept >= 6);
+    let seg = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&seg, &bytes).unwrap();
+    // Online again.
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/#");
+    let online = write_config(
+        dir.path(),
+        &format!("{mic}[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n", broker.port),
+    );
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&online)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("records lost to corruption"), "{log}");
+    let msgs = sub.drain(Duration::from_secs(2));
+    let gaps: Vec<Value> = msgs
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/gap"))
+        .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
+        .collect();
+    assert_eq!(gaps.len(), 1, "{msgs:?}");
+    assert_eq!(gaps[0]["lost"]["count"], 1);
+    let mut seen: BTreeSet<u64> = windows(&msgs)
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect();
+    let lost = gaps[0]["lost"]["from_seq"].as_u64().unwrap();
+    assert!(!seen.contains(&lost));
+    seen.insert(lost);
+    seen.insert(gaps[0]["seq"].as_u64().unwrap());
+    let max = *seen.iter().next_back().unwrap();
+    assert_eq!(
+        seen,
+        (1..=max).collect::<BTreeSet<_>>(),
+        "every other seq delivered"
+    );
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}

@@ -175,54 +175,93 @@ struct Scanned {
     gap: Option<Gap>,
 }
 
-/// Parse a segment's bytes: every valid record, and the length of the valid prefix.
-fn scan(bytes: &[u8]) -> (Vec<Scanned>, usize) {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + HEADER <= bytes.len() {
-        let raw = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
-        let (is_gap, len) = (raw & GAP_FLAG != 0, (raw & !GAP_FLAG) as usize);
-        let crc = u32::from_le_bytes([
-            bytes[pos + 4],
-            bytes[pos + 5],
-            bytes[pos + 6],
-            bytes[pos + 7],
-        ]);
-        let mut seq_b = [0u8; 8];
-        seq_b.copy_from_slice(&bytes[pos + 8..pos + 16]);
-        let end = pos + HEADER + len;
-        if end > bytes.len() {
-            break;
-        }
-        let mut h = crc32fast::Hasher::new();
-        h.update(&seq_b);
-        h.update(&bytes[pos + HEADER..end]);
-        if h.finalize() != crc {
-            break;
-        }
-        let body = pos + HEADER;
-        let gap = if is_gap {
-            if len < GAP_INFO {
-                break;
-            }
-            Some(Gap {
-                from_seq: u64_at(bytes, body),
-                to_seq: u64_at(bytes, body + 8),
-                count: u64_at(bytes, body + 16),
-            })
-        } else {
-            None
-        };
-        let skip = if is_gap { GAP_INFO } else { 0 };
-        out.push(Scanned {
-            seq: u64::from_le_bytes(seq_b),
+/// Parse one record at `pos`; `None` if no valid record starts there.
+fn parse_at(bytes: &[u8], pos: usize) -> Option<(Scanned, usize)> {
+    if pos + HEADER > bytes.len() {
+        return None;
+    }
+    let raw = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
+    let (is_gap, len) = (raw & GAP_FLAG != 0, (raw & !GAP_FLAG) as usize);
+    let crc = u32::from_le_bytes([
+        bytes[pos + 4],
+        bytes[pos + 5],
+        bytes[pos + 6],
+        bytes[pos + 7],
+    ]);
+    let end = pos + HEADER + len;
+    if end > bytes.len() || (is_gap && len < GAP_INFO) {
+        return None;
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[pos + 8..end]);
+    if h.finalize() != crc {
+        return None;
+    }
+    let body = pos + HEADER;
+    let gap = is_gap.then(|| Gap {
+        from_seq: u64_at(bytes, body),
+        to_seq: u64_at(bytes, body + 8),
+        count: u64_at(bytes, body + 16),
+    });
+    let skip = if is_gap { GAP_INFO } else { 0 };
+    Some((
+        Scanned {
+            seq: u64_at(bytes, pos + 8),
             offset: (body + skip) as u64,
             len: (len - skip) as u32,
             gap,
-        });
-        pos = end;
+        },
+        end,
+    ))
+}
+
+/// Parse a segment's bytes: every valid record and the end of the last one. A damaged record
+/// is skipped by resynchronising on the next valid one (the seqs it held are then missing and
+/// reported as a gap by `open`); damage at the very end is a torn tail.
+fn scan(bytes: &[u8]) -> (Vec<Scanned>, usize) {
+    let mut out = Vec::new();
+    let (mut pos, mut valid_end) = (0, 0);
+    while pos + HEADER <= bytes.len() {
+        match parse_at(bytes, pos) {
+            Some((rec, end)) => {
+                out.push(rec);
+                pos = end;
+                valid_end = end;
+            }
+            None => match (pos + 1..bytes.len().saturating_sub(HEADER - 1)).find(|q| {
+                parse_at(bytes, *q)
+                    .is_some_and(|(r, _)| out.last().is_none_or(|l: &Scanned| r.seq > l.seq))
+            }) {
+                Some(q) => pos = q,
+                None => break,
+            },
+        }
     }
-    (out, pos)
+    (out, valid_end)
+}
+
+/// Parts of `from..=to` not inside any of `covered` (inclusive ranges).
+fn uncovered(from: u64, to: u64, covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut sorted = covered.to_vec();
+    sorted.sort_unstable();
+    for (a, b) in sorted {
+        if b < start || a > to {
+            continue;
+        }
+        if a > start {
+            out.push((start, a - 1));
+        }
+        start = start.max(b.saturating_add(1));
+        if start > to {
+            return out;
+        }
+    }
+    if start <= to {
+        out.push((start, to));
+    }
+    out
 }
 
 impl<S: Storage> Outbox<S> {
@@ -277,7 +316,10 @@ impl<S: Storage> Outbox<S> {
         let mut segments = Vec::new();
         let mut gaps = BTreeMap::new();
         let mut max_seq = watermark;
-        let mut expected_next: Option<u64> = None;
+        // Seqs present (above the watermark), and ranges that gap records already account for.
+        let mut present: Vec<u64> = Vec::new();
+        let mut covered: Vec<(u64, u64)> =
+            saved_lost.iter().map(|g| (g.from_seq, g.to_seq)).collect();
         for name in names {
             let bytes = storage.read(&name)?;
             let (records, valid) = scan(&bytes);
@@ -289,21 +331,14 @@ impl<S: Storage> Outbox<S> {
                 storage.remove(&name)?;
                 continue;
             };
-            // Records missing between the end of the previous segment and this one were lost
-            // to corruption: account for them.
-            if let Some(exp) = expected_next {
-                if first > exp && exp > watermark {
-                    let g = Gap {
-                        from_seq: exp,
-                        to_seq: first - 1,
-                        count: first - exp,
-                    };
-                    report.corrupt_gap = Some(g);
-                }
-            }
             let last = records.last().map(|r| r.seq).unwrap_or(first);
-            expected_next = Some(last + 1);
             max_seq = max_seq.max(last);
+            present.extend(records.iter().map(|r| r.seq).filter(|s| *s > watermark));
+            covered.extend(
+                records
+                    .iter()
+                    .filter_map(|r| r.gap.map(|g| (g.from_seq, g.to_seq))),
+            );
             let live = records.iter().filter(|r| r.seq > watermark);
             let unacked: BTreeMap<u64, (u64, u32)> =
                 live.clone().map(|r| (r.seq, (r.offset, r.len))).collect();
@@ -314,6 +349,24 @@ impl<S: Storage> Outbox<S> {
                 unacked,
                 last_seq: last,
             });
+        }
+        // Seqs missing between the watermark and the last record, and not accounted for by a
+        // gap record, were lost to corruption (a damaged record, a lost segment): report them.
+        let mut prev = watermark;
+        for seq in present {
+            if seq > prev + 1 {
+                for (a, b) in uncovered(prev + 1, seq - 1, &covered) {
+                    let g = report.corrupt_gap.get_or_insert(Gap {
+                        from_seq: a,
+                        to_seq: b,
+                        count: 0,
+                    });
+                    g.from_seq = g.from_seq.min(a);
+                    g.to_seq = g.to_seq.max(b);
+                    g.count += b - a + 1;
+                }
+            }
+            prev = prev.max(seq);
         }
         report.segments = segments.len();
         report.unacked = segments.iter().map(|s| s.unacked.len()).sum();

@@ -138,6 +138,64 @@ fn a_corrupt_older_segment_is_cut_and_its_loss_reported() {
 }
 
 #[test]
+fn a_damaged_record_in_the_active_segment_is_skipped_and_reported() {
+    // One segment holding all six records.
+    let limits = Limits {
+        segment_bytes: 1 << 20,
+        ..limits(1 << 20)
+    };
+    let mut o = Outbox::open(SimStorage::default(), limits, gap_payload())
+        .expect("open")
+        .0;
+    for _ in 0..6 {
+        o.append(0, ev).expect("append");
+    }
+    let mut s = o.into_storage();
+    let seg = s
+        .list()
+        .expect("list")
+        .into_iter()
+        .find(|n| n.starts_with("seg-"))
+        .expect("segment");
+    let mut bytes = s.read(&seg).expect("read");
+    let rec = bytes.len() / 6;
+    bytes[2 * rec + 20] ^= 0xff; // damage the payload of the third record
+    s.remove(&seg).expect("rm");
+    s.append(&seg, &bytes).expect("write");
+    let (mut o, report) = Outbox::open(s, limits, gap_payload()).expect("reopen");
+    assert_eq!(
+        report.corrupt_gap,
+        Some(Gap {
+            from_seq: 3,
+            to_seq: 3,
+            count: 1
+        })
+    );
+    // Records after the damage survive, and numbering continues after them (no reuse).
+    assert_eq!(
+        unacked(&mut o).iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1, 2, 4, 5, 6]
+    );
+    assert_eq!(o.next_seq(), 7);
+    o.append(0, ev).expect("append");
+    let u = unacked(&mut o);
+    assert!(
+        u.iter().any(|(_, p)| p == b"GAP 7 3 3 1"),
+        "{:?}",
+        u.iter()
+            .map(|r| String::from_utf8_lossy(&r.1).to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn uncovered_ranges() {
+    assert_eq!(uncovered(1, 10, &[]), vec![(1, 10)]);
+    assert_eq!(uncovered(1, 10, &[(3, 4), (8, 20)]), vec![(1, 2), (5, 7)]);
+    assert_eq!(uncovered(5, 6, &[(1, 10)]), vec![]);
+}
+
+#[test]
 fn when_full_the_oldest_go_and_a_gap_record_says_which() {
     let (mut o, _) = open(SimStorage::default(), 1200);
     for _ in 0..60 {
