@@ -455,7 +455,11 @@ impl Uplink {
                     let s = *self.stat();
                     return Ok(s);
                 }
-                Ok(false) => {
+                Ok(false) | Err(_) => {
+                    if let Err(e) = result {
+                        // Never give up delivering while the agent runs: say so, back off, retry.
+                        tracing::error!(error = %format!("{e:#}"), "uplink failed; reconnecting");
+                    }
                     c.poller.abort();
                     let wait = backoff(attempt);
                     attempt += 1;
@@ -466,10 +470,6 @@ impl Uplink {
                     if *stop.borrow() && stopping_since.is_some_and(|s| s.elapsed() >= drain) {
                         return Ok(*self.stat());
                     }
-                }
-                Err(e) => {
-                    c.poller.abort();
-                    return Err(e);
                 }
             }
         }

@@ -73,22 +73,15 @@ pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The events a stopped agent left in its outbox (unacknowledged), in order.
+/// The events an agent's outbox holds, unacknowledged, in order. Read-only: safe while the
+/// agent runs (the watermark is persisted lazily: a running agent may still list events
+/// acknowledged in the last seconds).
 pub fn outbox_events(dir: &Path) -> Vec<serde_json::Value> {
-    use vitrine::outbox::{DirStorage, Limits, Outbox};
-    let (mut o, _) = Outbox::open(
-        DirStorage::open(dir).unwrap(),
-        Limits::for_cap(1 << 30),
-        Box::new(|_, _| Vec::new()),
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let mut after = None;
-    while let Some((seq, payload)) = o.next_unacked(after).unwrap() {
-        out.push(serde_json::from_slice(&payload).unwrap());
-        after = Some(seq);
-    }
-    out
+    vitrine::outbox::inspect(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| serde_json::from_slice(&p).unwrap())
+        .collect()
 }
 
 /// A config for the given sources, with absolute paths, written into `dir`.

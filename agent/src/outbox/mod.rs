@@ -264,6 +264,41 @@ fn uncovered(from: u64, to: u64, covered: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
+/// Read-only view of an outbox directory (safe while an agent is using it): the records above
+/// the persisted watermark, in order. The watermark is written lazily, so a running agent's
+/// outbox may still list records acknowledged in the last few seconds.
+pub fn inspect(dir: &std::path::Path) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+    let watermark = match std::fs::read_to_string(dir.join(ACKED)) {
+        Ok(t) => t
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap_or(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("seg-") && n.ends_with(".log"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let bytes = match std::fs::read(dir.join(&name)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
+            Err(e) => return Err(e),
+        };
+        for r in scan(&bytes).0.into_iter().filter(|r| r.seq > watermark) {
+            out.push((
+                r.seq,
+                bytes[r.offset as usize..r.offset as usize + r.len as usize].to_vec(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 impl<S: Storage> Outbox<S> {
     /// Open (or create) the outbox: recover segments, cut torn tails, resume numbering.
     pub fn open(
