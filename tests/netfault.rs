@@ -153,7 +153,12 @@ fn agent(dir: &std::path::Path, ip: &str) -> Child {
     // 240 s of audio (demo-mic.wav three times): the agent must outlive the fault.
     let long = dir.join("long-mic.wav");
     let m = media("demo-mic.wav");
-    assert!(Command::new("sox").args([&m, &m, &m]).arg(&long).status().unwrap().success());
+    assert!(Command::new("sox")
+        .args([&m, &m, &m])
+        .arg(&long)
+        .status()
+        .unwrap()
+        .success());
     let cfg = write_config(
         dir,
         &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://{ip}:1883\"\nkeep_alive_secs = 5\n[privacy]\nwindow_secs = 5\n", long.display()),
