@@ -10,8 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use vitrine_config::{Config, ConfigErrors};
-use vitrine_sensors::Pacing;
-use vitrine_signals::event::EventMeta;
 use vitrine_signals::{Body, WindowEvent, Windower};
 
 use crate::outbox::{DirStorage, GapPayload, Limits, Outbox};
@@ -206,16 +204,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     install_stop_signal(&rt, stop.clone());
     let windower = Windower::new(cfg.privacy.window_secs);
     let base_ms = a.start_ms.unwrap_or_else(|| windower.bounds_of(now_ms()).0);
-    let opts = Options {
-        base_ms,
-        pacing: if a.realtime {
-            Pacing::Realtime
-        } else {
-            Pacing::AsFastAsPossible
-        },
-        window_secs: cfg.privacy.window_secs,
-        k_min: cfg.privacy.k_min,
-    };
+    let opts = Options::new(&cfg, base_ms, a.realtime);
     let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
     let running = if is_audio(&a.input) {
         let mic = match &a.source {
@@ -391,16 +380,7 @@ pub fn run_config(
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_signal(&rt, stop.clone());
     let outbox = open_outbox(cfg)?;
-    let opts = Options {
-        base_ms: base_ms.unwrap_or_else(now_ms),
-        pacing: if realtime {
-            Pacing::Realtime
-        } else {
-            Pacing::AsFastAsPossible
-        },
-        window_secs: cfg.privacy.window_secs,
-        k_min: cfg.privacy.k_min,
-    };
+    let opts = Options::new(cfg, base_ms.unwrap_or_else(now_ms), realtime);
     let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
     let mut running = Vec::new();
     let mut failed = Vec::new();
@@ -462,16 +442,9 @@ pub fn run_config(
     let bridge = std::thread::spawn(move || -> anyhow::Result<(u64, u64)> {
         let (mut stored, mut refused) = (0, 0);
         for w in rx.iter() {
-            let source = w.source_id.clone();
-            let meta = EventMeta {
-                device_id: &cfg2.device.id,
-                store_id: &cfg2.device.store_id,
-                source_id: &source,
-                k_min: cfg2.privacy.k_min,
-            };
             let mut event = None;
             let res = lock_outbox(&ob).append(now_ms(), |seq| {
-                let ev = WindowEvent::new(&meta, seq, w.start_ms, w.end_ms, w.body);
+                let ev = w.into_event(&cfg2, seq);
                 let bytes = serde_json::to_vec(&ev).unwrap_or_default();
                 event = Some(ev);
                 bytes

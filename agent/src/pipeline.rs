@@ -40,6 +40,34 @@ pub struct WindowOut {
     pub body: Body,
 }
 
+impl WindowOut {
+    /// The published event for this window, numbered `seq`, for the device of `cfg`.
+    pub fn into_event(self, cfg: &Config, seq: u64) -> vitrine_signals::WindowEvent {
+        let meta = vitrine_signals::event::EventMeta {
+            device_id: &cfg.device.id,
+            store_id: &cfg.device.store_id,
+            source_id: &self.source_id,
+            k_min: cfg.privacy.k_min,
+        };
+        vitrine_signals::WindowEvent::new(&meta, seq, self.start_ms, self.end_ms, self.body)
+    }
+}
+
+impl Options {
+    pub fn new(cfg: &Config, base_ms: u64, realtime: bool) -> Options {
+        Options {
+            base_ms,
+            pacing: if realtime {
+                Pacing::Realtime
+            } else {
+                Pacing::AsFastAsPossible
+            },
+            window_secs: cfg.privacy.window_secs,
+            k_min: cfg.privacy.k_min,
+        }
+    }
+}
+
 /// Live counters of one source, read by progress display and status.
 #[derive(Debug, Default)]
 pub struct SourceProgress {

@@ -3,7 +3,7 @@
 //! increasing across restarts.
 
 use vitrine_config::Config;
-use vitrine_signals::event::{EventMeta, WindowEvent};
+use vitrine_signals::WindowEvent;
 
 use crate::pipeline::WindowOut;
 
@@ -18,15 +18,7 @@ impl Sequencer {
 
     /// Number a closed window of a device configured by `cfg`.
     pub fn number(&mut self, cfg: &Config, w: WindowOut) -> WindowEvent {
-        let source = w.source_id.clone();
-        let meta = EventMeta {
-            device_id: &cfg.device.id,
-            store_id: &cfg.device.store_id,
-            source_id: &source,
-            k_min: cfg.privacy.k_min,
-        };
-        let seq = self.next;
         self.next += 1;
-        WindowEvent::new(&meta, seq, w.start_ms, w.end_ms, w.body)
+        w.into_event(cfg, self.next - 1)
     }
 }
