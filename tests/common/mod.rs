@@ -190,7 +190,8 @@ impl Drop for Mosquitto {
     }
 }
 
-/// A subscriber with its own thread and runtime, collecting (topic, payload, retained).
+/// A subscriber with a persistent session, on its own thread and runtime, collecting
+/// (topic, payload, retained).
 pub struct Subscriber {
     pub rx: std::sync::mpsc::Receiver<(String, Vec<u8>, bool)>,
     _thread: std::thread::JoinHandle<()>,
@@ -216,8 +217,11 @@ impl Subscriber {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let (client, mut ev) =
-                    AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
+                // A persistent session: what the broker queues while this subscriber is away is kept.
+                let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+                opts.set_clean_start(false);
+                opts.set_session_expiry_interval(Some(3600));
+                let (client, mut ev) = AsyncClient::new(opts, 64);
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
                     match ev.poll().await {
