@@ -31,6 +31,13 @@ fn windows(msgs: &[(String, Vec<u8>, bool)]) -> Vec<(String, Value)> {
         .collect()
 }
 
+fn window_seqs(msgs: &[(String, Vec<u8>, bool)]) -> BTreeSet<u64> {
+    windows(msgs)
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
 fn statuses(msgs: &[(String, Vec<u8>, bool)]) -> Vec<Value> {
     msgs.iter()
         .filter(|(t, _, _)| t.ends_with("/status"))
@@ -186,12 +193,7 @@ fn sigterm_drains_the_open_windows_and_says_goodbye() {
         "online"
     );
     std::thread::sleep(Duration::from_secs(3));
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_and_wait(child);
     assert!(
         out.status.success(),
         "clean exit on SIGTERM: {}",
@@ -239,28 +241,17 @@ fn broker_kill_and_restart_loses_nothing() {
     std::thread::sleep(Duration::from_secs(8));
     broker.restart();
     std::thread::sleep(Duration::from_secs(12));
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_and_wait(child);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(
         log.contains("MQTT connection lost"),
         "the outage was noticed: {log}"
     );
-    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
-    let max = *seqs.iter().next_back().expect("events arrived");
-    assert!(max >= 5, "{seqs:?}");
-    assert_eq!(
-        seqs,
-        (1..=max).collect::<BTreeSet<_>>(),
-        "every seq delivered at least once"
+    assert_contiguous(
+        &window_seqs(&sub.drain(Duration::from_secs(2))),
+        5,
+        "every seq delivered at least once",
     );
     assert!(
         outbox_events(&dir.path().join("state")).is_empty(),
@@ -343,25 +334,16 @@ fn agent_kill9_loop_loses_nothing() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_and_wait(child);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
-    let max = *seqs.iter().next_back().expect("events arrived");
-    assert!(max >= 6, "{seqs:?}");
-    assert_eq!(
-        seqs,
-        (1..=max).collect::<BTreeSet<_>>(),
-        "every seq delivered at least once, none skipped"
+    assert_contiguous(
+        &window_seqs(&sub.drain(Duration::from_secs(2))),
+        6,
+        "every seq delivered at least once, none skipped",
     );
     assert!(
         outbox_events(&dir.path().join("state")).is_empty(),
@@ -391,25 +373,16 @@ fn broker_hang_loses_nothing() {
     std::thread::sleep(Duration::from_secs(15));
     broker.pause(false);
     std::thread::sleep(Duration::from_secs(20));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_and_wait(child);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
-    let max = *seqs.iter().next_back().expect("events arrived");
-    assert!(max >= 7, "{seqs:?}");
-    assert_eq!(
-        seqs,
-        (1..=max).collect::<BTreeSet<_>>(),
-        "every seq delivered at least once"
+    assert_contiguous(
+        &window_seqs(&sub.drain(Duration::from_secs(2))),
+        7,
+        "every seq delivered at least once",
     );
     assert!(outbox_events(&dir.path().join("state")).is_empty());
 }
@@ -529,10 +502,7 @@ fn disk_full_is_counted_and_reported_in_a_gap_record() {
     std::thread::sleep(Duration::from_secs(12));
     std::fs::remove_file(&filler).unwrap();
     std::thread::sleep(Duration::from_secs(9));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
+    let out = sigterm_and_wait(child);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -565,14 +535,10 @@ fn disk_full_is_counted_and_reported_in_a_gap_record() {
     );
     assert!(count >= 2 && to - from + 1 == count, "{lost}");
     // Every seq is delivered, or inside the gap, or is the gap record itself.
-    let mut seen: BTreeSet<u64> = windows(&msgs)
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
+    let mut seen = window_seqs(&msgs);
     seen.extend(from..=to);
     seen.insert(gaps[0]["seq"].as_u64().unwrap());
-    let max = *seen.iter().next_back().unwrap();
-    assert_eq!(seen, (1..=max).collect::<BTreeSet<_>>(), "{lost} {seen:?}");
+    assert_contiguous(&seen, 1, &format!("gap {lost}"));
 }
 
 /// Fault: a byte of the outbox is damaged on disk (bit rot, a bad SD card) while the device
@@ -630,19 +596,11 @@ fn a_corrupt_outbox_segment_is_reported_and_the_rest_delivered() {
         .collect();
     assert_eq!(gaps.len(), 1, "{msgs:?}");
     assert_eq!(gaps[0]["lost"]["count"], 1);
-    let mut seen: BTreeSet<u64> = windows(&msgs)
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
+    let mut seen = window_seqs(&msgs);
     let lost = gaps[0]["lost"]["from_seq"].as_u64().unwrap();
     assert!(!seen.contains(&lost));
     seen.insert(lost);
     seen.insert(gaps[0]["seq"].as_u64().unwrap());
-    let max = *seen.iter().next_back().unwrap();
-    assert_eq!(
-        seen,
-        (1..=max).collect::<BTreeSet<_>>(),
-        "every other seq delivered"
-    );
+    assert_contiguous(&seen, 1, "every other seq delivered");
     assert!(outbox_events(&dir.path().join("state")).is_empty());
 }

@@ -104,6 +104,25 @@ pub fn walkway_camera(fps: u32) -> String {
     )
 }
 
+/// Stop an agent as systemd would (SIGTERM) and wait for it; its exit status and output.
+pub fn sigterm_and_wait(child: Child) -> std::process::Output {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -TERM {}", child.id());
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that `seqs` is exactly 1..=max (every seq delivered at least once, none skipped)
+/// and that at least `min_max` events were produced; returns max.
+pub fn assert_contiguous(seqs: &std::collections::BTreeSet<u64>, min_max: u64, what: &str) -> u64 {
+    let max = *seqs.iter().next_back().expect("events arrived");
+    assert!(max >= min_max, "{seqs:?}");
+    assert_eq!(*seqs, (1..=max).collect(), "{what}");
+    max
+}
+
 /// A real Mosquitto on a free loopback port, killed on drop.
 pub struct Mosquitto {
     child: Child,
