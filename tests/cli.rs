@@ -161,3 +161,70 @@ fn replay_of_an_unknown_camera_lists_the_known_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn status_section_mistakes_are_named_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[status]\nmetrics = \"localhost\"\ndisplay = \"/tmp/screen.bmp\"\ndisplay_secs = 0\n",
+            walkway_camera(5)
+        ),
+    );
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, 64, "{out}{err}");
+    for field in ["status.metrics", "status.display", "status.display_secs"] {
+        assert!(
+            err.contains(&format!(": {field}: ")),
+            "{field} missing:\n{err}"
+        );
+    }
+    assert!(err.contains("127.0.0.1:9464"), "{err}");
+}
+
+/// Under systemd the TLS key comes from `LoadCredential=`: the config names it through
+/// `$CREDENTIALS_DIRECTORY`, which exists only for the service's processes.
+#[test]
+fn tls_key_from_the_systemd_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    for f in ["ca.pem", "client.pem"] {
+        std::fs::write(dir.path().join(f), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    }
+    let key = creds.join("mqtt-client.key");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[mqtt]\nurl = \"mqtts://broker.example:8883\"\n[mqtt.tls]\nca = \"ca.pem\"\ncert = \"client.pem\"\nkey = \"$CREDENTIALS_DIRECTORY/mqtt-client.key\"\n",
+            walkway_camera(5)
+        ),
+    );
+    let ok = vitrine()
+        .arg("check-config")
+        .arg(&cfg)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = vitrine()
+        .arg("check-config")
+        .arg(&cfg)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("mqtt.tls.key") && err.contains("LoadCredential="),
+        "{err}"
+    );
+}

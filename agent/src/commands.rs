@@ -71,6 +71,7 @@ pub fn install_stop_signal(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) 
             _ = term => {},
         }
         tracing::info!("stop requested: finishing the current windows");
+        crate::supervise::stopping();
         stop.store(true, Ordering::Relaxed);
     });
 }
@@ -419,23 +420,43 @@ pub fn run_config(
     let outbox = Arc::new(std::sync::Mutex::new(outbox));
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_uplink, stop_rx) = tokio::sync::watch::channel(false);
+    let sources: Vec<_> = running
+        .iter()
+        .map(|r| (r.source_id.clone(), r.progress.clone()))
+        .collect();
+    let mut uplink_stats = None;
     let uplink = match &cfg.mqtt {
-        Some(m) => Some(
-            rt.spawn(
-                Uplink::new(
-                    cfg,
-                    m,
-                    outbox.clone(),
-                    running
-                        .iter()
-                        .map(|r| (r.source_id.clone(), r.progress.clone()))
-                        .collect(),
-                )?
-                .run(wake.clone(), stop_rx, Duration::from_secs(10)),
-            ),
-        ),
+        Some(m) => {
+            let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?;
+            uplink_stats = Some(u.stats.clone());
+            Some(rt.spawn(u.run(wake.clone(), stop_rx.clone(), Duration::from_secs(10))))
+        }
         None => None,
     };
+    let shared = crate::status::Shared {
+        device_id: cfg.device.id.clone(),
+        store_id: cfg.device.store_id.clone(),
+        k_min: cfg.privacy.k_min,
+        started: std::time::Instant::now(),
+        sources,
+        failed: failed.clone(),
+        outbox: outbox.clone(),
+        uplink: uplink_stats,
+    };
+    if let Some(addr) = cfg.status.metrics {
+        // A taken port is reported, not fatal: the analytics matter more than their metrics.
+        match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => {
+                tracing::info!(%addr, "metrics on http://{addr}/metrics");
+                rt.spawn(crate::metrics::serve(l, shared.clone(), stop_rx));
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "metrics endpoint not started; fix: free the port or change status.metrics")
+            }
+        }
+    }
+    let supervisor = crate::supervise::Supervisor::start(shared.clone(), &cfg.status)?;
+    crate::supervise::ready(&shared.snapshot(now_ms()).line());
     // Bridge: closed windows are numbered and stored in the outbox on a plain thread; the
     // uplink is woken to send them.
     let (cfg2, ob, wk) = (cfg.clone(), outbox.clone(), wake.clone());
@@ -467,6 +488,8 @@ pub fn run_config(
         .join()
         .map_err(|_| anyhow::anyhow!("event thread panicked"))?;
     let sources = join(running);
+    crate::supervise::stopping();
+    supervisor.finish();
     lock_outbox(&outbox).flush(now_ms())?;
     let _ = stop_uplink.send(true);
     wake.notify_one();

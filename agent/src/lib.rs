@@ -4,8 +4,12 @@
 pub mod bench;
 pub mod commands;
 pub mod demo;
+pub mod display;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod publish;
 pub mod queue;
 pub mod seq;
+pub mod status;
+pub mod supervise;

@@ -98,15 +98,44 @@ fn parse_start(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("--start {s:?} is before 1970"))
 }
 
-fn main() -> ExitCode {
+/// systemd connected stderr to the journal: `JOURNAL_STREAM` names its device and inode.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    v.to_string_lossy() == format!("{}:{}", meta.dev(), meta.ino())
+}
+
+/// Logs: structured journald records (fields stay fields: `journalctl -u vitrine -o json`)
+/// when running under systemd, human-readable lines on stderr otherwise.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("VITRINE_LOG").unwrap_or_else(|_| "info".into())
+    };
+    if stderr_is_journal() {
+        if let Ok(j) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(j.with_syslog_identifier("vitrine".into()))
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VITRINE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { config } => Ok(commands::check_config(&config)),

@@ -79,7 +79,38 @@ pub struct SourceProgress {
     pub done: AtomicBool,
     /// Total inference time, microseconds (mean latency = this / analysed).
     pub infer_us: AtomicU64,
+    /// Inference latency distribution (the metrics endpoint's histogram).
+    pub latency: crate::metrics::LatencyHistogram,
+    /// `status::mono_ms()` of the last step: the watchdog's evidence of progress.
+    pub heartbeat_ms: AtomicU64,
+    /// Confirmed tracks in view after the last analysed frame (cameras).
+    pub occupancy: AtomicU64,
     pub kind: &'static str,
+}
+
+impl SourceProgress {
+    pub fn new(kind: &'static str) -> SourceProgress {
+        let p = SourceProgress {
+            kind,
+            ..Default::default()
+        };
+        p.beat();
+        p
+    }
+
+    /// Record one inference and its latency.
+    pub fn inferred(&self, took: std::time::Duration) {
+        self.infer_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(took);
+        self.analysed.fetch_add(1, Ordering::Relaxed);
+        self.beat();
+    }
+
+    pub fn beat(&self) {
+        self.heartbeat_ms
+            .store(crate::status::mono_ms(), Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -118,10 +149,7 @@ pub fn start_camera(
         .with_context(|| format!("camera {:?}", cam.id))?;
     let mut source = VideoFile::open(&path, cam.fps, cam.size, opts.pacing)
         .with_context(|| format!("camera {:?}", cam.id))?;
-    let progress = Arc::new(SourceProgress {
-        kind: "camera",
-        ..Default::default()
-    });
+    let progress = Arc::new(SourceProgress::new("camera"));
     progress
         .duration_ms
         .store(source.info().duration_ms.unwrap_or(0), Ordering::Relaxed);
@@ -189,11 +217,11 @@ pub fn start_camera(
                 let started = std::time::Instant::now();
                 let dets =
                     detector.detect(&frame.rgb, frame.width as usize, frame.height as usize)?;
-                p.infer_us
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                p.inferred(started.elapsed());
                 drop(frame);
-                signals.observe(t, &dets);
-                p.analysed.fetch_add(1, Ordering::Relaxed);
+                let update = signals.observe(t, &dets);
+                p.occupancy
+                    .store(update.tracks.len() as u64, Ordering::Relaxed);
                 p.media_ms.store(t - opts.base_ms, Ordering::Relaxed);
                 if stop.load(Ordering::Relaxed) {
                     queue.close();
@@ -232,10 +260,7 @@ pub fn start_microphone(
     let mut vad = Vad::load(&m.vad, &m.dir).with_context(|| format!("microphone {:?}", mic.id))?;
     let mut source =
         AudioFile::open(&path, opts.pacing).with_context(|| format!("microphone {:?}", mic.id))?;
-    let progress = Arc::new(SourceProgress {
-        kind: "microphone",
-        ..Default::default()
-    });
+    let progress = Arc::new(SourceProgress::new("microphone"));
     progress
         .duration_ms
         .store(source.duration_ms().unwrap_or(0), Ordering::Relaxed);
@@ -269,12 +294,10 @@ pub fn start_microphone(
                 close(&mut signals, windower.advance(t))?;
                 let started = std::time::Instant::now();
                 let prob = vad.process(&block.samples)?;
-                p.infer_us
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                p.inferred(started.elapsed());
                 let seconds =
                     block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
                 signals.observe(seconds, prob, rms(&block.samples));
-                p.analysed.fetch_add(1, Ordering::Relaxed);
                 p.media_ms.store(block.t_ms, Ordering::Relaxed);
             }
             close(&mut signals, windower.current().into_iter().collect())?;

@@ -64,7 +64,7 @@ impl Topics {
 }
 
 /// Delivery counters (for logs, health and tests).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UplinkStats {
     pub sent: u64,
     pub acked: u64,

@@ -37,6 +37,7 @@ pub struct Config {
     pub mqtt: Option<Mqtt>,
     pub privacy: Privacy,
     pub outbox: Outbox,
+    pub status: Status,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +151,25 @@ pub struct Outbox {
     pub max_bytes: u64,
     /// Free space the outbox leaves on its filesystem.
     pub reserve_bytes: u64,
+}
+
+/// Local status: the Prometheus endpoint and the status screen.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    /// Where the Prometheus metrics endpoint listens (off when `None`).
+    pub metrics: Option<std::net::SocketAddr>,
+    pub display: Option<Display>,
+    /// Seconds between redraws of the status screen.
+    pub display_secs: u32,
+}
+
+/// Where the status screen is drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Display {
+    /// A Linux framebuffer device such as `/dev/fb0` (geometry read from sysfs).
+    Framebuffer(PathBuf),
+    /// A PNG file, rewritten atomically on each redraw (for kiosks, docs and tests).
+    Png(PathBuf),
 }
 
 /// Known model names (the pinned manifest in `vitrine-models` must carry each of them).

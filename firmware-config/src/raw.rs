@@ -102,6 +102,14 @@ pub struct RawOutbox {
     pub reserve_mb: Option<i64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    pub metrics: Option<String>,
+    pub display: Option<String>,
+    pub display_secs: Option<i64>,
+}
+
 /// Top-level sections and the keys each accepts (for "did you mean" hints).
 pub const SECTIONS: &[&str] = &[
     "device",
@@ -111,4 +119,5 @@ pub const SECTIONS: &[&str] = &[
     "mqtt",
     "privacy",
     "outbox",
+    "status",
 ];

@@ -36,6 +36,7 @@ const MQTT_KEYS: &[&str] = &[
 const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
 const PRIVACY_KEYS: &[&str] = &["window_secs", "k_min"];
 const OUTBOX_KEYS: &[&str] = &["dir", "max_mb", "reserve_mb"];
+const STATUS_KEYS: &[&str] = &["metrics", "display", "display_secs"];
 
 /// Deserialize one item; on failure record a located, hinted problem and return None.
 fn item<T: DeserializeOwned>(
@@ -91,6 +92,18 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let i = s.find(start)? + start.len();
     let j = s[i..].find(end)? + i;
     Some(&s[i..j])
+}
+
+/// `$CREDENTIALS_DIRECTORY/name` (or `${CREDENTIALS_DIRECTORY}/name`): a credential systemd
+/// passed with `LoadCredential=`; the directory exists only for the service's processes.
+fn credential(p: &str) -> Result<String, ()> {
+    for var in ["${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"] {
+        if let Some(rest) = p.strip_prefix(var) {
+            let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| ())?;
+            return Ok(format!("{dir}{rest}"));
+        }
+    }
+    Ok(p.to_string())
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -633,7 +646,18 @@ fn mqtt(c: &mut Collector, v: toml::Value, device_id: Option<&str>, base: &Path)
         Some(t) => {
             let t: RawTls = section(c, "mqtt.tls", t, TLS_KEYS)?;
             let file = |c: &mut Collector, field: &str, p: &str| {
-                let p = resolve(base, p);
+                let p = match credential(p) {
+                    Ok(p) => p,
+                    Err(()) => {
+                        c.push(
+                            format!("mqtt.tls.{field}"),
+                            format!("{p} names $CREDENTIALS_DIRECTORY, which is not set"),
+                            Some("run under systemd with LoadCredential= (see systemd/vitrine.service), or give a plain path".to_string()),
+                        );
+                        return PathBuf::from(p);
+                    }
+                };
+                let p = resolve(base, &p);
                 if !p.is_file() {
                     c.push(
                         format!("mqtt.tls.{field}"),
@@ -759,6 +783,60 @@ fn outbox(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Outb
     })
 }
 
+fn status(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Status> {
+    let raw: RawStatus = match v {
+        Some(v) => section(c, "status", v, STATUS_KEYS)?,
+        None => RawStatus {
+            metrics: None,
+            display: None,
+            display_secs: None,
+        },
+    };
+    let metrics = match raw.metrics.as_deref() {
+        None | Some("") => None,
+        Some(s) => match s.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.push(
+                    "status.metrics",
+                    format!("{s:?} is not an address and port"),
+                    Some(
+                        "write it like \"127.0.0.1:9464\" (or remove it to turn metrics off)"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let display = match raw.display.as_deref() {
+        None | Some("") => None,
+        Some(s) if s.ends_with(".png") => Some(Display::Png(resolve(base, s))),
+        Some(s) if s.starts_with("/dev/") => Some(Display::Framebuffer(PathBuf::from(s))),
+        Some(s) => {
+            c.push(
+                "status.display",
+                format!("{s:?} is neither a framebuffer device nor a .png file"),
+                Some("use \"/dev/fb0\" for a screen, or a path ending in .png".to_string()),
+            );
+            None
+        }
+    };
+    let secs = raw.display_secs.unwrap_or(2);
+    if !(1..=3600).contains(&secs) {
+        c.push(
+            "status.display_secs",
+            format!("{secs} s is out of range"),
+            Some("redraw every 1 to 3600 seconds (2 is the default)".to_string()),
+        );
+    }
+    Some(Status {
+        metrics,
+        display,
+        display_secs: secs.clamp(1, 3600) as u32,
+    })
+}
+
 pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut c = Collector::default();
     let mut top: toml::Table = match text.parse() {
@@ -881,12 +959,13 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         .and_then(|v| mqtt(&mut c, v, device.as_ref().map(|d| d.id.as_str()), base));
     let privacy = privacy(&mut c, top.remove("privacy"));
     let outbox = outbox(&mut c, top.remove("outbox"), base);
+    let status = status(&mut c, top.remove("status"), base);
 
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
-    match (device, models, privacy, outbox) {
-        (Some(d), Some(models), Some(privacy), Some(outbox)) => Ok(Config {
+    match (device, models, privacy, outbox, status) {
+        (Some(d), Some(models), Some(privacy), Some(outbox), Some(status)) => Ok(Config {
             file: _file.to_path_buf(),
             device: Device {
                 id: d.id,
@@ -898,6 +977,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             mqtt,
             privacy,
             outbox,
+            status,
         }),
         _ => Err(vec![Problem {
             field: "(config)".into(),

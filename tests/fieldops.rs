@@ -1,0 +1,271 @@
+//! Field operations through their real interfaces: systemd's notify protocol over a real
+//! `NOTIFY_SOCKET` (READY, STATUS, WATCHDOG fed only while the pipeline progresses, STOPPING),
+//! the status screen written as a PNG by the running agent, and the Prometheus endpoint
+//! scraped over TCP while a real Mosquitto acknowledges events.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Notifications received on the socket, with their arrival time.
+struct Notes {
+    sock: UnixDatagram,
+    log: Vec<(Instant, String)>,
+}
+
+impl Notes {
+    fn bind(path: &std::path::Path) -> Notes {
+        let sock = UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Notes { sock, log: vec![] }
+    }
+
+    /// Collect for `d`; returns the messages that arrived.
+    fn collect(&mut self, d: Duration) -> Vec<(Instant, String)> {
+        let end = Instant::now() + d;
+        let mut got = vec![];
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).to_string();
+                got.push((Instant::now(), m.clone()));
+                self.log.push((Instant::now(), m));
+            }
+        }
+        got
+    }
+
+    /// Wait until a message containing `what` arrives (at most `d`).
+    fn wait_for(&mut self, what: &str, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            if self
+                .collect(Duration::from_millis(100))
+                .iter()
+                .any(|(_, m)| m.contains(what))
+            {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn count(msgs: &[(Instant, String)], what: &str) -> usize {
+    msgs.iter().filter(|(_, m)| m.contains(what)).count()
+}
+
+/// The agent's ffmpeg decoder (its child process).
+fn decoder_pid(agent: u32) -> String {
+    let out = Command::new("pgrep")
+        .args(["-P", &agent.to_string(), "ffmpeg"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no ffmpeg child of {agent}");
+    pid
+}
+
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.0 200 OK"), "{out}");
+    out
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn systemd_notify_watchdog_fed_only_while_the_pipeline_progresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("notify.sock");
+    let mut notes = Notes::bind(&sock);
+    let png = dir.path().join("status.png");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[privacy]\nwindow_secs = 10\n\n[status]\ndisplay = \"{}\"\ndisplay_secs = 1\n",
+            walkway_camera(5),
+            png.display()
+        ),
+    );
+    let agent = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock)
+        .env("WATCHDOG_USEC", "3000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = agent.id();
+
+    // READY=1 once the model is loaded and the sources and outbox are open.
+    assert!(
+        notes.wait_for("READY=1", Duration::from_secs(60)),
+        "{:?}",
+        notes.log
+    );
+    let ready = notes
+        .log
+        .iter()
+        .find(|(_, m)| m.contains("READY=1"))
+        .unwrap();
+    assert!(ready.1.contains("STATUS=1/1 sources up"), "{}", ready.1);
+
+    // Progressing: fed about three times per 3 s period.
+    let healthy = notes.collect(Duration::from_secs(4));
+    assert!(count(&healthy, "WATCHDOG=1") >= 3, "{healthy:?}");
+
+    // The screen shows up as a PNG the size of the panel.
+    let page = vitrine::display::read_png(&png).unwrap();
+    assert_eq!((page.width, page.height), (320, 240));
+
+    // Freeze the decoder: no frames, no progress. The feeding must stop (stall = 1.5 s).
+    let ffmpeg = decoder_pid(pid);
+    assert!(Command::new("kill")
+        .args(["-STOP", &ffmpeg])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        notes.wait_for(
+            "STATUS=STALLED: source walkway made no progress",
+            Duration::from_secs(5)
+        ),
+        "{:?}",
+        notes.log
+    );
+    let stalled = notes.collect(Duration::from_secs(4));
+    assert_eq!(
+        count(&stalled, "WATCHDOG=1"),
+        0,
+        "fed while stalled: {stalled:?}"
+    );
+
+    // Thaw it: feeding resumes.
+    assert!(Command::new("kill")
+        .args(["-CONT", &ffmpeg])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        notes.wait_for("WATCHDOG=1", Duration::from_secs(5)),
+        "{:?}",
+        notes.log
+    );
+
+    // SIGTERM: STOPPING=1, clean exit.
+    let out = sigterm_and_wait(agent);
+    notes.collect(Duration::from_millis(300));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(count(&notes.log, "STOPPING=1") >= 1, "{:?}", notes.log);
+    assert!(stderr.contains("pipeline stalled"), "{stderr}");
+    assert!(stderr.contains("progressing again"), "{stderr}");
+}
+
+#[test]
+fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[privacy]\nwindow_secs = 5\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n\n[status]\nmetrics = \"127.0.0.1:{port}\"\n",
+            walkway_camera(5),
+            broker.port
+        ),
+    );
+    let agent = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until two 5 s windows were acknowledged (model load + ~11 s of video).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let text = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n"));
+            let mut t = String::new();
+            let _ = s.read_to_string(&mut t);
+            if t.lines().any(|l| {
+                l.starts_with("vitrine_publish_acked_total ")
+                    && !l.ends_with(" 0")
+                    && !l.ends_with(" 1")
+            }) {
+                break t;
+            }
+        }
+        assert!(Instant::now() < deadline, "no acks in metrics");
+    };
+    let src = "{source=\"walkway\",kind=\"camera\"}";
+    assert!(
+        sample(&text, &format!("vitrine_frames_analysed_total{src}")) >= 10.0,
+        "{text}"
+    );
+    assert_eq!(sample(&text, &format!("vitrine_source_up{src}")), 1.0);
+    let n = sample(&text, "vitrine_inference_seconds_count{");
+    assert!(n >= 10.0, "{text}");
+    let inf = text
+        .lines()
+        .find(|l| l.starts_with("vitrine_inference_seconds_bucket{") && l.contains("le=\"+Inf\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no +Inf bucket in\n{text}"));
+    assert_eq!(inf, n, "+Inf bucket = count");
+    assert!(sample(&text, "vitrine_inference_seconds_sum{") > 0.0);
+    assert_eq!(sample(&text, "vitrine_broker_connected "), 1.0);
+    assert!(sample(&text, "vitrine_broker_connections_total ") >= 1.0);
+    assert!(text.contains("vitrine_outbox_events "), "{text}");
+    assert!(
+        text.contains("vitrine_outbox_oldest_age_seconds "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+
+    // Anything but GET /metrics is refused, and the endpoint keeps serving.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /secret HTTP/1.0\r\n\r\n").unwrap();
+    let mut t = String::new();
+    s.read_to_string(&mut t).unwrap();
+    assert!(t.starts_with("HTTP/1.0 404"), "{t}");
+    scrape(port);
+
+    let out = sigterm_and_wait(agent);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
