@@ -7,6 +7,8 @@
 #   python3-pip      `pip download` of the pinned Silero VAD wheel (PyPI)
 #   curl             upstream model downloads; build-essential for crates that compile C
 #   iptables iproute2 openssl   network-fault tests (namespaces, DROP, loss) and the TLS tests' PKI
+#   systemd          systemd-analyze, for the offline checks of the service unit
+#   procps           pgrep (the watchdog test freezes the agent's decoder)
 # Models (fetch_models, called after the build): `vitrine models fetch` from
 # $VITRINE_MODEL_MIRROR (a mirror directory; default: a sibling ../shared/models if present),
 # else the pinned upstream URLs / PyPI. sha256-checked.
@@ -27,6 +29,8 @@ python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v pgrep >/dev/null || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq

@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (scripts/setup.sh), then
-#   cargo test --workspace --locked
-# Unit, property and integration tests; the integration tests run the real binary on real
-# media through the real models, into a real Mosquitto they start themselves.
+#   1. cargo test --workspace --locked: unit, property and integration tests; the integration
+#      tests run the real binary on real media through the real models, into a real Mosquitto
+#      they start themselves (and check the systemd unit offline);
+#   2. field checks: the amd64 Debian package installed and used (packaging/test-deb.sh, root
+#      only), the aarch64 cross build tested under qemu (cross/test.sh) and packaged as .deb.
+# `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/setup.sh"
 cd "$root"
 export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/models"
+field=1
+if [ "${1:-}" = --quick ]; then field=0; shift; fi
+[ $# -eq 0 ] || field=0
 # Build once (the integration tests' feature set also builds the vitrine binary they run).
 cargo test --workspace --locked --no-run
 fetch_models
 cargo test --workspace --locked "$@"
+[ "$field" = 1 ] || exit 0
+
+t0=$(date +%s)
+if [ "$(id -u)" = 0 ]; then
+  packaging/test-deb.sh
+else
+  echo "field: packaging/test-deb.sh SKIPPED (needs root: dpkg -i)" >&2
+fi
+t1=$(date +%s)
+cross/test.sh aarch64
+packaging/build-deb.sh arm64 >/dev/null
+t2=$(date +%s)
+echo "field checks: amd64 package $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
+ls -l target/debian/*.deb target/release/vitrine target/aarch64-unknown-linux-gnu/release/vitrine

@@ -269,3 +269,37 @@ fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The shipped unit, checked offline as CI does: `systemd-analyze verify` with nothing on
+/// stderr, and `systemd-analyze security` exposure at most 2.0.
+#[test]
+fn systemd_unit_verifies_clean_with_exposure_at_most_2() {
+    let out = Command::new(repo().join("systemd/check.sh"))
+        .arg(env!("CARGO_BIN_EXE_vitrine"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("verify clean"), "{text}");
+}
+
+/// Exit 64 for a bad config must be what the unit refuses to restart on.
+#[test]
+fn systemd_unit_does_not_restart_on_bad_config() {
+    let unit = std::fs::read_to_string(repo().join("systemd/vitrine.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "RestartPreventExitStatus=64",
+        "ExecStartPre=/usr/bin/vitrine check-config /etc/vitrine/agent.toml",
+        "WatchdogSec=",
+        "StateDirectory=vitrine",
+        "LoadCredential=tls:/etc/vitrine/tls",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "missing {line}");
+    }
+}

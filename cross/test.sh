@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The platform-sensitive tests for an ARM target, run under qemu-user:
+#   cross/test.sh aarch64
+# 1. unit and property tests of signals (geometry, tracking, windows), models (tract inference
+#    on the real pinned models: NEON kernels, not x86's) and the agent library (outbox: on-disk
+#    format, CRC, recovery), built --release so they share the package build's dependencies;
+# 2. the cross-built `vitrine replay` on real video, compared with the native binary's events.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+arch=${1:-aarch64}
+[ "$arch" = aarch64 ] || { echo "only aarch64 runs its tests in CI (armv7: build only)" >&2; exit 2; }
+triple=aarch64-unknown-linux-gnu
+"$root/cross/setup.sh"
+cd "$root"
+source scripts/setup.sh          # media and fetch_models
+export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/models"
+fetch_models
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+start=$(date +%s)
+/usr/bin/cargo test --locked --release --target "$triple" \
+  -p vitrine-signals -p vitrine-models -p vitrine-config -p vitrine --lib
+echo "aarch64 unit tests under qemu: $(( $(date +%s) - start )) s"
+
+# 2. The same real video through the native and the cross-built binary: same windows, and the
+#    same aggregates up to float differences between x86 (AVX/FMA) and NEON kernels.
+/usr/bin/cargo build --locked --release --target "$triple" -p vitrine
+native="$root/target/debug/vitrine"
+[ -x "$native" ] || cargo build --locked -p vitrine
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+cat > "$work/demo.toml" <<TOML
+[device]
+id = "arm-check"
+store_id = "lab"
+[[cameras]]
+id = "walkway"
+file = "$VITRINE_MEDIA_DIR/vtest.avi"
+fps = 2
+[[cameras.lines]]
+id = "walkway-x045"
+from = [0.45, 0.28]
+to = [0.45, 0.72]
+in = "left"
+[[cameras.zones]]
+id = "pavement-west"
+polygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]
+[models]
+dir = "$VITRINE_MODELS_DIR"
+[privacy]
+window_secs = 10
+[outbox]
+dir = "$work/state"
+TOML
+replay() { "$@" replay --quiet --config "$work/demo.toml" --camera walkway --input "$VITRINE_MEDIA_DIR/vtest.avi" \
+  --start 2026-11-29T10:00:00Z; }
+replay "$native" > "$work/x86.jsonl"
+start=$(date +%s)
+replay qemu-aarch64-static "$root/target/$triple/release/vitrine" > "$work/arm.jsonl"
+echo "aarch64 replay of vtest.avi (159 frames) under qemu: $(( $(date +%s) - start )) s"
+python3 - "$work/x86.jsonl" "$work/arm.jsonl" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) and len(a) >= 2, (len(a), len(b))
+def figures(e):
+    c = e
+    lines = sum((l["in"] or 0) + (l["out"] or 0) for l in c["lines"])
+    return c["people"]["max"] or 0, lines, e["coverage"]["frames_analysed"]
+worst = 0
+for x, y in zip(a, b):
+    assert x["window"] == y["window"] and x["seq"] == y["seq"], (x["window"], y["window"])
+    (px, lx, fx), (py, ly, fy) = figures(x), figures(y)
+    assert fx == fy, ("frames analysed differ", fx, fy)
+    worst = max(worst, abs(px - py), abs(lx - ly))
+assert worst <= 1, f"x86 and aarch64 aggregates differ by {worst}"
+print(f"x86 vs aarch64: {len(a)} windows, frames identical, people max / line counts within {worst}")
+PY
