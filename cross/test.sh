@@ -27,14 +27,17 @@ echo "aarch64 unit tests under qemu: $(( $(date +%s) - start )) s"
 native="$root/target/debug/vitrine"
 [ -x "$native" ] || cargo build --locked -p vitrine
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# qemu-user emulates NEON slowly (5.4 s per 640x480 detector frame here): the first 30 s of
+# the video at 1 frame/s keeps this step near 3 minutes.
+ffmpeg -v error -i "$VITRINE_MEDIA_DIR/vtest.avi" -t 30 -c copy "$work/clip.avi"
 cat > "$work/demo.toml" <<TOML
 [device]
 id = "arm-check"
 store_id = "lab"
 [[cameras]]
 id = "walkway"
-file = "$VITRINE_MEDIA_DIR/vtest.avi"
-fps = 2
+file = "$work/clip.avi"
+fps = 1
 [[cameras.lines]]
 id = "walkway-x045"
 from = [0.45, 0.28]
@@ -50,16 +53,16 @@ window_secs = 10
 [outbox]
 dir = "$work/state"
 TOML
-replay() { "$@" replay --quiet --config "$work/demo.toml" --camera walkway --input "$VITRINE_MEDIA_DIR/vtest.avi" \
+replay() { "$@" replay --quiet --config "$work/demo.toml" --camera walkway --input "$work/clip.avi" \
   --start 2026-11-29T10:00:00Z; }
 replay "$native" > "$work/x86.jsonl"
 start=$(date +%s)
 replay qemu-aarch64-static "$root/target/$triple/release/vitrine" > "$work/arm.jsonl"
-echo "aarch64 replay of vtest.avi (159 frames) under qemu: $(( $(date +%s) - start )) s"
+echo "aarch64 replay of 30 s of vtest.avi (30 frames) under qemu: $(( $(date +%s) - start )) s"
 python3 - "$work/x86.jsonl" "$work/arm.jsonl" <<'PY'
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
-assert len(a) == len(b) and len(a) >= 2, (len(a), len(b))
+assert len(a) == len(b) and len(a) >= 3, (len(a), len(b))
 def figures(e):
     c = e
     lines = sum((l["in"] or 0) + (l["out"] or 0) for l in c["lines"])
