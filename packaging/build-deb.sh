@@ -12,12 +12,12 @@ command -v dpkg-shlibdeps >/dev/null || { echo "packaging: installing dpkg-dev" 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null; }
 case "$arch" in
   amd64)
-    cargo deb --locked -p vitrine --output target/debian/ 2>&1 | tail -1 ;;
+    cargo deb --locked -p vitrine --output target/debian/ ;;
   arm64)
     cross/build.sh aarch64 --release
-    # dpkg-shlibdeps cannot read arm64 libraries here without libc6:arm64: the
-    # dependencies are given (glibc >= 2.34 is the floor of Debian's rustc-web builds).
+    # The architecture comes from the target; libc6:arm64 (installed by cross/setup.sh) lets
+    # dpkg-shlibdeps compute the glibc floor (>= 2.35).
     cargo deb --locked -p vitrine --target aarch64-unknown-linux-gnu --no-build \
-      --deb-arch arm64 --output target/debian/ 2>&1 | tail -1 ;;
+      --output target/debian/ ;;
   *) echo "unknown arch $arch: amd64 or arm64" >&2; exit 2 ;;
 esac

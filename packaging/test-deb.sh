@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "test-deb: needs root (dpkg -i)" >&2; exit 1; }
 deb=${1:-}; [ -z "$deb" ] || deb=$(realpath "$deb")
 if [ -z "$deb" ]; then
-  "$root/packaging/build-deb.sh" amd64 >/dev/null
+  "$root/packaging/build-deb.sh" amd64 >&2
   deb=$(ls -t "$root"/target/debian/vitrine_*_amd64.deb | head -1)
 fi
 source "$root/scripts/setup.sh" >/dev/null   # media (vtest.avi) and the model mirror variable

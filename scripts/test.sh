@@ -28,7 +28,7 @@ else
 fi
 t1=$(date +%s)
 cross/test.sh aarch64
-packaging/build-deb.sh arm64 >/dev/null
+packaging/build-deb.sh arm64
 t2=$(date +%s)
 echo "field checks: amd64 package $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
 ls -l target/debian/*.deb target/release/vitrine target/aarch64-unknown-linux-gnu/release/vitrine
