@@ -72,14 +72,14 @@ fn decoder_pid(agent: u32) -> String {
     pid
 }
 
-fn scrape(port: u16) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
+/// `GET path` from the agent's metrics port: the whole response, or `None` if not listening.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.0 200 OK"), "{out}");
-    out
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }
 
 /// The value of the first sample line starting with `prefix`.
@@ -89,14 +89,6 @@ fn sample(text: &str, prefix: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -213,10 +205,7 @@ fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let text = loop {
         std::thread::sleep(Duration::from_millis(500));
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            drop(s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n"));
-            let mut t = String::new();
-            let _ = s.read_to_string(&mut t);
+        if let Some(t) = get(port, "/metrics") {
             if t.lines().any(|l| {
                 l.starts_with("vitrine_publish_acked_total ")
                     && !l.ends_with(" 0")
@@ -227,6 +216,7 @@ fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
         }
         assert!(Instant::now() < deadline, "no acks in metrics");
     };
+    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
     let src = "{source=\"walkway\",kind=\"camera\"}";
     assert!(
         sample(&text, &format!("vitrine_frames_analysed_total{src}")) >= 10.0,
@@ -255,12 +245,11 @@ fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
     );
 
     // Anything but GET /metrics is refused, and the endpoint keeps serving.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /secret HTTP/1.0\r\n\r\n").unwrap();
-    let mut t = String::new();
-    s.read_to_string(&mut t).unwrap();
+    let t = get(port, "/secret").unwrap();
     assert!(t.starts_with("HTTP/1.0 404"), "{t}");
-    scrape(port);
+    assert!(get(port, "/metrics")
+        .unwrap()
+        .starts_with("HTTP/1.0 200 OK"));
 
     let out = sigterm_and_wait(agent);
     assert!(

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,11 +109,7 @@ impl Drop for TlsBroker {
 }
 
 fn tls_broker(dir: &Path) -> TlsBroker {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let d = dir.display();
     let conf = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n");
     std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();

@@ -123,6 +123,15 @@ pub fn assert_contiguous(seqs: &std::collections::BTreeSet<u64>, min_max: u64, w
     max
 }
 
+/// A loopback port nobody listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A real Mosquitto on a free loopback port, killed on drop.
 pub struct Mosquitto {
     child: Child,
@@ -133,11 +142,7 @@ pub struct Mosquitto {
 impl Mosquitto {
     pub fn start() -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
