@@ -18,6 +18,9 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 if [ "$arch" = armv7 ]; then
   # No prebuilt armhf std in Debian's rustc-web: build it from rust-web-src.
   export RUSTC_BOOTSTRAP=1
-  exec /usr/bin/cargo build --locked --target "$triple" -Zbuild-std=std,panic_abort -p vitrine "$@"
+  # Debian's armhf multiarch does not install here (mirror size mismatch), so there is no
+  # libasound2-dev:armhf: armv7 builds leave out ALSA microphones (cameras, RTSP and files stay).
+  exec /usr/bin/cargo build --locked --target "$triple" -Zbuild-std=std,panic_abort -p vitrine \
+    --no-default-features --features v4l,rtsp "$@"
 fi
 exec /usr/bin/cargo build --locked --target "$triple" -p vitrine "$@"

@@ -7,11 +7,14 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 need=()
 dpkg --print-foreign-architectures | grep -qx arm64 || { $SUDO dpkg --add-architecture arm64; need+=(update); }
-pkgs=(pkg-config rustc-web cargo-web libstd-rust-web-dev libstd-rust-web-dev:arm64
-      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+# libclang-dev: bindgen for the V4L2 bindings; g++: openh264's bundled C++; libasound2-dev:arm64:
+# the ALSA library cpal links against.
+pkgs=(pkg-config libclang-dev rustc-web cargo-web libstd-rust-web-dev libstd-rust-web-dev:arm64
+      gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64
+      qemu-user-static)
 if [ "${VITRINE_CROSS_ARMV7:-0}" = 1 ]; then
   # armv7: no Debian std for armhf in rustc-web; build std from source (RUSTC_BOOTSTRAP, -Zbuild-std).
-  pkgs+=(rust-web-src gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+  pkgs+=(rust-web-src gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf libc6-dev-armhf-cross)
 fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

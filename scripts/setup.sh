@@ -9,6 +9,13 @@
 #   iptables iproute2 openssl   network-fault tests (namespaces, DROP, loss) and the TLS tests' PKI
 #   systemd          systemd-analyze, for the offline checks of the service unit
 #   procps           pgrep (the watchdog test freezes the agent's decoder)
+#   libclang-dev pkg-config   nokhwa's V4L2 bindings (bindgen) at build time
+#   libasound2-dev   cpal's ALSA bindings at build time (libasound2 at run time)
+#   nasm             openh264's x86 assembly (its bundled C++ source is built by cargo)
+#   pulseaudio pulseaudio-utils libasound2-plugins   the live-microphone test (null sink,
+#                    captured through ALSA's default device)
+#   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-{base,good,bad}
+#                    the local RTSP server of the IP-camera tests (tests/support/rtsp_server.py)
 # Models (fetch_models, called after the build): `vitrine models fetch` from
 # $VITRINE_MODEL_MIRROR (a mirror directory; default: a sibling ../shared/models if present),
 # else the pinned upstream URLs / PyPI. sha256-checked.
@@ -31,6 +38,12 @@ command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pgrep >/dev/null || need+=(procps)
+pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+for p in libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
+         gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+         gstreamer1.0-plugins-bad; do
+  pkg_missing "$p" && need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq

@@ -183,6 +183,29 @@ fn status_section_mistakes_are_named_with_a_fix() {
     assert!(err.contains("127.0.0.1:9464"), "{err}");
 }
 
+#[test]
+fn capture_format_and_transport_mistakes_are_named_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[[cameras]]\nid = \"usb\"\ndevice = \"/dev/video0\"\nformat = \"h264\"\ntransport = \"udp\"\n\n[[cameras]]\nid = \"ip\"\nrtsp = \"rtsp://cam/s\"\ntransport = \"quic\"\nformat = \"mjpeg\"\n",
+    );
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, 64, "{out}{err}");
+    for (field, says) in [
+        ("cameras[0].format", "is not a capture format"),
+        ("cameras[0].transport", "RTSP cameras"),
+        ("cameras[1].transport", "is not an RTSP transport"),
+        ("cameras[1].format", "USB cameras"),
+    ] {
+        assert!(
+            err.contains(&format!(": {field}: ")) && err.contains(says),
+            "{field} / {says} missing:\n{err}"
+        );
+    }
+    assert!(err.contains("mjpeg, yuyv, nv12"), "{err}");
+}
+
 /// Under systemd the TLS key comes from `LoadCredential=`: the config names it through
 /// `$CREDENTIALS_DIRECTORY`, which exists only for the service's processes.
 #[test]

@@ -155,3 +155,159 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let _ = std::fs::remove_dir_all(&state);
     Ok(())
 }
+
+/// Frames of the real pedestrian video, encoded the way each camera type delivers them.
+fn encoded_frames(
+    media: &Path,
+    w: usize,
+    h: usize,
+    n: usize,
+    args: &[&str],
+) -> anyhow::Result<Vec<u8>> {
+    let vf = format!("scale={w}:{h}");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(media)
+        .args(["-vf", &vf, "-frames:v", &n.to_string()])
+        .args(args)
+        .arg("pipe:1")
+        .output()
+        .map_err(|e| anyhow::anyhow!("ffmpeg: {e}; fix: install ffmpeg (scripts/setup.sh does)"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+/// Split a concatenation of JPEGs (ffmpeg's `-f mjpeg`) at its start-of-image markers.
+fn split_jpegs(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts: Vec<usize> = data
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| w == b"\xff\xd8\xff")
+        .map(|(i, _)| i)
+        .collect();
+    starts.push(data.len());
+    starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+}
+
+/// `vitrine bench capture`: decode + preprocess cost per frame for each camera type
+/// (USB YUYV, NV12, MJPEG; RTSP H.264) at 640x480 and 1080p, on frames of a real video.
+pub fn capture(media: &Path, frames: usize) -> anyhow::Result<()> {
+    use vitrine_sensors::convert::{to_rgb, PixelFormat};
+    anyhow::ensure!(
+        media.is_file(),
+        "{} does not exist; fix: run scripts/fetch-media.sh or pass --media VIDEO",
+        media.display()
+    );
+    const SIZE: usize = 416; // the default detector's input
+    let mut input = vec![0f32; 3 * SIZE * SIZE];
+    println!(
+        "decode + preprocess per frame, {frames} frames of {} (1 core)",
+        media.display()
+    );
+    println!(
+        "{:<16} {:>9} {:>14} {:>12} {:>10} {:>12}",
+        "source", "size", "decode+rgb ms", "letterbox ms", "total ms", "frames/s"
+    );
+    for (w, h) in [(640usize, 480usize), (1920, 1080)] {
+        let mut rows: Vec<(String, Vec<Vec<u8>>, Option<PixelFormat>)> = Vec::new();
+        for (name, pix, fmt) in [
+            ("usb yuyv", "yuyv422", PixelFormat::Yuyv),
+            ("usb nv12", "nv12", PixelFormat::Nv12),
+        ] {
+            let raw = encoded_frames(media, w, h, frames, &["-f", "rawvideo", "-pix_fmt", pix])?;
+            let len = fmt.frame_len(w, h).unwrap_or(1);
+            rows.push((
+                name.to_string(),
+                raw.chunks_exact(len).map(<[u8]>::to_vec).collect(),
+                Some(fmt),
+            ));
+        }
+        let mj = encoded_frames(
+            media,
+            w,
+            h,
+            frames,
+            &["-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg"],
+        )?;
+        rows.push((
+            "usb mjpeg".into(),
+            split_jpegs(&mj).into_iter().map(<[u8]>::to_vec).collect(),
+            Some(PixelFormat::Mjpeg),
+        ));
+        #[cfg(feature = "rtsp")]
+        {
+            let h264 = encoded_frames(
+                media,
+                w,
+                h,
+                frames,
+                &[
+                    "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "25", "-f", "h264",
+                ],
+            )?;
+            rows.push((
+                "rtsp h264".into(),
+                vitrine_sensors::rtsp::nal_units(&h264)
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+                None,
+            ));
+        }
+        for (name, units, fmt) in rows {
+            let mut rgb = Vec::new();
+            let (mut decode, mut prep, mut pictures) = (Duration::ZERO, Duration::ZERO, 0u32);
+            #[cfg(feature = "rtsp")]
+            let mut h264 = match fmt {
+                None => {
+                    Some(vitrine_sensors::rtsp::H264Decoder::new().map_err(anyhow::Error::msg)?)
+                }
+                Some(_) => None,
+            };
+            for unit in &units {
+                let t = Instant::now();
+                let got = match fmt {
+                    Some(f) => {
+                        to_rgb(f, unit, w, h, &mut rgb)?;
+                        true
+                    }
+                    #[cfg(feature = "rtsp")]
+                    None => h264
+                        .as_mut()
+                        .map(|d| d.decode(unit, true, &mut rgb))
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?
+                        .flatten()
+                        .is_some(),
+                    #[cfg(not(feature = "rtsp"))]
+                    None => false,
+                };
+                decode += t.elapsed();
+                if got {
+                    let t = Instant::now();
+                    vitrine_models::preprocess::letterbox_bgr(&rgb, w, h, SIZE, 114.0, &mut input);
+                    prep += t.elapsed();
+                    pictures += 1;
+                }
+            }
+            if pictures == 0 {
+                continue;
+            }
+            let d = decode.as_secs_f64() * 1e3 / f64::from(pictures);
+            let p = prep.as_secs_f64() * 1e3 / f64::from(pictures);
+            println!(
+                "{:<16} {:>9} {:>14.2} {:>12.2} {:>10.2} {:>12.0}",
+                name,
+                format!("{w}x{h}"),
+                d,
+                p,
+                d + p,
+                1e3 / (d + p)
+            );
+        }
+    }
+    Ok(())
+}

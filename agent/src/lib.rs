@@ -8,6 +8,7 @@ pub mod display;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod probe;
 pub mod publish;
 pub mod queue;
 pub mod seq;

@@ -54,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// List cameras (with their formats) and microphones (with their configurations), and
+    /// check RTSP URLs: what a technician needs to fill the config.
+    Probe {
+        /// Also connect to this RTSP URL and decode its first frame (repeatable).
+        #[arg(long)]
+        rtsp: Vec<String>,
+        /// Use UDP for the RTSP check (default TCP).
+        #[arg(long)]
+        udp: bool,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -63,6 +73,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// Decode + preprocess cost per frame per camera type (USB YUYV/NV12/MJPEG, RTSP H.264)
+    /// at 640x480 and 1080p, on frames of a real video.
+    Capture {
+        /// The video to take frames from (default: the demo's pedestrian video).
+        #[arg(long, default_value = ".cache/media/vtest.avi")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        frames: usize,
+    },
     /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
     Delivery {
         #[arg(long, default_value_t = 5000)]
@@ -180,6 +199,10 @@ fn main() -> ExitCode {
                     broker,
                 },
         } => vitrine::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what: BenchWhat::Capture { media, frames },
+        } => vitrine::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
+        Command::Probe { rtsp, udp } => vitrine::probe::probe(&rtsp, udp),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {
                 vitrine::demo::fetch_models(&dir, true).map(|_| ExitCode::SUCCESS)

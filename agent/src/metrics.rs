@@ -134,9 +134,23 @@ impl prometheus_client::collector::Collector for AgentCollector {
         per_source(
             &mut enc,
             "vitrine_source_up",
-            "1 while the source runs",
+            "1 while the source runs and delivers (0 while a live camera or microphone is lost)",
             MetricType::Gauge,
-            &|p| u64::from(!p.done.load(Ordering::Relaxed)),
+            &|p| u64::from(!p.done.load(Ordering::Relaxed) && p.connected.load(Ordering::Relaxed)),
+        )?;
+        per_source(
+            &mut enc,
+            "vitrine_source_lost",
+            "Times a live source was lost (unplugged, stream closed or stalled) and reopened",
+            MetricType::Counter,
+            &|p| p.lost.load(Ordering::Relaxed),
+        )?;
+        per_source(
+            &mut enc,
+            "vitrine_audio_samples_overflowed",
+            "Microphone samples dropped because analysis fell behind (ring full)",
+            MetricType::Counter,
+            &|p| p.overflowed.load(Ordering::Relaxed),
         )?;
         {
             let mut m = enc.encode_descriptor(

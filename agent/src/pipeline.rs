@@ -8,28 +8,41 @@
 //! ```
 //! Windows are never dropped: when the consumer is slow, analysis waits (a window is a few
 //! hundred bytes once a minute per source; the frame queue in front absorbs the wait).
+//!
+//! Live sources (USB/RTSP cameras, microphones) are opened by their reader thread, not before:
+//! a camera that is missing at start or unplugged later is retried with backoff (1 s doubling
+//! to 30 s) while the agent and the other sources run on. While a live source is down its
+//! windows still close on the clock (their coverage shows the blind seconds), the source shows
+//! as down in status, display and metrics, and its heartbeat continues (the watchdog is for a
+//! stuck pipeline, not a missing camera).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vitrine_config::{AudioSource as AudioCfg, Camera, Config, Microphone, VideoSource};
 use vitrine_models::{Detector, Vad};
 use vitrine_sensors::audio_file::AudioFile;
+use vitrine_sensors::live::{Backoff, LiveRequest};
 use vitrine_sensors::video_file::VideoFile;
-use vitrine_sensors::{AudioSource, FrameSource, Pacing};
+use vitrine_sensors::{AudioSource, FrameSource, Pacing, SourceError};
 use vitrine_signals::audio::rms;
 use vitrine_signals::{AudioSignals, Body, CameraSignals, Windower};
 
-use crate::queue::{BoundedQueue, Overflow};
+use crate::queue::{BoundedQueue, Overflow, Popped};
 
 /// Capacity of a camera's frame queue (frames held between reader and analysis).
 pub const FRAME_QUEUE: usize = 2;
 /// Capacity of the closed-window channel shared by all sources.
 pub const WINDOW_CHANNEL: usize = 64;
+/// Longest wait between two attempts to reopen a lost live source.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a live source's analysis thread wakes without input (to close windows on time).
+const TICK: Duration = Duration::from_millis(500);
 
 /// A closed window of one source, before it gets its sequence number.
 #[derive(Debug, Clone)]
@@ -64,7 +77,13 @@ impl Options {
             },
             window_secs: cfg.privacy.window_secs,
             k_min: cfg.privacy.k_min,
+            epoch: Instant::now(),
         }
+    }
+
+    /// Wall-clock ms now on this pipeline's timeline (live sources).
+    fn now_ms(&self) -> u64 {
+        self.base_ms + self.epoch.elapsed().as_millis() as u64
     }
 }
 
@@ -85,6 +104,12 @@ pub struct SourceProgress {
     pub heartbeat_ms: AtomicU64,
     /// Confirmed tracks in view after the last analysed frame (cameras).
     pub occupancy: AtomicU64,
+    /// False while a live source is lost and being reopened (files: always true).
+    pub connected: AtomicBool,
+    /// Times a live source was lost (unplugged, stream closed or stalled).
+    pub lost: AtomicU64,
+    /// Samples a microphone dropped because analysis fell behind (counted in its ring).
+    pub overflowed: AtomicU64,
     pub kind: &'static str,
 }
 
@@ -92,6 +117,7 @@ impl SourceProgress {
     pub fn new(kind: &'static str) -> SourceProgress {
         let p = SourceProgress {
             kind,
+            connected: AtomicBool::new(true),
             ..Default::default()
         };
         p.beat();
@@ -120,6 +146,9 @@ pub struct Options {
     pub pacing: Pacing,
     pub window_secs: u32,
     pub k_min: u32,
+    /// Monotonic instant of media time 0 (live sources stamp frames from it, so a source
+    /// reopened after an outage continues the same timeline).
+    pub epoch: Instant,
 }
 
 pub struct Running {
@@ -128,8 +157,141 @@ pub struct Running {
     pub handle: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Start a camera: the detector is loaded and the source opened before the thread starts, so
-/// a missing model or file is reported at once, by name.
+/// Opens a live camera (again): what the reader thread calls after each loss.
+type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, SourceError> + Send>;
+
+/// How a camera's frames arrive.
+enum Input {
+    /// A recording, opened now (a missing file is an error at start).
+    File(VideoFile),
+    /// A live camera, opened (and reopened) by the reader thread.
+    Live(Opener),
+}
+
+#[cfg_attr(
+    not(all(feature = "v4l", feature = "rtsp")),
+    allow(unused_variables, unused_assignments, unused_mut)
+)]
+fn live_camera(cam: &Camera, opts: &Options) -> anyhow::Result<Opener> {
+    let mut req = LiveRequest::new(cam.fps, cam.size, opts.epoch);
+    req.format = cam
+        .format
+        .as_deref()
+        .and_then(vitrine_sensors::convert::PixelFormat::parse);
+    match &cam.source {
+        #[cfg(feature = "v4l")]
+        VideoSource::Device(d) => {
+            let d = d.clone();
+            Ok(Box::new(move || {
+                vitrine_sensors::v4l2::V4l2Camera::open(&d, &req)
+                    .map(|c| Box::new(c) as Box<dyn FrameSource>)
+            }))
+        }
+        #[cfg(feature = "rtsp")]
+        VideoSource::Rtsp(u) => {
+            let u = u.clone();
+            let t = match cam.rtsp_transport {
+                vitrine_config::RtspTransport::Tcp => vitrine_sensors::rtsp::RtspTransport::Tcp,
+                vitrine_config::RtspTransport::Udp => vitrine_sensors::rtsp::RtspTransport::Udp,
+            };
+            Ok(Box::new(move || {
+                vitrine_sensors::rtsp::RtspCamera::open(&u, t, &req)
+                    .map(|c| Box::new(c) as Box<dyn FrameSource>)
+            }))
+        }
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "camera {:?}: {} capture is not in this build (built without the `{}` feature)",
+            cam.id,
+            match other {
+                VideoSource::Rtsp(_) => "RTSP",
+                _ => "V4L2",
+            },
+            match other {
+                VideoSource::Rtsp(_) => "rtsp",
+                _ => "v4l",
+            }
+        ),
+    }
+}
+
+/// Sleep `wait` in small steps; false if asked to stop meanwhile.
+fn wait_or_stop(wait: Duration, stop: &AtomicBool, p: &SourceProgress) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        p.beat();
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
+/// The reader of a live camera: open, read until lost, reopen with backoff; never gives up
+/// (a camera plugged in an hour later is picked up), stops only when asked.
+fn live_reader(
+    id: &str,
+    mut open: Opener,
+    q: &BoundedQueue<vitrine_sensors::Frame>,
+    stop: &AtomicBool,
+    p: &SourceProgress,
+) {
+    let mut backoff = Backoff::new(MAX_BACKOFF);
+    let mut failures = 0u64;
+    p.connected.store(false, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        match open() {
+            Ok(mut src) => {
+                if failures > 0 {
+                    tracing::info!(source = %id, attempts = failures, "camera is back");
+                }
+                failures = 0;
+                backoff.reset();
+                p.connected.store(true, Ordering::Relaxed);
+                let lost = loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break None;
+                    }
+                    match src.next_frame() {
+                        Ok(Some(f)) => {
+                            if !q.push(f) {
+                                break None;
+                            }
+                        }
+                        Ok(None) => break Some("the stream ended".to_string()),
+                        Err(e) => break Some(e.to_string()),
+                    }
+                };
+                p.connected.store(false, Ordering::Relaxed);
+                drop(src);
+                match lost {
+                    None => break,
+                    Some(e) => {
+                        p.lost.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(source = %id, error = %e, "camera lost; reopening (the outage shows as blind time in coverage)");
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                // The first failure in full; then rarely (1, 2, 4, 8 ... attempts): a camera
+                // missing all night must not flood the journal.
+                if failures.is_power_of_two() {
+                    tracing::error!(source = %id, attempts = failures, error = %e, "camera not available; retrying");
+                }
+            }
+        }
+        if !wait_or_stop(backoff.next_wait(), stop, p) {
+            break;
+        }
+    }
+    q.close();
+}
+
+/// Start a camera: the detector is loaded (and a recording opened) before the thread starts,
+/// so a missing model or file is reported at once, by name. A live camera is opened by its
+/// reader thread and retried until it answers.
 pub fn start_camera(
     cfg: &Config,
     cam: &Camera,
@@ -138,32 +300,47 @@ pub fn start_camera(
     tx: SyncSender<WindowOut>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
-    let path: PathBuf = match (input, &cam.source) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, VideoSource::File(p)) => p.clone(),
-        (None, VideoSource::Device(d)) => anyhow::bail!("camera {:?}: live V4L2 capture ({}) is not in this build yet; use `file = ...` or `vitrine replay`", cam.id, d.display()),
-        (None, VideoSource::Rtsp(_)) => anyhow::bail!("camera {:?}: RTSP capture is not in this build yet; use `file = ...` or `vitrine replay`", cam.id),
+    let path: Option<PathBuf> = match (input, &cam.source) {
+        (Some(p), _) => Some(p.to_path_buf()),
+        (None, VideoSource::File(p)) => Some(p.clone()),
+        (None, _) => None,
     };
     let m = &cfg.models;
     let mut detector = Detector::load(&m.detector, &m.dir, m.detector_threshold, m.nms_iou)
         .with_context(|| format!("camera {:?}", cam.id))?;
-    let mut source = VideoFile::open(&path, cam.fps, cam.size, opts.pacing)
-        .with_context(|| format!("camera {:?}", cam.id))?;
+    let source = match &path {
+        Some(path) => Input::File(
+            VideoFile::open(path, cam.fps, cam.size, opts.pacing)
+                .with_context(|| format!("camera {:?}", cam.id))?,
+        ),
+        None => Input::Live(live_camera(cam, opts)?),
+    };
+    let live = matches!(source, Input::Live(_));
     let progress = Arc::new(SourceProgress::new("camera"));
-    progress
-        .duration_ms
-        .store(source.info().duration_ms.unwrap_or(0), Ordering::Relaxed);
-    let policy = if opts.pacing == Pacing::Realtime {
+    if let Input::File(f) = &source {
+        progress
+            .duration_ms
+            .store(f.info().duration_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+    let policy = if opts.pacing == Pacing::Realtime || live {
         Overflow::DropOldest
     } else {
         Overflow::Block
     };
     let queue = Arc::new(BoundedQueue::new(FRAME_QUEUE, policy));
-    let (q, st) = (queue.clone(), stop.clone());
+    let (q, st, rp) = (queue.clone(), stop.clone(), progress.clone());
     let id = cam.id.clone();
+    let rid = id.clone();
     let reader = std::thread::Builder::new()
         .name(format!("read-{id}"))
-        .spawn(move || {
+        .spawn(move || -> Result<(), SourceError> {
+            let mut source = match source {
+                Input::File(f) => f,
+                Input::Live(open) => {
+                    live_reader(&rid, open, &q, &st, &rp);
+                    return Ok(());
+                }
+            };
             let result = loop {
                 if st.load(Ordering::Relaxed) {
                     break Ok(());
@@ -205,7 +382,23 @@ pub fn start_camera(
                     }
                     Ok(())
                 };
-            while let Some((frame, dropped)) = queue.pop() {
+            loop {
+                let (frame, dropped) = match queue.pop_timeout(TICK) {
+                    Popped::Item(f, d) => (f, d),
+                    Popped::Closed => break,
+                    Popped::Timeout => {
+                        if live {
+                            // No frame (camera lost, or slower than the tick): windows still
+                            // close on time, the analysis thread is alive.
+                            close(&mut signals, windower.advance(opts.now_ms()))?;
+                            p.beat();
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            queue.close();
+                        }
+                        continue;
+                    }
+                };
                 for t in dropped {
                     let t = opts.base_ms + t;
                     close(&mut signals, windower.advance(t))?;
@@ -228,19 +421,48 @@ pub fn start_camera(
                 }
             }
             signals.finish();
+            if live {
+                // The live timeline ends now, not at the last frame.
+                close(&mut signals, windower.advance(opts.now_ms()))?;
+            }
             // The window in progress is published too (its coverage shows the part not seen).
             close(&mut signals, windower.current().into_iter().collect())?;
             p.done.store(true, Ordering::Relaxed);
-            match reader.join() {
-                Ok(r) => r.map_err(anyhow::Error::from),
-                Err(_) => anyhow::bail!("reader thread panicked"),
-            }
+            join_reader(reader, live)
         })?;
     Ok(Running {
         source_id: cam.id.clone(),
         progress,
         handle,
     })
+}
+
+/// Join a reader thread. A live reader may sit in a driver call that has no timeout (a V4L2
+/// camera that stopped sending): after 2 s it is left to end with the process.
+fn join_reader(reader: JoinHandle<Result<(), SourceError>>, live: bool) -> anyhow::Result<()> {
+    if live {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !reader.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !reader.is_finished() {
+            tracing::warn!(
+                "a camera reader did not stop within 2 s (blocked in its driver); leaving it"
+            );
+            return Ok(());
+        }
+    }
+    match reader.join() {
+        Ok(r) => r.map_err(anyhow::Error::from),
+        Err(_) => anyhow::bail!("reader thread panicked"),
+    }
+}
+
+/// A microphone's input: a recording, or a live device (reopened after loss).
+enum AudioInput {
+    File(Box<AudioFile>),
+    #[cfg(feature = "alsa")]
+    Live(String),
 }
 
 pub fn start_microphone(
@@ -251,19 +473,31 @@ pub fn start_microphone(
     tx: SyncSender<WindowOut>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
-    let path: PathBuf = match (input, &mic.source) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, AudioCfg::File(p)) => p.clone(),
-        (None, AudioCfg::Device(d)) => anyhow::bail!("microphone {:?}: live capture ({d}) is not in this build yet; use `file = ...` or `vitrine replay`", mic.id),
-    };
     let m = &cfg.models;
     let mut vad = Vad::load(&m.vad, &m.dir).with_context(|| format!("microphone {:?}", mic.id))?;
-    let mut source =
-        AudioFile::open(&path, opts.pacing).with_context(|| format!("microphone {:?}", mic.id))?;
+    let file_audio = |p: &Path| -> anyhow::Result<AudioInput> {
+        Ok(AudioInput::File(Box::new(
+            AudioFile::open(p, opts.pacing).with_context(|| format!("microphone {:?}", mic.id))?,
+        )))
+    };
+    let source = match (input, &mic.source) {
+        (Some(p), _) => file_audio(p)?,
+        (None, AudioCfg::File(p)) => file_audio(p)?,
+        #[cfg(feature = "alsa")]
+        (None, AudioCfg::Device(d)) => AudioInput::Live(d.clone()),
+        #[cfg(not(feature = "alsa"))]
+        (None, AudioCfg::Device(d)) => anyhow::bail!(
+            "microphone {:?}: live capture ({d}) is not in this build (built without the `alsa` feature)",
+            mic.id
+        ),
+    };
     let progress = Arc::new(SourceProgress::new("microphone"));
-    progress
-        .duration_ms
-        .store(source.duration_ms().unwrap_or(0), Ordering::Relaxed);
+    #[allow(irrefutable_let_patterns)] // without the `alsa` feature there are only files
+    if let AudioInput::File(f) = &source {
+        progress
+            .duration_ms
+            .store(f.duration_ms().unwrap_or(0), Ordering::Relaxed);
+    }
     let mut signals = AudioSignals::new(m.vad_threshold);
     let (opts, p, id) = (opts.clone(), progress.clone(), mic.id.clone());
     let handle = std::thread::Builder::new()
@@ -271,7 +505,7 @@ pub fn start_microphone(
         .spawn(move || -> anyhow::Result<()> {
             let mut windower = Windower::new(opts.window_secs);
             let window_s = f64::from(opts.window_secs);
-            let close =
+            let mut close =
                 |signals: &mut AudioSignals, windows: Vec<(u64, u64)>| -> anyhow::Result<()> {
                     for (s, e) in windows {
                         let body = Body::Microphone(signals.take_window(window_s));
@@ -286,12 +520,15 @@ pub fn start_microphone(
                     }
                     Ok(())
                 };
-            while !stop.load(Ordering::Relaxed) {
-                let Some(block) = source.next_block()? else {
-                    break;
-                };
+            type Close<'a> =
+                dyn FnMut(&mut AudioSignals, Vec<(u64, u64)>) -> anyhow::Result<()> + 'a;
+            let mut analyse = |signals: &mut AudioSignals,
+                               windower: &mut Windower,
+                               close: &mut Close<'_>,
+                               block: vitrine_sensors::AudioBlock|
+             -> anyhow::Result<()> {
                 let t = opts.base_ms + block.t_ms;
-                close(&mut signals, windower.advance(t))?;
+                close(signals, windower.advance(t))?;
                 let started = std::time::Instant::now();
                 let prob = vad.process(&block.samples)?;
                 p.inferred(started.elapsed());
@@ -299,6 +536,25 @@ pub fn start_microphone(
                     block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
                 signals.observe(seconds, prob, rms(&block.samples));
                 p.media_ms.store(block.t_ms, Ordering::Relaxed);
+                Ok(())
+            };
+            match source {
+                AudioInput::File(mut source) => {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(block) = source.next_block()? else {
+                            break;
+                        };
+                        analyse(&mut signals, &mut windower, &mut close, block)?;
+                    }
+                }
+                #[cfg(feature = "alsa")]
+                AudioInput::Live(device) => {
+                    live_microphone(&id, &device, &opts, &stop, &p, &mut |block| match block {
+                        Some(b) => analyse(&mut signals, &mut windower, &mut close, b),
+                        None => close(&mut signals, windower.advance(opts.now_ms())),
+                    })?;
+                    close(&mut signals, windower.advance(opts.now_ms()))?;
+                }
             }
             close(&mut signals, windower.current().into_iter().collect())?;
             p.done.store(true, Ordering::Relaxed);
@@ -309,4 +565,72 @@ pub fn start_microphone(
         progress,
         handle,
     })
+}
+
+/// Capture from a live microphone until asked to stop, reopening it with backoff after loss.
+/// `each` gets every block, and `None` on a clock tick while the device is down.
+#[cfg(feature = "alsa")]
+fn live_microphone(
+    id: &str,
+    device: &str,
+    opts: &Options,
+    stop: &AtomicBool,
+    p: &SourceProgress,
+    each: &mut dyn FnMut(Option<vitrine_sensors::AudioBlock>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use vitrine_sensors::mic::{Microphone as Mic, Ring};
+    let mut ring = Some(Ring::new());
+    let mut backoff = Backoff::new(MAX_BACKOFF);
+    let mut failures = 0u64;
+    p.connected.store(false, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(r) = ring.take() else { break };
+        match Mic::open(device, r, opts.epoch) {
+            Ok(mut mic) => {
+                if failures > 0 {
+                    tracing::info!(source = %id, attempts = failures, "microphone is back");
+                }
+                failures = 0;
+                backoff.reset();
+                p.connected.store(true, Ordering::Relaxed);
+                let lost = loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break None;
+                    }
+                    match mic.next_block() {
+                        Ok(Some(b)) => {
+                            p.overflowed.store(mic.overflowed(), Ordering::Relaxed);
+                            each(Some(b))?;
+                        }
+                        Ok(None) => break Some("the stream ended".to_string()),
+                        Err(e) => break Some(e.to_string()),
+                    }
+                };
+                p.connected.store(false, Ordering::Relaxed);
+                ring = Some(mic.close());
+                match lost {
+                    None => break,
+                    Some(e) => {
+                        p.lost.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(source = %id, error = %e, "microphone lost; reopening (the outage shows as blind time in coverage)");
+                    }
+                }
+            }
+            Err((e, r)) => {
+                ring = Some(r);
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::error!(source = %id, attempts = failures, error = %e, "microphone not available; retrying");
+                }
+            }
+        }
+        // Wait for the next attempt, closing windows on the clock meanwhile.
+        let until = Instant::now() + backoff.next_wait();
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            each(None)?;
+            p.beat();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }

@@ -27,6 +27,14 @@ pub struct BoundedQueue<T> {
     cv: Condvar,
 }
 
+/// What `pop_timeout` found.
+pub enum Popped<T> {
+    /// An item, with the media times of the frames dropped before it.
+    Item(T, Vec<u64>),
+    Timeout,
+    Closed,
+}
+
 pub trait Timed {
     fn t_ms(&self) -> u64;
 }
@@ -102,6 +110,32 @@ impl<T: Timed> BoundedQueue<T> {
         }
     }
 
+    /// Like `pop`, but gives up after `wait` (live sources close windows on the clock even
+    /// when a camera sends nothing).
+    pub fn pop_timeout(&self, wait: std::time::Duration) -> Popped<T> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut g = self.lock();
+        loop {
+            if let Some(item) = g.items.pop_front() {
+                let dropped = std::mem::take(&mut g.dropped);
+                self.cv.notify_all();
+                return Popped::Item(item, dropped);
+            }
+            if g.closed {
+                return Popped::Closed;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Popped::Timeout;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
     pub fn close(&self) {
         self.lock().closed = true;
         self.cv.notify_all();
@@ -152,5 +186,24 @@ mod tests {
         }
         producer.join().unwrap();
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pop_timeout_returns_on_time_items_and_close() {
+        let q = BoundedQueue::new(2, Overflow::DropOldest);
+        assert!(matches!(
+            q.pop_timeout(std::time::Duration::from_millis(20)),
+            Popped::Timeout
+        ));
+        q.push(T(7));
+        match q.pop_timeout(std::time::Duration::from_millis(20)) {
+            Popped::Item(t, d) => assert_eq!((t.0, d.len()), (7, 0)),
+            _ => panic!("expected the item"),
+        }
+        q.close();
+        assert!(matches!(
+            q.pop_timeout(std::time::Duration::from_secs(5)),
+            Popped::Closed
+        ));
     }
 }

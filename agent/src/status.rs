@@ -185,7 +185,7 @@ impl Shared {
                 SourceStatus {
                     id: id.clone(),
                     kind: p.kind,
-                    up: !p.done.load(Ordering::Relaxed),
+                    up: !p.done.load(Ordering::Relaxed) && p.connected.load(Ordering::Relaxed),
                     analysed: p.analysed.load(Ordering::Relaxed),
                     dropped: p.dropped.load(Ordering::Relaxed),
                     occupancy,

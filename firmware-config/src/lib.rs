@@ -50,16 +50,28 @@ pub struct Device {
 pub enum VideoSource {
     /// A recorded video file (any format ffmpeg decodes: MP4/H.264, AVI, ...).
     File(PathBuf),
-    /// A V4L2 device node, e.g. `/dev/video0` (live capture: later issue).
+    /// A V4L2 device node, e.g. `/dev/video0` (USB/UVC camera).
     Device(PathBuf),
-    /// An RTSP URL (live capture: later issue).
+    /// An RTSP URL, credentials included (`rtsp://user:pass@host/path`).
     Rtsp(String),
+}
+
+/// How RTP travels from an RTSP camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtspTransport {
+    /// Interleaved on the RTSP TCP connection (default: works through NAT and firewalls).
+    #[default]
+    Tcp,
+    Udp,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
     pub id: String,
     pub source: VideoSource,
+    /// A capture format a USB camera must use (`mjpeg`, `yuyv`, ...); `None` lets Vitrine choose.
+    pub format: Option<String>,
+    pub rtsp_transport: RtspTransport,
     /// Frames analysed per second.
     pub fps: f32,
     /// Analysis resolution; `None` keeps the source's own.
@@ -94,7 +106,7 @@ pub struct Line {
 pub enum AudioSource {
     /// A WAV or FLAC file.
     File(PathBuf),
-    /// An ALSA/cpal device name (live capture: later issue).
+    /// A capture device: "default", an ALSA name ("hw:CARD=Mic,DEV=0") or a cpal id.
     Device(String),
 }
 

@@ -20,6 +20,8 @@ pub struct RawCamera {
     pub file: Option<String>,
     pub device: Option<String>,
     pub rtsp: Option<String>,
+    pub format: Option<String>,
+    pub transport: Option<String>,
     pub fps: Option<f64>,
     pub width: Option<i64>,
     pub height: Option<i64>,

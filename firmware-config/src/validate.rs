@@ -10,7 +10,18 @@ use crate::raw::*;
 use crate::*;
 
 const CAMERA_KEYS: &[&str] = &[
-    "id", "file", "device", "rtsp", "fps", "width", "height", "zones", "lines", "displays",
+    "id",
+    "file",
+    "device",
+    "rtsp",
+    "format",
+    "transport",
+    "fps",
+    "width",
+    "height",
+    "zones",
+    "lines",
+    "displays",
 ];
 const AREA_KEYS: &[&str] = &["id", "polygon"];
 const LINE_KEYS: &[&str] = &["id", "from", "to", "in"];
@@ -325,6 +336,53 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
         }
         Some(VideoSource::Rtsp(u))
     };
+    const FORMATS: [&str; 6] = ["mjpeg", "yuyv", "nv12", "rgb24", "bgr24", "gray"];
+    let format = match &raw.format {
+        None => None,
+        Some(_) if raw.device.is_none() => {
+            c.push(
+                format!("{at}.format"),
+                "format applies to USB cameras (device = ...) only".to_string(),
+                Some("remove it: files and RTSP streams bring their own format".to_string()),
+            );
+            None
+        }
+        Some(f) if FORMATS.contains(&f.to_ascii_lowercase().as_str()) => {
+            Some(f.to_ascii_lowercase())
+        }
+        Some(f) => {
+            c.push(
+                format!("{at}.format"),
+                format!("{f:?} is not a capture format"),
+                Some(format!(
+                    "use one of {} (or leave it out to let Vitrine choose)",
+                    FORMATS.join(", ")
+                )),
+            );
+            None
+        }
+    };
+    let rtsp_transport = match raw.transport.as_deref() {
+        None => RtspTransport::Tcp,
+        Some(_) if raw.rtsp.is_none() => {
+            c.push(
+                format!("{at}.transport"),
+                "transport applies to RTSP cameras (rtsp = ...) only".to_string(),
+                Some("remove it".to_string()),
+            );
+            RtspTransport::Tcp
+        }
+        Some(t) if t.eq_ignore_ascii_case("tcp") => RtspTransport::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("udp") => RtspTransport::Udp,
+        Some(t) => {
+            c.push(
+                format!("{at}.transport"),
+                format!("{t:?} is not an RTSP transport"),
+                Some("use \"tcp\" (default, works through firewalls) or \"udp\"".to_string()),
+            );
+            RtspTransport::Tcp
+        }
+    };
     let fps = raw.fps.unwrap_or(5.0);
     if !(fps > 0.0 && fps <= 60.0) {
         c.push(
@@ -403,6 +461,8 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
     Some(Camera {
         id: raw.id,
         source: source?,
+        format,
+        rtsp_transport,
         fps: fps as f32,
         size,
         zones,

@@ -1,11 +1,21 @@
 //! Frame and audio sources behind two small pull-based traits.
 //!
 //! A source yields timestamped frames (RGB24) or 16 kHz mono audio blocks, blocking until the
-//! next one is due. Today: recorded files (`video_file`, `audio_file`). Live USB cameras, RTSP
-//! and microphones implement the same traits (later issue). Raw data never leaves process
-//! memory: sources hand frames to bounded channels in the agent and nothing here writes them.
+//! next one is due: recorded files (`video_file`, `audio_file`), USB/UVC cameras (`v4l2`,
+//! feature `v4l`), IP cameras (`rtsp`, feature `rtsp`) and microphones (`mic`, feature `alsa`).
+//! Pixel conversion is `convert`; rate gating, format choice and backoff are `live`. Raw data
+//! never leaves process memory: sources hand frames to bounded channels in the agent and
+//! nothing here writes them.
 
 pub mod audio_file;
+pub mod convert;
+pub mod live;
+#[cfg(feature = "alsa")]
+pub mod mic;
+#[cfg(feature = "rtsp")]
+pub mod rtsp;
+#[cfg(feature = "v4l")]
+pub mod v4l2;
 pub mod video_file;
 
 use std::time::{Duration, Instant};

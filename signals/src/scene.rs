@@ -345,6 +345,8 @@ mod tests {
         Camera {
             id: "cam".into(),
             source: VideoSource::File("x.mp4".into()),
+            format: None,
+            rtsp_transport: Default::default(),
             fps: 5.0,
             size: None,
             zones: vec![Area {

@@ -299,3 +299,27 @@ impl Subscriber {
         out
     }
 }
+
+/// GET `path` from a loopback HTTP server (the metrics endpoint); None if it does not answer.
+pub fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of the first sample line starting with `prefix`.
+pub fn sample(text: &str, prefix: &str) -> f64 {
+    try_sample(text, prefix).unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
+}
+
+pub fn try_sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,158 @@
+//! `vitrine probe`: what a field technician needs to fill the config: the V4L2 cameras with
+//! the modes they offer (and the one Vitrine would choose), the capture devices with their
+//! configurations, and a check of an RTSP URL (connect, first decoded frame).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+/// Print the report; exit 0 when everything asked for answered, 1 when an RTSP check failed.
+pub fn probe(rtsp: &[String], udp: bool) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
+    let mut ok = true;
+    cameras(&mut out);
+    microphones(&mut out);
+    for url in rtsp {
+        ok &= rtsp_check(&mut out, url, udp);
+    }
+    print!("{out}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(feature = "v4l")]
+fn cameras(out: &mut String) {
+    use vitrine_sensors::live::{choose, LiveRequest};
+    let _ = writeln!(out, "Cameras (V4L2):");
+    match vitrine_sensors::v4l2::probe() {
+        Ok(list) if list.is_empty() => {
+            let _ = writeln!(out, "  none found (no /dev/video* capture node)");
+        }
+        Ok(list) => {
+            for c in list {
+                let _ = writeln!(out, "  {}  {}", c.path.display(), c.name);
+                match c.offers {
+                    Ok(offers) => {
+                        for o in &offers {
+                            let fps: Vec<String> = o.fps.iter().map(|f| f.to_string()).collect();
+                            let _ = writeln!(
+                                out,
+                                "    {:<6} {:>4}x{:<4} fps {}",
+                                o.format.name(),
+                                o.width,
+                                o.height,
+                                fps.join(",")
+                            );
+                        }
+                        let req = LiveRequest::new(5.0, None, std::time::Instant::now());
+                        match choose(&offers, &req) {
+                            Ok(ch) => {
+                                let _ = writeln!(
+                                    out,
+                                    "    -> at fps = 5 Vitrine would capture {} {}x{} at {} fps: device = \"{}\"",
+                                    ch.format,
+                                    ch.width,
+                                    ch.height,
+                                    ch.fps,
+                                    c.path.display()
+                                );
+                            }
+                            Err(e) => {
+                                let _ = writeln!(out, "    -> not usable: {e}");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "    {e}");
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  cannot list: {e}");
+        }
+    }
+}
+
+#[cfg(not(feature = "v4l"))]
+fn cameras(out: &mut String) {
+    let _ = writeln!(out, "Cameras (V4L2): not in this build (feature `v4l`)");
+}
+
+#[cfg(feature = "alsa")]
+fn microphones(out: &mut String) {
+    let _ = writeln!(out, "Microphones (ALSA):");
+    match vitrine_sensors::mic::probe() {
+        Ok(list) if list.is_empty() => {
+            let _ = writeln!(out, "  none found");
+        }
+        Ok(list) => {
+            for m in list {
+                let _ = writeln!(
+                    out,
+                    "  device = \"{}\"{}  {}",
+                    m.id,
+                    if m.is_default { " (default)" } else { "" },
+                    m.name
+                );
+                match m.configs {
+                    Ok(c) if c.is_empty() => {
+                        let _ = writeln!(out, "    no capture configurations");
+                    }
+                    Ok(c) => {
+                        for c in c {
+                            let _ = writeln!(out, "    {c}");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(out, "    cannot read configurations: {e}");
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  cannot list: {e}");
+        }
+    }
+}
+
+#[cfg(not(feature = "alsa"))]
+fn microphones(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "Microphones (ALSA): not in this build (feature `alsa`)"
+    );
+}
+
+#[cfg(feature = "rtsp")]
+fn rtsp_check(out: &mut String, url: &str, udp: bool) -> bool {
+    use vitrine_sensors::rtsp::{check, redact, RtspTransport};
+    let t = if udp {
+        RtspTransport::Udp
+    } else {
+        RtspTransport::Tcp
+    };
+    let _ = writeln!(out, "RTSP {} ({:?}):", redact(url), t);
+    match check(url, t) {
+        Ok(r) => {
+            let _ = writeln!(
+                out,
+                "  ok: H.264 {}x{}, first frame decoded after {} ms: rtsp = \"{}\"",
+                r.width, r.height, r.first_frame_ms, r.url
+            );
+            true
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  FAILED: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(not(feature = "rtsp"))]
+fn rtsp_check(out: &mut String, url: &str, _udp: bool) -> bool {
+    let _ = writeln!(out, "RTSP {url}: not in this build (feature `rtsp`)");
+    false
+}

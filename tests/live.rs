@@ -1,0 +1,394 @@
+//! Live capture through the real code paths: an IP camera served by a real RTSP server
+//! (GStreamer's, `tests/support/rtsp_server.py`) that is killed and restarted mid-stream, and
+//! a microphone through ALSA's default device into a real PulseAudio null sink playing real
+//! speech and noise. USB cameras go through the real V4L2 drivers in a QEMU guest:
+//! `scripts/hwtest.sh` (see the README).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const USER: &str = "admin";
+/// A password with a character that must be percent-encoded in the URL.
+const PASSWORD: &str = "s3cr+t";
+const PASSWORD_IN_URL: &str = "s3cr%2Bt";
+
+/// H.264 MP4 of the real pedestrian video (what an IP camera streams), made once per test.
+fn camera_mp4(dir: &Path) -> PathBuf {
+    let out = dir.join("camera.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(media("vtest.avi"))
+        .args([
+            "-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "10",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(st.success());
+    out
+}
+
+struct RtspServer {
+    child: Child,
+    port: u16,
+    mp4: PathBuf,
+}
+
+impl RtspServer {
+    fn start(port: u16, mp4: &Path) -> RtspServer {
+        let mut s = RtspServer {
+            child: Self::spawn(port, mp4),
+            port,
+            mp4: mp4.to_path_buf(),
+        };
+        s.wait_listening();
+        s
+    }
+
+    fn spawn(port: u16, mp4: &Path) -> Child {
+        Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/support/rtsp_server.py"))
+            .arg(port.to_string())
+            .arg(mp4)
+            .args([USER, PASSWORD])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the RTSP test server starts: scripts/setup.sh installs gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-*")
+    }
+
+    fn wait_listening(&mut self) {
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the RTSP server exited: is GStreamer's RTSP server installed (scripts/setup.sh)?"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "RTSP server not listening"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.mp4);
+        self.wait_listening();
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!("rtsp://{USER}:{password}@127.0.0.1:{}/file", self.port)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Poll the agent's metrics until `cond` holds (or panic after `within`).
+fn wait_metrics(port: u16, within: Duration, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some(text) = get(port, "/metrics") {
+            if cond(&text) {
+                return text;
+            }
+            if t.elapsed() > within {
+                panic!("{what}: not within {within:?}; metrics:\n{text}");
+            }
+        } else if t.elapsed() > within {
+            panic!("{what}: metrics endpoint not answering");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = camera_mp4(dir.path());
+    let mut server = RtspServer::start(free_port(), &mp4);
+    let metrics = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\nfps = 5\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
+            server.url(PASSWORD_IN_URL)
+        ),
+    );
+    let log = dir.path().join("agent.log");
+    let agent = vitrine()
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let src = "{source=\"door-ip\",kind=\"camera\"}";
+    let analysed =
+        |t: &str| try_sample(t, &format!("vitrine_frames_analysed_total{src}")).unwrap_or(0.0);
+    let up = |t: &str| try_sample(t, &format!("vitrine_source_up{src}")) == Some(1.0);
+    let before = wait_metrics(
+        metrics,
+        Duration::from_secs(90),
+        "frames analysed from RTSP",
+        |t| up(t) && analysed(t) >= 10.0,
+    );
+    let n1 = analysed(&before);
+
+    // The camera goes away (power cut: no RTSP teardown). The agent keeps running, shows the
+    // source down and counts the loss.
+    server.kill9();
+    let down = wait_metrics(metrics, Duration::from_secs(30), "source shown down", |t| {
+        !up(t) && try_sample(t, &format!("vitrine_source_lost_total{src}")).unwrap_or(0.0) >= 1.0
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let still = get(metrics, "/metrics").expect("the agent still runs while the camera is down");
+    assert!(!up(&still));
+    assert!(
+        analysed(&still) - analysed(&down) <= 1.0,
+        "no frames while down"
+    );
+
+    // It comes back on the same address: the agent reconnects by itself (backoff <= 30 s).
+    server.restart();
+    wait_metrics(
+        metrics,
+        Duration::from_secs(60),
+        "reconnected and analysing again",
+        |t| up(t) && analysed(t) >= n1 + 10.0,
+    );
+    let out = sigterm_and_wait(agent);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.status.success(),
+        "agent exit {:?}\n{stderr}",
+        out.status
+    );
+    assert!(stderr.contains("camera lost; reopening"), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains(PASSWORD_IN_URL),
+        "the camera password must never be logged:\n{stderr}"
+    );
+    assert!(stderr.contains("admin:***@"), "{stderr}");
+
+    // Every window was published, the outage included: contiguous, and the outage is blind
+    // time in coverage (not silently an empty store).
+    let events: Vec<_> = outbox_events(&dir.path().join("state"))
+        .into_iter()
+        .filter(|e| e["source_id"] == "door-ip")
+        .collect();
+    assert!(events.len() >= 3, "{} windows", events.len());
+    let v = schema();
+    for e in &events {
+        assert_valid(&v, e);
+    }
+    for w in events.windows(2) {
+        assert_eq!(
+            w[0]["window"]["end"], w[1]["window"]["start"],
+            "windows are contiguous across the outage"
+        );
+    }
+    let blind: f64 = events
+        .iter()
+        .map(|e| e["coverage"]["seconds_blind"].as_f64().unwrap())
+        .sum();
+    assert!(
+        blind >= 4.0,
+        "outage of >= 4 s shows as blind time, got {blind}"
+    );
+    let people: u64 = events
+        .iter()
+        .filter_map(|e| e["people"]["max"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        people >= 2,
+        "the pedestrians of the stream were seen (max {people})"
+    );
+}
+
+#[test]
+fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = camera_mp4(dir.path());
+    let server = RtspServer::start(free_port(), &mp4);
+    let ok = vitrine()
+        .args(["probe", "--rtsp", &server.url(PASSWORD_IN_URL)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(text.contains("ok: H.264 768x576"), "{text}");
+    assert!(
+        text.contains("Cameras (V4L2):") && text.contains("Microphones (ALSA):"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD_IN_URL), "{text}");
+    let bad = vitrine()
+        .args(["probe", "--rtsp", &server.url("wrong")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED") && text.contains("fix:"), "{text}");
+    assert!(
+        text.to_lowercase().contains("401") || text.to_lowercase().contains("unauthorized"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong@"), "{text}");
+}
+
+/// A PulseAudio daemon with a null sink whose monitor is the default source: ALSA's default
+/// device (the pulse plugin) captures whatever is played into the sink.
+struct Pulse {
+    runtime: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Pulse {
+    fn start() -> Pulse {
+        let p = Pulse {
+            runtime: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        };
+        let st = p
+            .cmd("pulseaudio")
+            .args([
+                "--daemonize=yes",
+                "--exit-idle-time=-1",
+                "-n",
+                "--load=module-native-protocol-unix",
+            ])
+            .arg("--load=module-null-sink sink_name=fakesink rate=48000 channels=2")
+            .status()
+            .expect("pulseaudio runs (scripts/setup.sh installs pulseaudio pulseaudio-utils)");
+        assert!(st.success(), "pulseaudio did not start");
+        let t = Instant::now();
+        while !p
+            .cmd("pactl")
+            .arg("info")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "pulseaudio not answering"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(p
+            .cmd("pactl")
+            .args(["set-default-source", "fakesink.monitor"])
+            .status()
+            .unwrap()
+            .success());
+        p
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("XDG_RUNTIME_DIR", self.runtime.path())
+            .env("HOME", self.home.path());
+        c
+    }
+
+    fn play(&self, wav: &Path) -> Child {
+        self.cmd("paplay")
+            .args(["-d", "fakesink"])
+            .arg(wav)
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.cmd("pulseaudio").arg("--kill").status();
+    }
+}
+
+#[test]
+fn microphone_through_alsa_and_pulseaudio_measures_speech_ratio_and_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let pulse = Pulse::start();
+    let cfg = write_config(
+        dir.path(),
+        "[[microphones]]\nid = \"room\"\ndevice = \"default\"\n\n[privacy]\nwindow_secs = 5\n",
+    );
+    let log = dir.path().join("agent.log");
+    let agent = pulse
+        .cmd(env!("CARGO_BIN_EXE_vitrine"))
+        .env("VITRINE_LOG", "info")
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // Real speech (espeak-ng, ~14.5 s), then brown noise at -30 dBFS RMS (15 s), in real time.
+    let mut speech = pulse.play(&media("speech.wav"));
+    let speech_started = Instant::now();
+    assert!(speech.wait().unwrap().success());
+    let speech_secs = speech_started.elapsed().as_secs_f64();
+    let mut noise = pulse.play(&media("noise.wav"));
+    assert!(noise.wait().unwrap().success());
+    std::thread::sleep(Duration::from_secs(1));
+    let out = sigterm_and_wait(agent);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("microphone capturing"), "{stderr}");
+    let events = outbox_events(&dir.path().join("state"));
+    let v = schema();
+    for e in &events {
+        assert_valid(&v, e);
+        // Aggregates only: a window is a few hundred bytes, never audio.
+        assert!(e.to_string().len() < 2048, "{e}");
+    }
+    let ratio = |e: &serde_json::Value| e["speech_ratio"].as_f64();
+    let full: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["coverage"]["seconds_blind"].as_f64().unwrap_or(5.0) < 1.0)
+        .collect();
+    assert!(
+        full.len() >= 4,
+        "{} fully covered windows of {}:\n{stderr}",
+        full.len(),
+        events.len()
+    );
+    let max_ratio = full.iter().filter_map(|e| ratio(e)).fold(0.0, f64::max);
+    assert!(
+        max_ratio > 0.4,
+        "speech windows: max speech ratio {max_ratio}"
+    );
+    // A window of noise only: little speech, level close to the noise's -30 dBFS.
+    let noise_windows: Vec<_> = full
+        .iter()
+        .filter(|e| ratio(e).unwrap_or(1.0) < 0.15)
+        .filter_map(|e| e["level_dbfs"]["mean"].as_f64())
+        .collect();
+    assert!(
+        noise_windows.iter().any(|db| (-34.0..=-26.0).contains(db)),
+        "a noise window near -30 dBFS: {noise_windows:?} (speech took {speech_secs:.1} s)"
+    );
+}
