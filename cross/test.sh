@@ -19,6 +19,8 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 start=$(date +%s)
 /usr/bin/cargo test --locked --release --target "$triple" \
   -p vitrine-signals -p vitrine-models -p vitrine-config -p vitrine --lib
+# Pixel conversion (zune-jpeg takes NEON paths on ARM) on real frames, the rate gate, format choice.
+/usr/bin/cargo test --locked --release --target "$triple" -p vitrine-sensors --lib --test convert_real
 echo "aarch64 unit tests under qemu: $(( $(date +%s) - start )) s"
 
 # 2. The same real video through the native and the cross-built binary: same windows, and the

@@ -4,7 +4,8 @@
 #      tests run the real binary on real media through the real models, into a real Mosquitto
 #      they start themselves (and check the systemd unit offline);
 #   2. field checks: the amd64 Debian package installed and used (packaging/test-deb.sh, root
-#      only), the aarch64 cross build tested under qemu (cross/test.sh) and packaged as .deb.
+#      only), USB-camera capture through real V4L2 drivers in a QEMU guest (scripts/hwtest.sh,
+#      root only), the aarch64 cross build tested under qemu (cross/test.sh) and packaged as .deb.
 # `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,12 +24,14 @@ cargo test --workspace --locked "$@"
 t0=$(date +%s)
 if [ "$(id -u)" = 0 ]; then
   packaging/test-deb.sh
+  # USB cameras through the real V4L2 drivers (vivid, v4l2loopback) in a QEMU guest.
+  scripts/hwtest.sh
 else
-  echo "field: packaging/test-deb.sh SKIPPED (needs root: dpkg -i)" >&2
+  echo "field: packaging/test-deb.sh and scripts/hwtest.sh SKIPPED (need root: dpkg -i, apt-get)" >&2
 fi
 t1=$(date +%s)
 cross/test.sh aarch64
 packaging/build-deb.sh arm64
 t2=$(date +%s)
-echo "field checks: amd64 package $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
+echo "field checks: amd64 package + V4L2 guest $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
 ls -l target/debian/*.deb target/release/vitrine target/aarch64-unknown-linux-gnu/release/vitrine

@@ -117,6 +117,8 @@ fn wait_metrics(port: u16, within: Duration, what: &str, cond: impl Fn(&str) -> 
     }
 }
 
+/// Also the isolation of sources: a USB camera that is not plugged in is retried beside the IP
+/// camera the whole time, and never stalls it.
 #[test]
 fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,7 +128,7 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\nfps = 5\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
+            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\nfps = 5\n\n[[cameras]]\nid = \"usb-unplugged\"\ndevice = \"/dev/video-vitrine-test-absent\"\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
             server.url(PASSWORD_IN_URL)
         ),
     );
@@ -172,6 +174,13 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         "reconnected and analysing again",
         |t| up(t) && analysed(t) >= n1 + 10.0,
     );
+    let text = get(metrics, "/metrics").unwrap();
+    let usb = "{source=\"usb-unplugged\",kind=\"camera\"}";
+    assert_eq!(sample(&text, &format!("vitrine_source_up{usb}")), 0.0);
+    assert_eq!(
+        sample(&text, &format!("vitrine_frames_analysed_total{usb}")),
+        0.0
+    );
     let out = sigterm_and_wait(agent);
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -180,6 +189,12 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         out.status
     );
     assert!(stderr.contains("camera lost; reopening"), "{stderr}");
+    assert!(
+        stderr.contains("camera not available; retrying")
+            && stderr.contains("/dev/video-vitrine-test-absent")
+            && stderr.contains("vitrine probe"),
+        "the absent camera is named with a fix:\n{stderr}"
+    );
     assert!(
         !stderr.contains(PASSWORD) && !stderr.contains(PASSWORD_IN_URL),
         "the camera password must never be logged:\n{stderr}"
@@ -219,6 +234,18 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
     assert!(
         people >= 2,
         "the pedestrians of the stream were seen (max {people})"
+    );
+    // The absent camera's windows are published too, on time, entirely blind.
+    let absent: Vec<_> = outbox_events(&dir.path().join("state"))
+        .into_iter()
+        .filter(|e| e["source_id"] == "usb-unplugged")
+        .collect();
+    assert!(absent.len() >= 3, "{} windows", absent.len());
+    assert!(
+        absent
+            .iter()
+            .all(|e| e["coverage"]["status"] == "blind" && e["people"]["max"].is_null()),
+        "{absent:?}"
     );
 }
 

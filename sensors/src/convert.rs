@@ -99,15 +99,27 @@ fn clamp(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
 
+/// The chroma terms of one U/V pair (shared by the pixels that pair covers).
+#[inline(always)]
+fn chroma(u: u8, v: u8) -> (i32, i32, i32) {
+    let d = i32::from(u) - 128;
+    let e = i32::from(v) - 128;
+    (409 * e + 128, -100 * d - 208 * e + 128, 516 * d + 128)
+}
+
+/// One pixel from its luma and precomputed chroma terms.
+#[inline(always)]
+fn luma_px(y: u8, (r, g, b): (i32, i32, i32), out: &mut [u8]) {
+    let c = 298 * (i32::from(y) - 16);
+    out[0] = clamp((c + r) >> 8);
+    out[1] = clamp((c + g) >> 8);
+    out[2] = clamp((c + b) >> 8);
+}
+
 /// One pixel, BT.601 limited range (16..235 luma, 16..240 chroma), 8-bit fixed point.
 #[inline(always)]
 fn yuv_px(y: u8, u: u8, v: u8, out: &mut [u8]) {
-    let c = 298 * (i32::from(y) - 16);
-    let d = i32::from(u) - 128;
-    let e = i32::from(v) - 128;
-    out[0] = clamp((c + 409 * e + 128) >> 8);
-    out[1] = clamp((c - 100 * d - 208 * e + 128) >> 8);
-    out[2] = clamp((c + 516 * d + 128) >> 8);
+    luma_px(y, chroma(u, v), out);
 }
 
 fn check(format: PixelFormat, got: usize, width: usize, height: usize) -> Result<(), ConvertError> {
@@ -184,13 +196,15 @@ pub fn yuyv_to_rgb(src: &[u8], w: usize, h: usize, out: &mut [u8]) {
     for row in 0..h {
         let s = &src[row * src_stride..(row + 1) * src_stride];
         let o = &mut out[row * w * 3..(row + 1) * w * 3];
-        for (x, quad) in s.chunks_exact(4).enumerate() {
-            let (y0, u, y1, v) = (quad[0], quad[1], quad[2], quad[3]);
-            let px = 2 * x;
-            yuv_px(y0, u, v, &mut o[px * 3..px * 3 + 3]);
-            if px + 1 < w {
-                yuv_px(y1, u, v, &mut o[px * 3 + 3..px * 3 + 6]);
-            }
+        let pairs = w / 2;
+        for (quad, px) in s.chunks_exact(4).zip(o.chunks_exact_mut(6)).take(pairs) {
+            let c = chroma(quad[1], quad[3]);
+            luma_px(quad[0], c, &mut px[..3]);
+            luma_px(quad[2], c, &mut px[3..]);
+        }
+        if w % 2 == 1 {
+            let q = &s[pairs * 4..pairs * 4 + 4];
+            yuv_px(q[0], q[1], q[3], &mut o[(w - 1) * 3..]);
         }
     }
 }
@@ -207,11 +221,13 @@ pub fn nv12_to_rgb(
 ) {
     for row in 0..h {
         let yr = &y[row * y_stride..row * y_stride + w];
-        let cr = &uv[(row / 2) * uv_stride..];
+        let cr = &uv[(row / 2) * uv_stride..(row / 2) * uv_stride + w.div_ceil(2) * 2];
         let o = &mut out[row * w * 3..(row + 1) * w * 3];
-        for (x, &yy) in yr.iter().enumerate() {
-            let c = (x / 2) * 2;
-            yuv_px(yy, cr[c], cr[c + 1], &mut o[x * 3..x * 3 + 3]);
+        for ((ys, c), px) in yr.chunks(2).zip(cr.chunks_exact(2)).zip(o.chunks_mut(6)) {
+            let c = chroma(c[0], c[1]);
+            for (yy, p) in ys.iter().zip(px.chunks_exact_mut(3)) {
+                luma_px(*yy, c, p);
+            }
         }
     }
 }
@@ -226,12 +242,16 @@ pub fn i420_to_rgb(
     out: &mut [u8],
 ) {
     for row in 0..h {
+        let cw = w.div_ceil(2);
         let yr = &y.0[row * y.1..row * y.1 + w];
-        let ur = &u.0[(row / 2) * u.1..];
-        let vr = &v.0[(row / 2) * v.1..];
+        let ur = &u.0[(row / 2) * u.1..(row / 2) * u.1 + cw];
+        let vr = &v.0[(row / 2) * v.1..(row / 2) * v.1 + cw];
         let o = &mut out[row * w * 3..(row + 1) * w * 3];
-        for (x, &yy) in yr.iter().enumerate() {
-            yuv_px(yy, ur[x / 2], vr[x / 2], &mut o[x * 3..x * 3 + 3]);
+        for (((ys, &uu), &vv), px) in yr.chunks(2).zip(ur).zip(vr).zip(o.chunks_mut(6)) {
+            let c = chroma(uu, vv);
+            for (yy, p) in ys.iter().zip(px.chunks_exact_mut(3)) {
+                luma_px(*yy, c, p);
+            }
         }
     }
 }
