@@ -99,6 +99,24 @@ impl Drop for RtspServer {
     }
 }
 
+/// The agent under test, killed if the test fails before stopping it (no orphan agents).
+struct Agent(Option<Child>);
+
+impl Agent {
+    fn take(mut self) -> Child {
+        self.0.take().expect("the agent is stopped once")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Poll the agent's metrics until `cond` holds (or panic after `within`).
 fn wait_metrics(port: u16, within: Duration, what: &str, cond: impl Fn(&str) -> bool) -> String {
     let t = Instant::now();
@@ -133,13 +151,15 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         ),
     );
     let log = dir.path().join("agent.log");
-    let agent = vitrine()
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let agent = Agent(Some(
+        vitrine()
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
     let src = "{source=\"door-ip\",kind=\"camera\"}";
     let analysed =
         |t: &str| try_sample(t, &format!("vitrine_frames_analysed_total{src}")).unwrap_or(0.0);
@@ -181,7 +201,7 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         sample(&text, &format!("vitrine_frames_analysed_total{usb}")),
         0.0
     );
-    let out = sigterm_and_wait(agent);
+    let out = sigterm_and_wait(agent.take());
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
         out.status.success(),
@@ -363,15 +383,17 @@ fn microphone_through_alsa_and_pulseaudio_measures_speech_ratio_and_level() {
         "[[microphones]]\nid = \"room\"\ndevice = \"default\"\n\n[privacy]\nwindow_secs = 5\n",
     );
     let log = dir.path().join("agent.log");
-    let agent = pulse
-        .cmd(env!("CARGO_BIN_EXE_vitrine"))
-        .env("VITRINE_LOG", "info")
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let agent = Agent(Some(
+        pulse
+            .cmd(env!("CARGO_BIN_EXE_vitrine"))
+            .env("VITRINE_LOG", "info")
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
     std::thread::sleep(Duration::from_secs(2));
     // Real speech (espeak-ng, ~14.5 s), then brown noise at -30 dBFS RMS (15 s), in real time.
     let mut speech = pulse.play(&media("speech.wav"));
@@ -381,7 +403,7 @@ fn microphone_through_alsa_and_pulseaudio_measures_speech_ratio_and_level() {
     let mut noise = pulse.play(&media("noise.wav"));
     assert!(noise.wait().unwrap().success());
     std::thread::sleep(Duration::from_secs(1));
-    let out = sigterm_and_wait(agent);
+    let out = sigterm_and_wait(agent.take());
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("microphone capturing"), "{stderr}");
