@@ -317,6 +317,13 @@ impl Pulse {
             runtime: tempfile::tempdir().unwrap(),
             home: tempfile::tempdir().unwrap(),
         };
+        p.launch();
+        p
+    }
+
+    /// Start (again) the daemon with its null sink, and make the sink's monitor the default source.
+    fn launch(&self) {
+        let p = self;
         let st = p
             .cmd("pulseaudio")
             .args([
@@ -349,7 +356,11 @@ impl Pulse {
             .status()
             .unwrap()
             .success());
-        p
+    }
+
+    /// The sound server goes away (its socket with it): the capture device is lost.
+    fn kill(&self) {
+        let _ = self.cmd("pulseaudio").arg("--kill").status();
     }
 
     fn cmd(&self, program: &str) -> Command {
@@ -374,13 +385,16 @@ impl Drop for Pulse {
     }
 }
 
+/// Then the sound server is killed and restarted: the device is lost, the agent keeps running,
+/// reports it down, and captures again when it returns.
 #[test]
 fn microphone_through_alsa_and_pulseaudio_measures_speech_ratio_and_level() {
     let dir = tempfile::tempdir().unwrap();
     let pulse = Pulse::start();
+    let metrics = free_port();
     let cfg = write_config(
         dir.path(),
-        "[[microphones]]\nid = \"room\"\ndevice = \"default\"\n\n[privacy]\nwindow_secs = 5\n",
+        &format!("[[microphones]]\nid = \"room\"\ndevice = \"default\"\n\n[privacy]\nwindow_secs = 5\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n"),
     );
     let log = dir.path().join("agent.log");
     let agent = Agent(Some(
@@ -403,11 +417,36 @@ fn microphone_through_alsa_and_pulseaudio_measures_speech_ratio_and_level() {
     let mut noise = pulse.play(&media("noise.wav"));
     assert!(noise.wait().unwrap().success());
     std::thread::sleep(Duration::from_secs(1));
+    let events = outbox_events(&dir.path().join("state"));
+
+    // The device goes away and comes back.
+    let src = "{source=\"room\",kind=\"microphone\"}";
+    let up = move |t: &str| try_sample(t, &format!("vitrine_source_up{src}")) == Some(1.0);
+    let analysed =
+        move |t: &str| try_sample(t, &format!("vitrine_frames_analysed_total{src}")).unwrap_or(0.0);
+    pulse.kill();
+    let down = wait_metrics(
+        metrics,
+        Duration::from_secs(20),
+        "microphone shown down",
+        |t| {
+            !up(t)
+                && try_sample(t, &format!("vitrine_source_lost_total{src}")).unwrap_or(0.0) >= 1.0
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    pulse.launch();
+    let mut again = pulse.play(&media("speech.wav"));
+    wait_metrics(metrics, Duration::from_secs(45), "microphone back", |t| {
+        up(t) && analysed(t) >= analysed(&down) + 50.0
+    });
+    let _ = again.kill();
+    let _ = again.wait();
     let out = sigterm_and_wait(agent.take());
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("microphone capturing"), "{stderr}");
-    let events = outbox_events(&dir.path().join("state"));
+    assert!(stderr.contains("microphone lost; reopening"), "{stderr}");
     let v = schema();
     for e in &events {
         assert_valid(&v, e);

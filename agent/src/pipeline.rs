@@ -215,17 +215,78 @@ fn live_camera(cam: &Camera, opts: &Options) -> anyhow::Result<Opener> {
     }
 }
 
-/// Sleep `wait` in small steps; false if asked to stop meanwhile.
-fn wait_or_stop(wait: Duration, stop: &AtomicBool, p: &SourceProgress) -> bool {
-    let until = Instant::now() + wait;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return false;
+/// The reopen bookkeeping every live source shares: backoff between attempts, the up/down flag
+/// and loss counter in its progress, and logs that do not flood the journal (a failing open is
+/// logged on attempts 1, 2, 4, 8 ...: a camera missing all night stays readable).
+struct Reopen<'a> {
+    id: &'a str,
+    /// "camera" or "microphone", for the logs.
+    what: &'static str,
+    p: &'a SourceProgress,
+    backoff: Backoff,
+    failures: u64,
+}
+
+impl<'a> Reopen<'a> {
+    fn new(id: &'a str, what: &'static str, p: &'a SourceProgress) -> Reopen<'a> {
+        p.connected.store(false, Ordering::Relaxed);
+        Reopen {
+            id,
+            what,
+            p,
+            backoff: Backoff::new(MAX_BACKOFF),
+            failures: 0,
         }
-        p.beat();
-        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
     }
-    !stop.load(Ordering::Relaxed)
+
+    fn opened(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(source = %self.id, attempts = self.failures, "{} is back", self.what);
+        }
+        self.failures = 0;
+        self.backoff.reset();
+        self.p.connected.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&mut self, e: &dyn std::fmt::Display) {
+        self.failures += 1;
+        if self.failures.is_power_of_two() {
+            tracing::error!(source = %self.id, attempts = self.failures, error = %e, "{} not available; retrying", self.what);
+        }
+    }
+
+    /// The source stopped delivering: `Some(why)` if it was lost (then reopen), `None` if the
+    /// agent is stopping. Returns whether to reopen.
+    fn ended(&mut self, lost: Option<String>) -> bool {
+        self.p.connected.store(false, Ordering::Relaxed);
+        match lost {
+            None => false,
+            Some(e) => {
+                self.p.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.id, error = %e, "{} lost; reopening (the outage shows as blind time in coverage)", self.what);
+                true
+            }
+        }
+    }
+
+    /// Wait for the next attempt in small steps, calling `tick` (closing windows on the clock)
+    /// and stamping the heartbeat meanwhile; false if asked to stop.
+    fn wait(
+        &mut self,
+        stop: &AtomicBool,
+        tick: &mut dyn FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
+        let until = Instant::now() + self.backoff.next_wait();
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            tick()?;
+            self.p.beat();
+            std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+        }
+        Ok(!stop.load(Ordering::Relaxed))
+    }
 }
 
 /// The reader of a live camera: open, read until lost, reopen with backoff; never gives up
@@ -237,18 +298,11 @@ fn live_reader(
     stop: &AtomicBool,
     p: &SourceProgress,
 ) {
-    let mut backoff = Backoff::new(MAX_BACKOFF);
-    let mut failures = 0u64;
-    p.connected.store(false, Ordering::Relaxed);
+    let mut reopen = Reopen::new(id, "camera", p);
     while !stop.load(Ordering::Relaxed) {
         match open() {
             Ok(mut src) => {
-                if failures > 0 {
-                    tracing::info!(source = %id, attempts = failures, "camera is back");
-                }
-                failures = 0;
-                backoff.reset();
-                p.connected.store(true, Ordering::Relaxed);
+                reopen.opened();
                 let lost = loop {
                     if stop.load(Ordering::Relaxed) {
                         break None;
@@ -263,26 +317,15 @@ fn live_reader(
                         Err(e) => break Some(e.to_string()),
                     }
                 };
-                p.connected.store(false, Ordering::Relaxed);
                 drop(src);
-                match lost {
-                    None => break,
-                    Some(e) => {
-                        p.lost.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(source = %id, error = %e, "camera lost; reopening (the outage shows as blind time in coverage)");
-                    }
+                if !reopen.ended(lost) {
+                    break;
                 }
             }
-            Err(e) => {
-                failures += 1;
-                // The first failure in full; then rarely (1, 2, 4, 8 ... attempts): a camera
-                // missing all night must not flood the journal.
-                if failures.is_power_of_two() {
-                    tracing::error!(source = %id, attempts = failures, error = %e, "camera not available; retrying");
-                }
-            }
+            Err(e) => reopen.failed(&e),
         }
-        if !wait_or_stop(backoff.next_wait(), stop, p) {
+        // The analysis thread closes this camera's windows on its own tick.
+        if !matches!(reopen.wait(stop, &mut || Ok(())), Ok(true)) {
             break;
         }
     }
@@ -580,19 +623,12 @@ fn live_microphone(
 ) -> anyhow::Result<()> {
     use vitrine_sensors::mic::{Microphone as Mic, Ring};
     let mut ring = Some(Ring::new());
-    let mut backoff = Backoff::new(MAX_BACKOFF);
-    let mut failures = 0u64;
-    p.connected.store(false, Ordering::Relaxed);
+    let mut reopen = Reopen::new(id, "microphone", p);
     while !stop.load(Ordering::Relaxed) {
         let Some(r) = ring.take() else { break };
         match Mic::open(device, r, opts.epoch) {
             Ok(mut mic) => {
-                if failures > 0 {
-                    tracing::info!(source = %id, attempts = failures, "microphone is back");
-                }
-                failures = 0;
-                backoff.reset();
-                p.connected.store(true, Ordering::Relaxed);
+                reopen.opened();
                 let lost = loop {
                     if stop.load(Ordering::Relaxed) {
                         break None;
@@ -606,30 +642,19 @@ fn live_microphone(
                         Err(e) => break Some(e.to_string()),
                     }
                 };
-                p.connected.store(false, Ordering::Relaxed);
                 ring = Some(mic.close());
-                match lost {
-                    None => break,
-                    Some(e) => {
-                        p.lost.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(source = %id, error = %e, "microphone lost; reopening (the outage shows as blind time in coverage)");
-                    }
+                if !reopen.ended(lost) {
+                    break;
                 }
             }
             Err((e, r)) => {
                 ring = Some(r);
-                failures += 1;
-                if failures.is_power_of_two() {
-                    tracing::error!(source = %id, attempts = failures, error = %e, "microphone not available; retrying");
-                }
+                reopen.failed(&e);
             }
         }
-        // Wait for the next attempt, closing windows on the clock meanwhile.
-        let until = Instant::now() + backoff.next_wait();
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            each(None)?;
-            p.beat();
-            std::thread::sleep(Duration::from_millis(100));
+        // While the device is down, windows still close on the clock.
+        if !reopen.wait(stop, &mut || each(None))? {
+            break;
         }
     }
     Ok(())

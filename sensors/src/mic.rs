@@ -117,8 +117,10 @@ fn find_device(host: &cpal::Host, name: &str) -> Option<cpal::Device> {
 }
 
 pub struct Microphone {
-    _stream: cpal::Stream,
-    ring: Ring,
+    /// `Some` until closed (see `close`).
+    stream: Option<cpal::Stream>,
+    active: Arc<AtomicBool>,
+    ring: Option<Ring>,
     what: String,
     lost: Arc<AtomicBool>,
     epoch: Instant,
@@ -175,6 +177,10 @@ impl Microphone {
         let mut ring = ring;
         while ring.consumer.dequeue().is_some() {}
         let (slot, over, l2) = (ring.producer.clone(), ring.overflowed.clone(), lost.clone());
+        // Cleared when this stream is closed: a stream stuck in its driver that wakes up later
+        // must not feed the ring of its successor.
+        let active = Arc::new(AtomicBool::new(true));
+        let live = active.clone();
         let err_cb = move |e: cpal::Error| {
             tracing::warn!("microphone stream error: {e}");
             l2.store(true, Ordering::Relaxed);
@@ -183,7 +189,11 @@ impl Microphone {
             ($t:ty) => {
                 dev.build_input_stream::<$t, _, _>(
                     cfg.config(),
-                    move |data: &[$t], _| push_frames(data, channels, &slot, &over),
+                    move |data: &[$t], _| {
+                        if live.load(Ordering::Relaxed) {
+                            push_frames(data, channels, &slot, &over)
+                        }
+                    },
                     err_cb,
                     Some(Duration::from_secs(5)),
                 )
@@ -228,8 +238,9 @@ impl Microphone {
         };
         tracing::info!(microphone = device, rate, channels, format = %format, "microphone capturing");
         Ok(Microphone {
-            _stream: stream,
-            ring,
+            stream: Some(stream),
+            active,
+            ring: Some(ring),
             what,
             lost,
             epoch,
@@ -242,15 +253,29 @@ impl Microphone {
     }
 
     /// Stop capturing and take the ring back (to reopen later).
-    pub fn close(self) -> Ring {
-        let Microphone { _stream, ring, .. } = self;
-        drop(_stream);
-        ring
+    pub fn close(mut self) -> Ring {
+        self.shut();
+        self.ring.take().unwrap_or_default()
+    }
+
+    /// Detach the stream. Dropping a cpal stream joins its capture thread, which can sit in
+    /// the driver forever when the device vanished (seen with ALSA's PulseAudio plugin when the
+    /// sound server dies): it is dropped on a thread of its own so this source never hangs.
+    fn shut(&mut self) {
+        self.active.store(false, Ordering::Relaxed);
+        if let Some(stream) = self.stream.take() {
+            let spawned = std::thread::Builder::new()
+                .name("mic-close".into())
+                .spawn(move || drop(stream));
+            if let Err(e) = spawned {
+                tracing::warn!("microphone stream left open: no thread to close it: {e}");
+            }
+        }
     }
 
     /// Samples dropped because analysis fell behind.
     pub fn overflowed(&self) -> u64 {
-        self.ring.overflowed()
+        self.ring.as_ref().map_or(0, Ring::overflowed)
     }
 
     pub fn device_rate(&self) -> u32 {
@@ -291,6 +316,12 @@ fn choose_config(dev: &cpal::Device) -> Result<cpal::SupportedStreamConfig, Stri
         .map_err(|e| format!("no usable capture configuration: {e}"))
 }
 
+impl Drop for Microphone {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
 impl AudioSource for Microphone {
     fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError> {
         loop {
@@ -300,7 +331,10 @@ impl AudioSource for Microphone {
                 return Ok(Some(AudioBlock { t_ms, samples }));
             }
             let mut got = 0usize;
-            while let Some(s) = self.ring.consumer.dequeue() {
+            let Some(ring) = self.ring.as_mut() else {
+                return Err(self.read_err("the microphone is closed"));
+            };
+            while let Some(s) = ring.consumer.dequeue() {
                 got += 1;
                 match self.resampler {
                     None => self.out.push_back(s),
