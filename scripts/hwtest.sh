@@ -50,6 +50,7 @@ cat > ir/init <<'EOI'
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev; mount -t tmpfs t /tmp
 export HOME=/tmp RUST_BACKTRACE=1; cd /test
 modprobe vivid n_devs=1 node_types=0x1 input_types=0x0
+./v4l2_check probe 2>&1 | sed 's/^/[vivid-probe] /'
 ./v4l2_check capture /dev/video0 yuyv 10 --unplug > /tmp/cap.log 2>&1 &
 i=0; while ! grep -q READY-FOR-UNPLUG /tmp/cap.log && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done
 echo vivid.0 > /sys/bus/platform/drivers/vivid/unbind
@@ -71,6 +72,7 @@ timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 -nographic -no
   | tr -d '\r' | grep -a -E "^\[|VMTEST" | tee guest.log
 fail=0
 check() { if grep -qE "$2" guest.log; then echo "hwtest ok: $1"; else echo "hwtest FAILED: $1 (no line matching: $2)"; fail=1; fi; }
+check "probe lists vivid with its modes"                 '^\[vivid-probe\]   yuyv 640x480 fps'
 check "vivid YUYV opened with the requested format"      '^\[vivid-yuyv\] opened: yuyv 640x480'
 check "vivid frames captured and converted"              '^\[vivid-yuyv\] captured 10 frames'
 check "unplug reported as a lost device"                 '^\[vivid-yuyv\] LOST: '

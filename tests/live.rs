@@ -135,8 +135,8 @@ fn wait_metrics(port: u16, within: Duration, what: &str, cond: impl Fn(&str) -> 
     }
 }
 
-/// Also the isolation of sources: a USB camera that is not plugged in is retried beside the IP
-/// camera the whole time, and never stalls it.
+/// Also the isolation of sources: a USB camera and a microphone that are not plugged in are
+/// retried beside the IP camera the whole time, and never stall it.
 #[test]
 fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +146,7 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\nfps = 5\n\n[[cameras]]\nid = \"usb-unplugged\"\ndevice = \"/dev/video-vitrine-test-absent\"\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
+            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\nfps = 5\n\n[[cameras]]\nid = \"usb-unplugged\"\ndevice = \"/dev/video-vitrine-test-absent\"\n\n[[microphones]]\nid = \"mic-absent\"\ndevice = \"hw:CARD=VitrineAbsent,DEV=0\"\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
             server.url(PASSWORD_IN_URL)
         ),
     );
@@ -201,6 +201,8 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         sample(&text, &format!("vitrine_frames_analysed_total{usb}")),
         0.0
     );
+    let mic = "{source=\"mic-absent\",kind=\"microphone\"}";
+    assert_eq!(sample(&text, &format!("vitrine_source_up{mic}")), 0.0);
     let out = sigterm_and_wait(agent.take());
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -212,7 +214,8 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
     assert!(
         stderr.contains("camera not available; retrying")
             && stderr.contains("/dev/video-vitrine-test-absent")
-            && stderr.contains("vitrine probe"),
+            && stderr.contains("vitrine probe")
+            && stderr.contains("microphone not available; retrying"),
         "the absent camera is named with a fix:\n{stderr}"
     );
     assert!(
@@ -255,12 +258,12 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         people >= 2,
         "the pedestrians of the stream were seen (max {people})"
     );
-    // The absent camera's windows are published too, on time, entirely blind.
+    // The absent camera's and microphone's windows are published too, on time, entirely blind.
     let absent: Vec<_> = outbox_events(&dir.path().join("state"))
         .into_iter()
-        .filter(|e| e["source_id"] == "usb-unplugged")
+        .filter(|e| e["source_id"] == "usb-unplugged" || e["source_id"] == "mic-absent")
         .collect();
-    assert!(absent.len() >= 3, "{} windows", absent.len());
+    assert!(absent.len() >= 6, "{} windows", absent.len());
     assert!(
         absent
             .iter()
@@ -290,6 +293,17 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
         "{text}"
     );
     assert!(!text.contains(PASSWORD_IN_URL), "{text}");
+    // RTP over UDP (loopback) as well.
+    let udp = vitrine()
+        .args(["probe", "--udp", "--rtsp", &server.url(PASSWORD_IN_URL)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&udp.stdout);
+    assert!(udp.status.success(), "{text}");
+    assert!(
+        text.contains("(Udp)") && text.contains("ok: H.264 768x576"),
+        "{text}"
+    );
     let bad = vitrine()
         .args(["probe", "--rtsp", &server.url("wrong")])
         .output()

@@ -7,6 +7,8 @@
 //!     FRAMES frames and print what was chosen and what the frames look like; with --unplug,
 //!     then keep reading until the device is lost (the script unbinds the driver), reopen it
 //!     with backoff like the agent does, capture FRAMES more and print REOPENED.
+//! v4l2_check probe
+//!     list the cameras with their modes, as `vitrine probe` does.
 //! v4l2_check feed DEVICE WIDTH HEIGHT FPS JPEG...
 //!     a camera for v4l2loopback: write the JPEG files to DEVICE as an MJPEG stream, in a loop.
 //! ```
@@ -138,11 +140,22 @@ fn run_feed(args: &[String]) -> Result<(), String> {
     }
 }
 
+fn run_probe() -> Result<(), String> {
+    for c in vitrine_sensors::v4l2::probe().map_err(|e| e.to_string())? {
+        println!("{} {}", c.path.display(), c.name);
+        for o in c.offers? {
+            println!("  {} {}x{} fps {:?}", o.format, o.width, o.height, o.fps);
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("capture") => run_capture(&args[1..]),
         Some("feed") => run_feed(&args[1..]),
+        Some("probe") => run_probe(),
         _ => Err("usage: v4l2_check capture DEVICE FORMAT FRAMES [--unplug] | feed DEVICE W H FPS JPEG...".into()),
     };
     if let Err(e) = result {
