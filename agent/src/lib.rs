@@ -2,9 +2,11 @@
 //! machines, sequencing and MQTT publishing. See ARCHITECTURE.md.
 
 pub mod bench;
+pub mod bench_models;
 pub mod commands;
 pub mod demo;
 pub mod display;
+pub mod eval;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

@@ -64,6 +64,12 @@ enum Command {
         #[arg(long)]
         udp: bool,
     },
+    /// Accuracy on annotated media (tables): tracking and counting against MOT ground truth,
+    /// voice activity on labelled speech in noise.
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -82,6 +88,38 @@ enum BenchWhat {
         #[arg(long, default_value_t = 50)]
         frames: usize,
     },
+    /// Per model: tract f32 and int8 latency, onnxruntime f32 and int8 on the same input
+    /// (onnxruntime from the venv of tools/setup-venv.sh); then, in the same run, the
+    /// pipeline table of `bench pipeline` (10 fps, 30 s) unless --no-pipeline.
+    Models {
+        #[arg(long)]
+        no_pipeline: bool,
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        /// Python with onnxruntime (default: .cache/pyenv/bin/python when present).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where ort_bench.py lives.
+        #[arg(long, default_value = "tools")]
+        tools: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// The whole camera pipeline's analysed frames per CPU-second, busy and idle scene, with
+    /// and without motion gating.
+    Pipeline {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        fps: u32,
+        /// Seconds of video per run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+    },
     /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
     Delivery {
         #[arg(long, default_value_t = 5000)]
@@ -92,6 +130,36 @@ enum BenchWhat {
         /// Use this broker instead of starting a local Mosquitto.
         #[arg(long)]
         broker: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalWhat {
+    /// Detection recall/precision, MOTA, IDF1, and line/zone counts vs ground truth.
+    Tracking {
+        /// Device config whose camera gives fps, lines, zones, detect_every, motion_gating.
+        #[arg(long)]
+        config: PathBuf,
+        /// Camera id in the config (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long)]
+        video: PathBuf,
+        /// MOT-style ground truth (frame,id,x,y,w,h,conf,...); seqinfo.ini beside it gives the
+        /// video's frame rate.
+        #[arg(long)]
+        gt: PathBuf,
+    },
+    /// Voice-activity frame agreement: clean speech mixed with noise at an SNR.
+    Vad {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long)]
+        speech: PathBuf,
+        #[arg(long)]
+        noise: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        snr_db: f64,
     },
 }
 
@@ -202,6 +270,90 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Capture { media, frames },
         } => vitrine::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
+        Command::Bench {
+            what:
+                BenchWhat::Models {
+                    no_pipeline,
+                    models,
+                    media,
+                    python,
+                    tools,
+                    runs,
+                },
+        } => {
+            let python = python.or_else(|| {
+                let p = PathBuf::from(".cache/pyenv/bin/python");
+                p.is_file().then_some(p)
+            });
+            vitrine::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
+                .and_then(|_| {
+                    if no_pipeline {
+                        return Ok(());
+                    }
+                    println!();
+                    vitrine::bench_models::pipeline(&models, &media, 10, 30)
+                })
+                .map(|_| ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Pipeline {
+                    models,
+                    media,
+                    fps,
+                    seconds,
+                },
+        } => vitrine::bench_models::pipeline(&models, &media, fps, seconds)
+            .map(|_| ExitCode::SUCCESS),
+        Command::Eval {
+            what:
+                EvalWhat::Tracking {
+                    config,
+                    camera,
+                    video,
+                    gt,
+                },
+        } => {
+            let cfg = match vitrine_config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(64);
+                }
+            };
+            let Some(cam) = cfg
+                .cameras
+                .iter()
+                .find(|c| camera.as_deref().is_none_or(|id| c.id == id))
+                .cloned()
+            else {
+                eprintln!(
+                    "no camera {:?} in {}",
+                    camera.unwrap_or_default(),
+                    config.display()
+                );
+                return ExitCode::from(64);
+            };
+            vitrine::eval::tracking(vitrine::eval::TrackingArgs {
+                video: &video,
+                gt: &gt,
+                camera: cam,
+                models: &cfg.models.dir,
+                detector: &cfg.models.detector,
+                threshold: cfg.models.detector_threshold,
+                nms_iou: cfg.models.nms_iou,
+            })
+            .map(|_| ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            what:
+                EvalWhat::Vad {
+                    models,
+                    speech,
+                    noise,
+                    snr_db,
+                },
+        } => vitrine::eval::vad(&models, &speech, &noise, snr_db, 0.5).map(|_| ExitCode::SUCCESS),
         Command::Probe { rtsp, udp } => vitrine::probe::probe(&rtsp, udp),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {

@@ -126,6 +126,20 @@ impl prometheus_client::collector::Collector for AgentCollector {
         )?;
         per_source(
             &mut enc,
+            "vitrine_frames_unchanged",
+            "Frames analysed without the detector because nothing moved since the last detection (motion gating)",
+            MetricType::Counter,
+            &|p| p.skipped_still.load(Ordering::Relaxed),
+        )?;
+        per_source(
+            &mut enc,
+            "vitrine_frames_predicted",
+            "Frames analysed without the detector between detections (detect_every; tracker prediction)",
+            MetricType::Counter,
+            &|p| p.skipped_cadence.load(Ordering::Relaxed),
+        )?;
+        per_source(
+            &mut enc,
             "vitrine_windows_closed",
             "Aggregation windows closed and handed to the outbox",
             MetricType::Counter,

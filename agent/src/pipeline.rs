@@ -25,12 +25,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vitrine_config::{AudioSource as AudioCfg, Camera, Config, Microphone, VideoSource};
-use vitrine_models::{Detector, Vad};
+use vitrine_models::detector::Variant;
+use vitrine_models::{AudioEvents, Detector, FaceAnalyser, ModelError, Vad};
 use vitrine_sensors::audio_file::AudioFile;
 use vitrine_sensors::live::{Backoff, LiveRequest};
+use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{AudioSource, FrameSource, Pacing, SourceError};
 use vitrine_signals::audio::rms;
+use vitrine_signals::cadence::{Cadence, CadenceParams, Step};
 use vitrine_signals::{AudioSignals, Body, CameraSignals, Windower};
 
 use crate::queue::{BoundedQueue, Overflow, Popped};
@@ -110,6 +113,10 @@ pub struct SourceProgress {
     pub lost: AtomicU64,
     /// Samples a microphone dropped because analysis fell behind (counted in its ring).
     pub overflowed: AtomicU64,
+    /// Camera frames analysed without the detector: unchanged since the last detection
+    /// (motion gating), or between detections (`detect_every`, tracker prediction).
+    pub skipped_still: AtomicU64,
+    pub skipped_cadence: AtomicU64,
     pub kind: &'static str,
 }
 
@@ -129,6 +136,17 @@ impl SourceProgress {
         self.infer_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         self.latency.observe(took);
+        self.analysed.fetch_add(1, Ordering::Relaxed);
+        self.beat();
+    }
+
+    /// A frame analysed without running the detector.
+    pub fn skipped(&self, step: Step) {
+        match step {
+            Step::Reuse => &self.skipped_still,
+            _ => &self.skipped_cadence,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         self.analysed.fetch_add(1, Ordering::Relaxed);
         self.beat();
     }
@@ -349,8 +367,29 @@ pub fn start_camera(
         (None, _) => None,
     };
     let m = &cfg.models;
-    let mut detector = Detector::load(&m.detector, &m.dir, m.detector_threshold, m.nms_iou)
-        .with_context(|| format!("camera {:?}", cam.id))?;
+    let variant = match m.variant.as_str() {
+        "f32" => Variant::F32,
+        "int8" => Variant::Int8,
+        _ => Variant::Auto,
+    };
+    let (mut detector, why) = Detector::load_variant(
+        &m.detector,
+        &m.dir,
+        m.detector_threshold,
+        m.nms_iou,
+        variant,
+    )
+    .with_context(|| format!("camera {:?}", cam.id))?;
+    tracing::info!(camera = %cam.id, detector = %m.detector, "detector variant: {why}");
+    // Attention needs faces only where displays are configured.
+    let mut faces = if cam.displays.is_empty() {
+        None
+    } else {
+        let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, variant)
+            .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
+        tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
+        Some(f)
+    };
     let source = match &path {
         Some(path) => Input::File(
             VideoFile::open(path, cam.fps, cam.size, opts.pacing)
@@ -402,11 +441,22 @@ pub fn start_camera(
             result
         })?;
     let mut signals = CameraSignals::new(cam);
+    if faces.is_some() {
+        signals.enable_attention();
+    }
+    let mut cadence = Cadence::new(CadenceParams {
+        detect_every: cam.detect_every,
+        motion_gating: cam.motion_gating,
+        ..CadenceParams::default()
+    });
+    let mut motion = MotionDetector::new(MotionParams::default());
     let (opts, p) = (opts.clone(), progress.clone());
     let handle = std::thread::Builder::new()
         .name(format!("cam-{id}"))
         .spawn(move || -> anyhow::Result<()> {
             let mut windower = Windower::new(opts.window_secs);
+            let mut last_dets = Vec::new();
+            let mut last_faces = Vec::new();
             let send = |w: WindowOut| {
                 tx.send(w)
                     .map_err(|_| anyhow::anyhow!("event consumer stopped"))
@@ -450,12 +500,37 @@ pub fn start_camera(
                 }
                 let t = opts.base_ms + frame.t_ms;
                 close(&mut signals, windower.advance(t))?;
-                let started = std::time::Instant::now();
-                let dets =
-                    detector.detect(&frame.rgb, frame.width as usize, frame.height as usize)?;
-                p.inferred(started.elapsed());
+                let (w, h) = (frame.width as usize, frame.height as usize);
+                let moved = !cadence.params().motion_gating || motion.moved(&frame.rgb, w, h);
+                let step = cadence.decide(t, moved);
+                let update = match step {
+                    Step::Detect => {
+                        let started = std::time::Instant::now();
+                        let dets = detector.detect(&frame.rgb, w, h)?;
+                        p.inferred(started.elapsed());
+                        motion.accept();
+                        let update = signals.observe(t, &dets);
+                        last_dets = dets;
+                        last_faces.clear();
+                        if let Some(fa) = faces.as_mut().filter(|_| signals.wants_faces()) {
+                            last_faces = fa.analyse(&frame.rgb, w, h)?;
+                            signals.observe_faces(t, &last_faces);
+                        }
+                        update
+                    }
+                    Step::Reuse => {
+                        // Nothing changed: the last detections and faces still hold.
+                        p.skipped(step);
+                        let update = signals.observe(t, &last_dets);
+                        signals.observe_faces(t, &last_faces);
+                        update
+                    }
+                    Step::Predict => {
+                        p.skipped(step);
+                        signals.observe_predicted(t)
+                    }
+                };
                 drop(frame);
-                let update = signals.observe(t, &dets);
                 p.occupancy
                     .store(update.tracks.len() as u64, Ordering::Relaxed);
                 p.media_ms.store(t - opts.base_ms, Ordering::Relaxed);
@@ -542,6 +617,22 @@ pub fn start_microphone(
             .store(f.duration_ms().unwrap_or(0), Ordering::Relaxed);
     }
     let mut signals = AudioSignals::new(m.vad_threshold);
+    let mut sounds = match &m.audio_events {
+        None => None,
+        Some(name) => match AudioEvents::load(name, &m.dir) {
+            Ok(a) => Some(a),
+            // Optional model (no public upstream): without it the microphone still reports
+            // speech and level; the windows simply carry no `sounds`.
+            Err(e @ ModelError::Missing { .. }) => {
+                tracing::warn!(microphone = %mic.id, "sound categories OFF: {e}; set `audio_events = \"none\"` in [models] to silence this");
+                None
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("microphone {:?}", mic.id))),
+        },
+    };
+    if sounds.is_some() {
+        signals.enable_sounds();
+    }
     let (opts, p, id) = (opts.clone(), progress.clone(), mic.id.clone());
     let handle = std::thread::Builder::new()
         .name(format!("mic-{id}"))
@@ -578,6 +669,14 @@ pub fn start_microphone(
                 let seconds =
                     block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
                 signals.observe(seconds, prob, rms(&block.samples));
+                if let Some(a) = sounds.as_mut() {
+                    for sound in a.push(&block.samples)? {
+                        signals.observe_sound(
+                            vitrine_models::audio_events::SECONDS_PER_CLASSIFICATION,
+                            sound,
+                        );
+                    }
+                }
                 p.media_ms.store(block.t_ms, Ordering::Relaxed);
                 Ok(())
             };

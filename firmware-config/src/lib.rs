@@ -76,9 +76,25 @@ pub struct Camera {
     pub fps: f32,
     /// Analysis resolution; `None` keeps the source's own.
     pub size: Option<(u32, u32)>,
+    /// Run the detector on every n-th moving frame; the tracker predicts between (1 = all).
+    pub detect_every: u32,
+    /// Skip the detector on frames that did not change since the last detection.
+    pub motion_gating: bool,
     pub zones: Vec<Area>,
     pub lines: Vec<Line>,
-    pub displays: Vec<Area>,
+    pub displays: Vec<DisplayArea>,
+}
+
+/// A display (shelf, screen, window) whose viewers are counted: `area` is where its viewers
+/// stand in the image; a viewer is a *looker* while their head points at the display, i.e.
+/// yaw and pitch (degrees, as seen by the camera; 0/0 = looking into the camera) both within
+/// `gaze_tolerance` of `gaze_yaw`/`gaze_pitch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisplayArea {
+    pub area: Area,
+    pub gaze_yaw: f32,
+    pub gaze_pitch: f32,
+    pub gaze_tolerance: f32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,9 +140,19 @@ pub struct Models {
     pub detector: String,
     pub detector_threshold: f32,
     pub nms_iou: f32,
+    /// For each model with an int8 variant (detector, face detector): `f32`, `int8` (a
+    /// verified int8 file from tools/quantize.py, required) or `auto` (the faster of the two on
+    /// this box when the int8 one passed verification; else float).
+    pub variant: String,
     /// Name of the voice-activity model in the pinned manifest.
     pub vad: String,
     pub vad_threshold: f32,
+    /// Face detector with landmarks for attention (used only by cameras with displays).
+    pub faces: String,
+    /// Head-pose model for attention.
+    pub head_pose: String,
+    /// Audio-event classifier for sound categories; `None` = off (`audio_events = "none"`).
+    pub audio_events: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +213,10 @@ pub enum Display {
 /// Known model names (the pinned manifest in `vitrine-models` must carry each of them).
 pub const DETECTORS: &[&str] = &["yolox-nano", "person-lw"];
 pub const VADS: &[&str] = &["silero-vad"];
+pub const FACES: &[&str] = &["yunet"];
+pub const HEAD_POSES: &[&str] = &["fsanet"];
+/// `none` turns audio categories off.
+pub const AUDIO_EVENTS: &[&str] = &["yamnet", "none"];
 
 impl Config {
     /// Read and validate a configuration file.

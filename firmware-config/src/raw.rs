@@ -25,6 +25,8 @@ pub struct RawCamera {
     pub fps: Option<f64>,
     pub width: Option<i64>,
     pub height: Option<i64>,
+    pub detect_every: Option<i64>,
+    pub motion_gating: Option<bool>,
     #[serde(default)]
     pub zones: Vec<toml::Value>,
     #[serde(default)]
@@ -38,6 +40,16 @@ pub struct RawCamera {
 pub struct RawArea {
     pub id: String,
     pub polygon: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisplay {
+    pub id: String,
+    pub polygon: Vec<Vec<f64>>,
+    pub gaze_yaw: Option<f64>,
+    pub gaze_pitch: Option<f64>,
+    pub gaze_tolerance: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +79,10 @@ pub struct RawModels {
     pub nms_iou: Option<f64>,
     pub vad: Option<String>,
     pub vad_threshold: Option<f64>,
+    pub variant: Option<String>,
+    pub faces: Option<String>,
+    pub head_pose: Option<String>,
+    pub audio_events: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,11 +19,14 @@ const CAMERA_KEYS: &[&str] = &[
     "fps",
     "width",
     "height",
+    "detect_every",
+    "motion_gating",
     "zones",
     "lines",
     "displays",
 ];
 const AREA_KEYS: &[&str] = &["id", "polygon"];
+const DISPLAY_KEYS: &[&str] = &["id", "polygon", "gaze_yaw", "gaze_pitch", "gaze_tolerance"];
 const LINE_KEYS: &[&str] = &["id", "from", "to", "in"];
 const MIC_KEYS: &[&str] = &["id", "file", "device"];
 const DEVICE_KEYS: &[&str] = &["id", "store_id"];
@@ -34,6 +37,10 @@ const MODELS_KEYS: &[&str] = &[
     "nms_iou",
     "vad",
     "vad_threshold",
+    "variant",
+    "faces",
+    "head_pose",
+    "audio_events",
 ];
 const MQTT_KEYS: &[&str] = &[
     "url",
@@ -186,6 +193,61 @@ fn polygon_area(p: &[Point]) -> f32 {
 
 fn area(c: &mut Collector, at: &str, v: toml::Value) -> Option<Area> {
     let raw: RawArea = item(c, at, v, AREA_KEYS)?;
+    polygon_area_of(c, at, raw.id, raw.polygon)
+}
+
+fn display(c: &mut Collector, at: &str, v: toml::Value) -> Option<DisplayArea> {
+    let raw: RawDisplay = item(c, at, v, DISPLAY_KEYS)?;
+    let mut angle = |key: &str, v: Option<f64>, default: f64, lo: f64, hi: f64, hint: &str| {
+        let x = v.unwrap_or(default);
+        if !(lo..=hi).contains(&x) {
+            c.push(
+                format!("{at}.{key}"),
+                format!("{x} degrees is outside {lo}..{hi}"),
+                Some(hint.to_string()),
+            );
+        }
+        x as f32
+    };
+    let gaze_yaw = angle(
+        "gaze_yaw",
+        raw.gaze_yaw,
+        0.0,
+        -90.0,
+        90.0,
+        "the display's direction as seen from the camera, -90..90 (0: the camera is on the display)",
+    );
+    let gaze_pitch = angle(
+        "gaze_pitch",
+        raw.gaze_pitch,
+        0.0,
+        -90.0,
+        90.0,
+        "the display's direction as seen from the camera, -90..90 (0: the camera is on the display)",
+    );
+    let gaze_tolerance = angle(
+        "gaze_tolerance",
+        raw.gaze_tolerance,
+        22.5,
+        1.0,
+        90.0,
+        "how far a head may turn away and still look at the display, 1..90 (22.5 is the usual)",
+    );
+    Some(DisplayArea {
+        area: polygon_area_of(c, at, raw.id, raw.polygon)?,
+        gaze_yaw,
+        gaze_pitch,
+        gaze_tolerance,
+    })
+}
+
+fn polygon_area_of(
+    c: &mut Collector,
+    at: &str,
+    id: String,
+    polygon: Vec<Vec<f64>>,
+) -> Option<Area> {
+    let raw = RawArea { id, polygon };
     check_id(c, &format!("{at}.id"), &raw.id);
     if raw.polygon.len() < 3 {
         c.push(
@@ -415,6 +477,14 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             None
         }
     };
+    let detect_every = raw.detect_every.unwrap_or(1);
+    if !(1..=30).contains(&detect_every) {
+        c.push(
+            format!("{at}.detect_every"),
+            format!("detect_every = {detect_every} is out of range"),
+            Some("run the detector on every n-th moving frame, n between 1 and 30 (the tracker predicts between; 1 = every frame)".to_string()),
+        );
+    }
     let mut seen = HashSet::new();
     let mut zones = Vec::new();
     for (i, z) in raw.zones.into_iter().enumerate() {
@@ -447,12 +517,12 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
     let mut displays = Vec::new();
     for (i, d) in raw.displays.into_iter().enumerate() {
         let dat = format!("{at}.displays[{i}]");
-        if let Some(d) = area(c, &dat, d) {
+        if let Some(d) = display(c, &dat, d) {
             unique(
                 c,
                 &mut seen,
                 format!("{dat}.id"),
-                &d.id,
+                &d.area.id,
                 "zone/line/display",
             );
             displays.push(d);
@@ -465,6 +535,8 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
         rtsp_transport,
         fps: fps as f32,
         size,
+        detect_every: detect_every.clamp(1, 30) as u32,
+        motion_gating: raw.motion_gating.unwrap_or(true),
         zones,
         lines,
         displays,
@@ -539,8 +611,28 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
             nms_iou: None,
             vad: None,
             vad_threshold: None,
+            variant: None,
+            faces: None,
+            head_pose: None,
+            audio_events: None,
         },
     };
+    let mut pick = |field: &str, v: Option<String>, default: &str, known: &[&str]| {
+        let v = v.unwrap_or_else(|| default.to_string());
+        if !known.contains(&v.as_str()) {
+            c.push(
+                format!("models.{field}"),
+                format!("unknown model {v:?}"),
+                Some(format!("choose one of: {}", known.join(", "))),
+            );
+        }
+        v
+    };
+    let variant = pick("variant", raw.variant, "auto", &["auto", "f32", "int8"]);
+    let faces = pick("faces", raw.faces, "yunet", FACES);
+    let head_pose = pick("head_pose", raw.head_pose, "fsanet", HEAD_POSES);
+    let audio_events = pick("audio_events", raw.audio_events, "yamnet", AUDIO_EVENTS);
+    let audio_events = (audio_events != "none").then_some(audio_events);
     let detector = raw.detector.unwrap_or_else(|| "yolox-nano".into());
     if !DETECTORS.contains(&detector.as_str()) {
         c.push(
@@ -586,8 +678,12 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         detector,
         detector_threshold,
         nms_iou,
+        variant,
         vad,
         vad_threshold,
+        faces,
+        head_pose,
+        audio_events,
     })
 }
 

@@ -4,14 +4,19 @@
 //! Every model file is checked against its pinned sha256 before tract sees it, so a wrong,
 //! truncated or corrupt file is reported by name instead of failing deep inside the graph.
 
+pub mod audio_events;
+pub mod bench;
 pub mod detector;
+pub mod faces;
 pub mod manifest;
 pub mod preprocess;
 pub mod vad;
 
 use std::path::PathBuf;
 
+pub use audio_events::AudioEvents;
 pub use detector::Detector;
+pub use faces::FaceAnalyser;
 pub use vad::Vad;
 
 #[derive(Debug, thiserror::Error)]

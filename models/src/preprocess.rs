@@ -57,6 +57,45 @@ pub fn letterbox_bgr(
     }
 }
 
+/// Crop `[x0, x1) × [y0, y1)` (pixels, clamped to the image) out of `rgb` (w×h) and resize it
+/// bilinearly to `size`×`size` NCHW **BGR**, each value mapped by `(v - mean) / scale`.
+/// `out` must hold 3·size·size values. An empty crop fills `out` with the mapped zero.
+#[allow(clippy::too_many_arguments)]
+pub fn crop_resize_bgr(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    (x0, y0, x1, y1): (f32, f32, f32, f32),
+    size: usize,
+    mean: f32,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (x0, x1) = (x0.clamp(0.0, w as f32), x1.clamp(0.0, w as f32));
+    let (y0, y1) = (y0.clamp(0.0, h as f32), y1.clamp(0.0, h as f32));
+    if x1 - x0 < 1.0 || y1 - y0 < 1.0 || w == 0 || h == 0 {
+        out.fill((0.0 - mean) / scale);
+        return;
+    }
+    let (sx, sy) = ((x1 - x0) / size as f32, (y1 - y0) / size as f32);
+    let plane = size * size;
+    for oy in 0..size {
+        let fy = (y0 + (oy as f32 + 0.5) * sy - 0.5).clamp(0.0, (h - 1) as f32);
+        let (ya, yb, wy) = (fy as usize, (fy as usize + 1).min(h - 1), fy.fract());
+        for ox in 0..size {
+            let fx = (x0 + (ox as f32 + 0.5) * sx - 0.5).clamp(0.0, (w - 1) as f32);
+            let (xa, xb, wx) = (fx as usize, (fx as usize + 1).min(w - 1), fx.fract());
+            for c in 0..3 {
+                let at = |x: usize, y: usize| f32::from(rgb[(y * w + x) * 3 + c]);
+                let top = at(xa, ya) * (1.0 - wx) + at(xb, ya) * wx;
+                let bottom = at(xa, yb) * (1.0 - wx) + at(xb, yb) * wx;
+                out[(2 - c) * plane + oy * size + ox] =
+                    (top * (1.0 - wy) + bottom * wy - mean) / scale;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +116,30 @@ mod tests {
         );
         assert_eq!(out[0], 0.0, "blue plane is 0");
         assert_eq!(out[5 * 8], 114.0, "below the image is padding");
+    }
+
+    #[test]
+    fn crop_resize_takes_the_crop_only_and_normalizes() {
+        // 8x8 image: left half black, right half green.
+        let mut rgb = vec![0u8; 8 * 8 * 3];
+        for y in 0..8 {
+            for x in 4..8 {
+                rgb[(y * 8 + x) * 3 + 1] = 255;
+            }
+        }
+        let mut out = vec![0.0; 3 * 4 * 4];
+        crop_resize_bgr(&rgb, 8, 8, (4.0, 0.0, 8.0, 8.0), 4, 127.5, 128.0, &mut out);
+        let plane = 16;
+        assert!(out[plane..2 * plane]
+            .iter()
+            .all(|v| (*v - 127.5 / 128.0).abs() < 1e-6));
+        assert!(out[..plane]
+            .iter()
+            .all(|v| (*v + 127.5 / 128.0).abs() < 1e-6));
+        crop_resize_bgr(&rgb, 8, 8, (9.0, 0.0, 12.0, 8.0), 4, 0.0, 1.0, &mut out);
+        assert!(
+            out.iter().all(|v| *v == 0.0),
+            "a crop outside the image is empty"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod live;
 #[cfg(feature = "alsa")]
 pub mod mic;
+pub mod motion;
 #[cfg(feature = "rtsp")]
 pub mod rtsp;
 #[cfg(feature = "v4l")]

@@ -1,7 +1,21 @@
 //! Per-microphone signals over a window: share of speech and sound level. Pure: blocks arrive
 //! with their time; only aggregates leave.
 
-use crate::event::{round3, AudioBody, Coverage, Level};
+use crate::event::{round3, AudioBody, Coverage, Level, SoundShares};
+
+/// Content-free sound categories (from an audio-event classifier's top class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sound {
+    Speech,
+    Music,
+    /// Crowd noise, chatter, babble: many voices, no single speaker.
+    Crowd,
+    Silence,
+    Other,
+}
+
+/// Below this level a stretch is silence, whatever the classifier says.
+pub const SILENCE_DBFS: f64 = -60.0;
 
 /// Level of digital silence; keeps dBFS finite.
 pub const FLOOR_DBFS: f64 = -120.0;
@@ -36,6 +50,10 @@ pub struct AudioSignals {
     energy: f64,
     max_db: f64,
     min_db: f64,
+    /// Sound categories are classified (a classifier is loaded).
+    sounds: bool,
+    /// Seconds per category: speech, music, crowd, silence, other.
+    sound_s: [f64; 5],
 }
 
 impl AudioSignals {
@@ -47,7 +65,26 @@ impl AudioSignals {
             energy: 0.0,
             max_db: f64::NEG_INFINITY,
             min_db: f64::INFINITY,
+            sounds: false,
+            sound_s: [0.0; 5],
         }
+    }
+
+    /// Windows carry sound-category shares.
+    pub fn enable_sounds(&mut self) {
+        self.sounds = true;
+    }
+
+    /// A stretch of `seconds` classified as `sound`.
+    pub fn observe_sound(&mut self, seconds: f64, sound: Sound) {
+        let i = match sound {
+            Sound::Speech => 0,
+            Sound::Music => 1,
+            Sound::Crowd => 2,
+            Sound::Silence => 3,
+            Sound::Other => 4,
+        };
+        self.sound_s[i] += seconds;
     }
 
     /// One analysed block: its length, the VAD's speech probability, its RMS level.
@@ -81,8 +118,11 @@ impl AudioSignals {
             } else {
                 None
             },
+            sounds: self.sounds.then(|| SoundShares::from_seconds(self.sound_s)),
         };
+        let sounds = self.sounds;
         *self = AudioSignals::new(self.speech_threshold);
+        self.sounds = sounds;
         body
     }
 }
@@ -112,8 +152,32 @@ mod tests {
         assert_eq!(w.speech_ratio, Some(0.25));
         assert!((w.coverage.seconds_blind - 50.0).abs() < 1e-6);
         assert_eq!(w.level_dbfs.unwrap().mean, -20.0);
+        assert!(w.sounds.is_none(), "no classifier, no categories");
         let w = a.take_window(60.0);
         assert_eq!(w.speech_ratio, None);
         assert_eq!(w.coverage.status, crate::event::CoverageStatus::Blind);
+    }
+}
+
+#[cfg(test)]
+mod sound_tests {
+    use super::*;
+
+    #[test]
+    fn sound_shares_are_fractions_of_classified_time() {
+        let mut a = AudioSignals::new(0.5);
+        a.enable_sounds();
+        for _ in 0..6 {
+            a.observe_sound(0.48, Sound::Speech);
+        }
+        a.observe_sound(0.48, Sound::Music);
+        a.observe_sound(1.44, Sound::Silence);
+        let s = a.take_window(10.0).sounds.expect("shares");
+        assert_eq!(s.speech, Some(0.6));
+        assert_eq!(s.music, Some(0.1));
+        assert_eq!(s.silence, Some(0.3));
+        assert_eq!((s.crowd, s.other), (Some(0.0), Some(0.0)));
+        let s = a.take_window(10.0).sounds.expect("still enabled");
+        assert_eq!(s.speech, None, "nothing classified: unknown, not zero");
     }
 }

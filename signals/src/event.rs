@@ -133,6 +133,21 @@ pub struct AreaStats {
     pub dwell_seconds: Option<DwellStats>,
     /// Whether k-anonymity suppressed any figure of this area.
     pub suppressed: bool,
+    /// Displays only, when attention runs (a face and a head-pose model are loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionStats>,
+}
+
+/// Attention to a display over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionStats {
+    /// People seen in the display's viewing area.
+    pub passers: Option<u32>,
+    /// Of them, people whose head pointed at the display at least once.
+    pub lookers: Option<u32>,
+    /// Looking time per looker within this window.
+    pub looking_seconds: Option<DwellStats>,
+    pub suppressed: bool,
 }
 
 impl AreaStats {
@@ -161,6 +176,7 @@ impl AreaStats {
             visits: v,
             dwell_seconds: if dwell_ok { dwell } else { None },
             suppressed: max.is_none() || v.is_none() || !dwell_ok,
+            attention: None,
         }
     }
 }
@@ -231,6 +247,35 @@ pub struct AudioBody {
     pub speech_ratio: Option<f64>,
     pub speech_seconds: f64,
     pub level_dbfs: Option<Level>,
+    /// Share of classified time per sound category (when a classifier runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sounds: Option<SoundShares>,
+}
+
+/// Fractions (0..1) of the window's classified audio per content-free category; null when
+/// nothing was classified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoundShares {
+    pub speech: Option<f64>,
+    pub music: Option<f64>,
+    pub crowd: Option<f64>,
+    pub silence: Option<f64>,
+    pub other: Option<f64>,
+}
+
+impl SoundShares {
+    /// From seconds per category (speech, music, crowd, silence, other).
+    pub fn from_seconds(s: [f64; 5]) -> SoundShares {
+        let total: f64 = s.iter().sum();
+        let f = |x: f64| (total > 0.0).then(|| round3(x / total));
+        SoundShares {
+            speech: f(s[0]),
+            music: f(s[1]),
+            crowd: f(s[2]),
+            silence: f(s[3]),
+            other: f(s[4]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -411,7 +456,18 @@ mod schema_tests {
                 k,
             )],
             lines: vec![LineStats::new("door".into(), 7, 2, k)],
-            displays: vec![AreaStats::new("window".into(), None, 0, 0, None, k)],
+            displays: vec![
+                AreaStats::new("window".into(), None, 0, 0, None, k),
+                AreaStats {
+                    attention: Some(AttentionStats {
+                        passers: suppress(9, k),
+                        lookers: suppress(6, k),
+                        looking_seconds: DwellStats::from_ms(&mut [400, 2500, 900]),
+                        suppressed: false,
+                    }),
+                    ..AreaStats::new("shelf".into(), Some(0.4), 2, 9, None, k)
+                },
+            ],
         };
         for (blind, k) in [(false, 0), (false, 5), (true, 5)] {
             check(&WindowEvent::new(
@@ -431,6 +487,7 @@ mod schema_tests {
                 max: -10.0,
                 min: -60.0,
             }),
+            sounds: Some(SoundShares::from_seconds([6.0, 1.0, 1.0, 2.0, 0.0])),
         };
         check(&WindowEvent::new(
             &meta(),
@@ -444,6 +501,7 @@ mod schema_tests {
             speech_ratio: None,
             speech_seconds: 0.0,
             level_dbfs: None,
+            sounds: None,
         };
         check(&WindowEvent::new(
             &meta(),

@@ -4,7 +4,9 @@
 //! takes the time it needs as an argument. What leaves it (`event`) is aggregate only: no track
 //! id, box, face, pixel or sample, and no timestamp finer than the window.
 
+pub mod attention;
 pub mod audio;
+pub mod cadence;
 pub mod event;
 pub mod geom;
 pub mod scene;

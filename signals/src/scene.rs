@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use vitrine_config::{Area, Camera, Line, Side};
+use vitrine_config::{Area, Camera, DisplayArea, Line, Side};
+
+use crate::attention::{self, AttentionAcc, Face};
 
 use crate::event::{AreaStats, CameraBody, Coverage, DwellStats, LineStats, PeopleStats};
 use crate::geom::{in_polygon, segments_intersect, signed_distance, Point};
@@ -107,6 +109,14 @@ impl AreaState {
     }
 }
 
+/// A display: visits and dwell in its viewing area, and attention when faces are analysed.
+#[derive(Debug)]
+struct DisplayState {
+    display: DisplayArea,
+    area: AreaState,
+    attention: AttentionAcc,
+}
+
 /// Crossings of one counting line.
 #[derive(Debug)]
 pub struct LineState {
@@ -179,8 +189,12 @@ pub struct CameraSignals {
     fps: f32,
     tracker: Tracker,
     zones: Vec<AreaState>,
-    displays: Vec<AreaState>,
+    displays: Vec<DisplayState>,
     lines: Vec<LineState>,
+    /// Attention is computed (the pipeline loaded a face and a head-pose model).
+    attention: bool,
+    /// The last frame's confirmed tracks (attention matches faces against them).
+    last_tracks: Vec<crate::track::TrackView>,
     people_sum: u64,
     people_max: u32,
     coverage: CoverageAcc,
@@ -195,9 +209,14 @@ impl CameraSignals {
             displays: camera
                 .displays
                 .iter()
-                .cloned()
-                .map(AreaState::new)
+                .map(|d| DisplayState {
+                    display: d.clone(),
+                    area: AreaState::new(d.area.clone()),
+                    attention: AttentionAcc::default(),
+                })
                 .collect(),
+            attention: false,
+            last_tracks: Vec::new(),
             lines: camera.lines.iter().cloned().map(LineState::new).collect(),
             people_sum: 0,
             people_max: 0,
@@ -225,9 +244,25 @@ impl CameraSignals {
 
     /// One analysed frame's detections.
     pub fn observe(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
+        let update = self.tracker.update(now_ms, detections);
+        self.apply(now_ms, update)
+    }
+
+    /// One analysed frame the detector skipped (see `cadence`): tracks move by prediction.
+    pub fn observe_predicted(&mut self, now_ms: u64) -> TrackUpdate {
+        let update = self.tracker.predict(now_ms);
+        self.apply(now_ms, update)
+    }
+
+    /// Tracks known from elsewhere (evaluation: annotated ground truth), bypassing the tracker:
+    /// the same zone, line and count logic runs on them.
+    pub fn observe_tracks(&mut self, now_ms: u64, update: TrackUpdate) -> TrackUpdate {
+        self.apply(now_ms, update)
+    }
+
+    fn apply(&mut self, now_ms: u64, update: TrackUpdate) -> TrackUpdate {
         self.mark_frame(now_ms);
         self.coverage.analysed += 1;
-        let update = self.tracker.update(now_ms, detections);
         let feet: Vec<(u64, Point)> = update
             .tracks
             .iter()
@@ -236,14 +271,35 @@ impl CameraSignals {
         let visible = update.tracks.iter().filter(|t| !t.coasting).count() as u32;
         self.people_sum += u64::from(visible);
         self.people_max = self.people_max.max(visible);
-        for z in self.zones.iter_mut().chain(self.displays.iter_mut()) {
+        for z in self
+            .zones
+            .iter_mut()
+            .chain(self.displays.iter_mut().map(|d| &mut d.area))
+        {
             z.observe(now_ms, &feet);
         }
         for l in &mut self.lines {
             l.observe(&feet);
         }
+        if self.attention {
+            for d in &mut self.displays {
+                for &(id, p) in &feet {
+                    if in_polygon(p, &d.display.area.polygon) {
+                        d.attention.passer(id);
+                    }
+                }
+            }
+        }
+        self.last_tracks.clone_from(&update.tracks);
         for id in &update.ended {
-            for z in self.zones.iter_mut().chain(self.displays.iter_mut()) {
+            for d in &mut self.displays {
+                d.attention.forget(*id);
+            }
+            for z in self
+                .zones
+                .iter_mut()
+                .chain(self.displays.iter_mut().map(|d| &mut d.area))
+            {
                 z.close(*id);
             }
             for l in &mut self.lines {
@@ -253,10 +309,48 @@ impl CameraSignals {
         update
     }
 
+    /// Cameras with displays: attention is analysed, displays report it.
+    pub fn enable_attention(&mut self) {
+        self.attention = true;
+    }
+
+    /// Whether any tracked person stands in a display's area (attention needs faces then).
+    pub fn wants_faces(&self) -> bool {
+        self.attention
+            && self.last_tracks.iter().any(|t| {
+                self.displays
+                    .iter()
+                    .any(|d| in_polygon(t.bbox.foot(), &d.display.area.polygon))
+            })
+    }
+
+    /// Faces found in the frame last observed (boxes normalized to the frame, head poses):
+    /// matched to people, each person in a display's area counts as looking or not.
+    pub fn observe_faces(&mut self, now_ms: u64, faces: &[Face]) {
+        if !self.attention {
+            return;
+        }
+        let poses = attention::assign(&self.last_tracks, faces);
+        for t in &self.last_tracks {
+            let foot = t.bbox.foot();
+            let pose = poses.iter().find(|(id, _)| *id == t.id).map(|(_, p)| *p);
+            for d in &mut self.displays {
+                if in_polygon(foot, &d.display.area.polygon) {
+                    let looking = pose.is_some_and(|p| attention::looks_at(p, &d.display));
+                    d.attention.observe(now_ms, t.id, looking);
+                }
+            }
+        }
+    }
+
     /// The source ended: close every visit (dwell counted up to the last time seen inside).
     pub fn finish(&mut self) {
         for id in self.tracker.finish() {
-            for z in self.zones.iter_mut().chain(self.displays.iter_mut()) {
+            for z in self
+                .zones
+                .iter_mut()
+                .chain(self.displays.iter_mut().map(|d| &mut d.area))
+            {
                 z.close(id);
             }
             for l in &mut self.lines {
@@ -316,7 +410,13 @@ impl CameraSignals {
             displays: self
                 .displays
                 .iter_mut()
-                .map(|d| d.take(frames, k_min))
+                .map(|d| {
+                    let mut stats = d.area.take(frames, k_min);
+                    if self.attention {
+                        stats.attention = Some(d.attention.take(k_min));
+                    }
+                    stats
+                })
                 .collect(),
         };
         self.people_sum = 0;
@@ -341,6 +441,48 @@ mod tests {
         Point { x, y }
     }
 
+    #[test]
+    fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
+        let mut cam = camera();
+        cam.displays = vec![DisplayArea {
+            area: Area {
+                id: "shelf".into(),
+                polygon: vec![p(0.0, 0.5), p(1.0, 0.5), p(1.0, 1.0), p(0.0, 1.0)],
+            },
+            gaze_yaw: 0.0,
+            gaze_pitch: 0.0,
+            gaze_tolerance: 22.5,
+        }];
+        let mut s = CameraSignals::new(&cam);
+        s.enable_attention();
+        let person = |x: f32| Detection {
+            bbox: BBox::new(x, 0.3, x + 0.1, 0.8),
+            score: 0.9,
+        };
+        let face = |x: f32, yaw: f32| Face {
+            bbox: BBox::from_center(x + 0.05, 0.36, 0.04, 0.05),
+            pose: attention::HeadPose { yaw, pitch: 5.0 },
+        };
+        for i in 0..20u64 {
+            s.observe(i * 200, &[person(0.2), person(0.6)]);
+            if i >= 2 {
+                assert!(s.wants_faces());
+            }
+            s.observe_faces(i * 200, &[face(0.2, 10.0), face(0.6, 60.0)]);
+        }
+        let body = s.take_window(0, 4000, 1);
+        let a = body.displays[0]
+            .attention
+            .clone()
+            .expect("attention figures");
+        assert_eq!((a.passers, a.lookers), (Some(2), Some(1)));
+        let look = a.looking_seconds.expect("looking time");
+        // Confirmed from the second frame (200 ms) to the last (3800 ms).
+        assert!((look.max - 3.6).abs() < 1e-9, "{look:?}");
+        // No face, no attention: the figures stay absent from zones.
+        assert!(body.zones[0].attention.is_none());
+    }
+
     fn camera() -> Camera {
         Camera {
             id: "cam".into(),
@@ -349,6 +491,8 @@ mod tests {
             rtsp_transport: Default::default(),
             fps: 5.0,
             size: None,
+            detect_every: 1,
+            motion_gating: true,
             zones: vec![Area {
                 id: "right-half".into(),
                 polygon: vec![p(0.5, 0.0), p(1.0, 0.0), p(1.0, 1.0), p(0.5, 1.0)],

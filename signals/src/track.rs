@@ -200,6 +200,25 @@ impl Tracker {
         out
     }
 
+    /// Where the confirmed tracks are at `now_ms` by constant-velocity prediction, without a
+    /// detection: used between detector runs. Changes nothing (the next `update` matches
+    /// against predictions from the last real sighting) and never ends a track.
+    pub fn predict(&self, now_ms: u64) -> TrackUpdate {
+        TrackUpdate {
+            tracks: self
+                .tracks
+                .iter()
+                .filter(|t| t.confirmed)
+                .map(|t| TrackView {
+                    id: t.id,
+                    bbox: t.predict(now_ms),
+                    coasting: false,
+                })
+                .collect(),
+            ended: Vec::new(),
+        }
+    }
+
     /// End every track (source closed): returns the ids of confirmed ones.
     pub fn finish(&mut self) -> Vec<u64> {
         self.tracks
@@ -254,6 +273,29 @@ mod tests {
             }
         }
         assert_eq!(ids.len(), 1);
+    }
+
+    #[test]
+    fn prediction_between_detections_follows_the_walk_and_keeps_the_id() {
+        let mut t = Tracker::new(TrackerParams::default());
+        let mut id = None;
+        for i in 0..30u64 {
+            let x = 0.1 + i as f32 * 0.02;
+            let u = if i % 3 == 0 {
+                t.update(i * 100, &[det(x, 0.5)])
+            } else {
+                t.predict(i * 100)
+            };
+            if let Some(v) = u.tracks.first() {
+                assert!(
+                    (v.bbox.center().x - x).abs() < 0.02,
+                    "frame {i}: {v:?} vs {x}"
+                );
+                assert_eq!(*id.get_or_insert(v.id), v.id);
+                assert!(!v.coasting);
+            }
+        }
+        assert!(id.is_some());
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub fn media(name: &str) -> PathBuf {
 }
 
 /// Pinned models (`vitrine models fetch --dir .cache/models`; the test script runs it).
+/// Evaluation media that only a development checkout has (`../shared/media`, or
+/// `VITRINE_EVAL_MEDIA`): faces for attention have no Debian/PyPI source. `None` elsewhere.
+#[allow(dead_code)]
+pub fn eval_media(rel: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("VITRINE_EVAL_MEDIA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/media"));
+    let p = dir.join(rel);
+    p.is_file().then_some(p)
+}
+
 pub fn models() -> PathBuf {
     let dir = std::env::var_os("VITRINE_MODELS_DIR")
         .map(PathBuf::from)
