@@ -2,6 +2,9 @@
 # Build the Debian package with cargo-deb (installed on first use):
 #   packaging/build-deb.sh           # amd64 (native release build)
 #   packaging/build-deb.sh arm64     # arm64 (cross/build.sh aarch64 --release, then package)
+#   packaging/build-deb.sh amd64 --test-build
+#                                    # amd64 from the binary the test suite built and ran
+#                                    # (target/debug: same code, dev profile; CI's package test)
 # Output: target/debian/vitrine_<version>-1_<arch>.deb (the path is printed last).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +15,12 @@ command -v dpkg-shlibdeps >/dev/null || { echo "packaging: installing dpkg-dev" 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null; }
 case "$arch" in
   amd64)
-    cargo deb --locked -p vitrine --output target/debian/ ;;
+    if [ "${2:-}" = --test-build ]; then
+      [ -x target/debug/vitrine ] || cargo build --locked -p vitrine
+      cargo deb --locked -p vitrine --profile dev --no-build --output target/debian/
+    else
+      cargo deb --locked -p vitrine --output target/debian/
+    fi ;;
   arm64)
     cross/build.sh aarch64 --release
     # The architecture comes from the target; libc6:arm64 (installed by cross/setup.sh) lets
