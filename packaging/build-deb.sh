@@ -16,6 +16,7 @@ command -v dpkg-shlibdeps >/dev/null || { echo "packaging: installing dpkg-dev" 
 case "$arch" in
   amd64)
     if [ "${2:-}" = --test-build ]; then
+      # cargo-deb 3.8 warns that dev profiles are for testing only: that is the point here.
       [ -x target/debug/vitrine ] || cargo build --locked -p vitrine
       cargo deb --locked -p vitrine --profile dev --no-build --output target/debian/
     else

@@ -7,7 +7,7 @@ usage: tools/quantize.py MODEL [--models DIR] [--media DIR] [--out DIR] [--repor
          detections; tract and onnxruntime run the result)
 
 Calibration: the first three quarters of the video (default Debian's vtest.avi; --video for
-faces), at most 100 frames; held out: about 40 frames of the last quarter. For each held-out frame both models' detections are decoded
+faces), at most 100 frames; held out: at most 40 frames of the last quarter. For each held-out frame both models' detections are decoded
 (the agent's threshold and NMS) and matched at IoU >= 0.5: recall and precision of the int8
 model *against the float model*, plus the largest absolute output difference.
 
@@ -131,9 +131,9 @@ def main():
     video = a.video or os.path.join(a.media, "vtest.avi")
     allf = frames(video, 0, 10**6, 1)
     cut = len(allf) * 3 // 4
-    # First three quarters calibrate (at most 100 frames), the last quarter is held out.
-    calib = [letterbox(f, size, pad)[0] for f in allf[:cut][:: max(1, cut // 100)]]
-    held = allf[cut:][:: max(1, (len(allf) - cut) // 40)]
+    # First three quarters calibrate (at most 100 frames), the last quarter is held out (at most 40).
+    calib = [letterbox(f, size, pad)[0] for f in allf[:cut][:: max(1, -(-cut // 100))]]
+    held = allf[cut:][:: max(1, -(-(len(allf) - cut) // 40))]
     m = onnx.load(src)
     inp = m.graph.input[0].name
     # Softmax stays float (the tract bug above).
