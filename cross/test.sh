@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The platform-sensitive tests for an ARM target, run under qemu-user:
 #   cross/test.sh aarch64
-# 1. unit and property tests of signals (geometry, tracking, windows), models (tract inference
-#    on the real pinned models: NEON kernels, not x86's) and the agent library (outbox: on-disk
-#    format, CRC, recovery), built --release so they share the package build's dependencies;
-# 2. the cross-built `vitrine replay` on real video, compared with the native binary's events.
+# 1. unit and property tests of signals (geometry, tracking, windows), models (decoding, NMS,
+#    the log-mel front end, manifest checks), sensors (pixel conversion on real frames: zune-jpeg
+#    takes NEON paths on ARM; motion gating) and the agent library (outbox: on-disk format, CRC,
+#    recovery), built --release so they share the package build's dependencies;
+# 2. the cross-built `vitrine replay` on real video (tract's NEON kernels on the real pinned
+#    detector), compared with the native binary's events.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-aarch64}
@@ -17,8 +19,7 @@ export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/m
 fetch_models
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 start=$(date +%s)
-# One invocation (one dependency resolution, one build): pixel conversion (zune-jpeg takes NEON
-# paths on ARM) on real frames, motion gating, the log-mel front end, tract on the real models.
+# One invocation: one dependency resolution, one build.
 /usr/bin/cargo test --locked --release --target "$triple" -p vitrine-signals -p vitrine-models \
   -p vitrine-config -p vitrine -p vitrine-sensors --lib --test convert_real
 echo "aarch64 unit tests under qemu: $(( $(date +%s) - start )) s"

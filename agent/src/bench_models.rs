@@ -277,7 +277,9 @@ pub fn models(
     if !ort_note.is_empty() {
         println!("notes:{ort_note}");
     }
-    println!("int8 files: tools/quantize.py MODEL (— = none made; see docs/models.md)");
+    println!(
+        "int8 files: tools/quantize.py MODEL (— = none made; see the README's models section)"
+    );
     Ok(())
 }
 
