@@ -5,11 +5,10 @@
 use std::path::Path;
 
 use tract_onnx::prelude::*;
-use vitrine_signals::geom::BBox;
 use vitrine_signals::track::Detection;
 
 use crate::manifest::{entry, verified_path};
-use crate::preprocess::letterbox_bgr;
+use crate::preprocess::{grid_box, letterbox_bgr};
 use crate::ModelError;
 
 pub(crate) type Plan = std::sync::Arc<TypedRunnableModel>;
@@ -183,19 +182,8 @@ impl Detector {
             if score < self.threshold {
                 continue;
             }
-            let cx = (row[0] + gx) * s / lb.scale;
-            let cy = (row[1] + gy) * s / lb.scale;
-            let w = row[2].exp() * s / lb.scale;
-            let h = row[3].exp() * s / lb.scale;
-            let (fw, fh) = (width as f32, height as f32);
-            let b = BBox::new(
-                ((cx - w / 2.0) / fw).clamp(0.0, 1.0),
-                ((cy - h / 2.0) / fh).clamp(0.0, 1.0),
-                ((cx + w / 2.0) / fw).clamp(0.0, 1.0),
-                ((cy + h / 2.0) / fh).clamp(0.0, 1.0),
-            );
-            if b.area() > 0.0 {
-                dets.push(Detection { bbox: b, score });
+            if let Some(bbox) = grid_box(&lb, (gx, gy), s, &row[..4], width, height) {
+                dets.push(Detection { bbox, score });
             }
         }
         Ok(nms(dets, self.nms_iou))
@@ -268,6 +256,7 @@ pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vitrine_signals::geom::BBox;
 
     #[test]
     fn an_int8_variant_runs_only_when_its_record_verifies_this_very_file() {

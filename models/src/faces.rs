@@ -12,7 +12,7 @@ use vitrine_signals::track::Detection;
 
 use crate::detector::{load_plan, nms, variant_plan, Plan, Variant};
 use crate::manifest::{entry, verified_path};
-use crate::preprocess::{crop_resize_bgr, letterbox_bgr};
+use crate::preprocess::{crop_resize_bgr, grid_box, letterbox_bgr};
 use crate::ModelError;
 
 const SIZE: usize = 320;
@@ -134,20 +134,8 @@ impl FaceAnalyser {
                 }
                 let (c, r) = ((i % cols) as f32, (i / cols) as f32);
                 let s = stride as f32;
-                let b = &bbox[i * 4..i * 4 + 4];
-                let cx = (c + b[0]) * s / lb.scale;
-                let cy = (r + b[1]) * s / lb.scale;
-                let bw = b[2].exp() * s / lb.scale;
-                let bh = b[3].exp() * s / lb.scale;
-                let (fw, fh) = (w as f32, h as f32);
-                let bb = BBox::new(
-                    ((cx - bw / 2.0) / fw).clamp(0.0, 1.0),
-                    ((cy - bh / 2.0) / fh).clamp(0.0, 1.0),
-                    ((cx + bw / 2.0) / fw).clamp(0.0, 1.0),
-                    ((cy + bh / 2.0) / fh).clamp(0.0, 1.0),
-                );
-                if bb.area() > 0.0 {
-                    dets.push(Detection { bbox: bb, score });
+                if let Some(bbox) = grid_box(&lb, (c, r), s, &bbox[i * 4..i * 4 + 4], w, h) {
+                    dets.push(Detection { bbox, score });
                 }
             }
         }

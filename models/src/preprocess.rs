@@ -1,11 +1,41 @@
 //! Frame → model input. Frames are RGB24, row-major; models take NCHW f32.
 
+use vitrine_signals::geom::BBox;
+
 /// Where a letterboxed image sits in the model input: scale and size of the resized frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
     pub scale: f32,
     pub width: usize,
     pub height: usize,
+}
+
+/// Decode one anchor-free (YOLOX-style) box, as YOLOX and YuNet emit them: `raw` is
+/// `[dx, dy, log w, log h]` in units of `stride` at grid cell (`gx`, `gy`) of the letterboxed
+/// input. Returns the box back in the `w`×`h` frame, normalised to 0..1 and clamped; `None` when
+/// nothing of it is left inside the frame.
+pub fn grid_box(
+    lb: &Letterbox,
+    (gx, gy): (f32, f32),
+    stride: f32,
+    raw: &[f32],
+    w: usize,
+    h: usize,
+) -> Option<BBox> {
+    let [dx, dy, lw, lh] = raw else {
+        return None;
+    };
+    let at = |v: f32| v * stride / lb.scale;
+    let (cx, cy) = (at(gx + dx), at(gy + dy));
+    let (bw, bh) = (at(lw.exp()), at(lh.exp()));
+    let (fw, fh) = (w as f32, h as f32);
+    let b = BBox::new(
+        ((cx - bw / 2.0) / fw).clamp(0.0, 1.0),
+        ((cy - bh / 2.0) / fh).clamp(0.0, 1.0),
+        ((cx + bw / 2.0) / fw).clamp(0.0, 1.0),
+        ((cy + bh / 2.0) / fh).clamp(0.0, 1.0),
+    );
+    (b.area() > 0.0).then_some(b)
 }
 
 /// Resize `rgb` (w×h) preserving aspect ratio into the top-left of a `size`×`size` NCHW
@@ -99,6 +129,33 @@ pub fn crop_resize_bgr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grid_box_maps_a_letterboxed_box_back_to_the_frame() {
+        // A 640x480 frame letterboxed into 416: scale 0.65.
+        let lb = Letterbox {
+            scale: 0.65,
+            width: 416,
+            height: 312,
+        };
+        // Cell (10, 5) at stride 8, centre offset 0.5, size exp(ln 4) = 4 cells = 32 px.
+        let raw = [0.5, 0.5, 4f32.ln(), 4f32.ln()];
+        let b = grid_box(&lb, (10.0, 5.0), 8.0, &raw, 640, 480).expect("inside");
+        let (cx, cy, side) = (10.5 * 8.0 / 0.65, 5.5 * 8.0 / 0.65, 32.0 / 0.65);
+        let want = [
+            (cx - side / 2.0) / 640.0,
+            (cy - side / 2.0) / 480.0,
+            (cx + side / 2.0) / 640.0,
+            (cy + side / 2.0) / 480.0,
+        ];
+        for (got, want) in [b.x1, b.y1, b.x2, b.y2].into_iter().zip(want) {
+            assert!((got - want).abs() < 1e-5, "{b:?} vs {want:?}");
+        }
+        // Entirely in the padding below the frame: nothing left.
+        assert!(grid_box(&lb, (10.0, 50.0), 8.0, &raw, 640, 480).is_none());
+        // A malformed row is no box.
+        assert!(grid_box(&lb, (0.0, 0.0), 8.0, &raw[..3], 640, 480).is_none());
+    }
 
     #[test]
     fn letterbox_keeps_aspect_and_swaps_channels() {
