@@ -16,6 +16,8 @@ export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/m
 field=1
 if [ "${1:-}" = --quick ]; then field=0; shift; fi
 [ $# -eq 0 ] || field=0
+# The evaluation's anchor (onnxruntime + supervision's ByteTrack) runs in a pinned venv.
+tools/setup-venv.sh >/dev/null
 # Build once (the integration tests' feature set also builds the vitrine binary they run).
 t0=$(date +%s)
 cargo test --workspace --locked --no-run

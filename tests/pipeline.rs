@@ -413,28 +413,39 @@ fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
     assert!(agreement > 80.0, "{out}");
 }
 
+/// One row of `vitrine eval`'s summary table: the cells after the sequence's name.
+fn summary_row<'a>(out: &'a str, sequence: &str, pipeline: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.starts_with(&format!("| {sequence} | {pipeline} |")))
+        .unwrap_or_else(|| panic!("no {sequence}/{pipeline} row in:\n{out}"))
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .skip(2)
+        .collect()
+}
+
+/// "3 of 27 (11.1 %)" → (3, 27); "95.3 %" → 95.3 ...: the leading numbers of a cell.
+fn numbers(cell: &str) -> Vec<f64> {
+    cell.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
+/// The accuracy suite (eval/suite.toml: PETS09-S2L1 from Debian's vtest.avi, the TUD clips in
+/// the tree) at the documented defaults meets the counting goals; with the anchor's venv
+/// (tools/setup-venv.sh, scripts/test.sh makes it) the onnxruntime + ByteTrack anchor runs in
+/// the same run. Speed is reported, not asserted (a ratio, measured by the command).
 #[test]
-fn eval_tracking_scores_against_mot_ground_truth() {
-    let (Some(video), Some(gt)) = (
-        eval_media("video/tud-stadtmitte/TUD-Stadtmitte.mp4"),
-        eval_media("video/tud-stadtmitte/gt.txt"),
-    ) else {
-        eprintln!("SKIPPED: evaluation media (../shared/media or VITRINE_EVAL_MEDIA) not present");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("docs/eval/tud-stadtmitte.toml"))
-        .unwrap()
-        .replace("../../.cache/models", &models().display().to_string());
-    let cfg = dir.path().join("tud.toml");
-    std::fs::write(&cfg, text).unwrap();
+fn eval_suite_meets_the_counting_goals_at_the_defaults() {
+    let media_dir = media("vtest.avi").parent().unwrap().to_path_buf();
     let o = vitrine()
-        .args(["eval", "tracking", "--config"])
-        .arg(&cfg)
-        .arg("--video")
-        .arg(&video)
-        .arg("--gt")
-        .arg(&gt)
+        .args(["eval", "suite", "--suite"])
+        .arg(repo().join("eval/suite.toml"))
+        .arg("--media")
+        .arg(&media_dir)
+        .arg("--models")
+        .arg(models())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -443,23 +454,54 @@ fn eval_tracking_scores_against_mot_ground_truth() {
         "{out}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let pct = |key: &str| -> f64 {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap_or_else(|| panic!("{key}: {out}"));
-        line.split('|')
-            .nth(2)
-            .unwrap()
-            .trim()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    // Measured on this media: recall 83 %, MOTA 50 %, IDF1 65 % (regressions show here).
-    assert!(pct("| detection recall") > 75.0, "{out}");
-    assert!(pct("| MOTA") > 40.0, "{out}");
-    assert!(pct("| IDF1") > 55.0, "{out}");
+    eprintln!("{out}");
+    // Columns: frames, main line, along, grid, MOTA, IDF1, precision / recall, people, fps.
+    for seq in ["PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus"] {
+        let row = summary_row(&out, seq, "vitrine");
+        let main = numbers(row[1]);
+        assert!(main[0] <= 0.03 * main[1], "{seq}: main line {}", row[1]);
+        assert!(
+            numbers(row[2])[0] <= 1.0,
+            "{seq}: false crossings along the way {}",
+            row[2]
+        );
+    }
+    let pets = summary_row(&out, "PETS09-S2L1", "vitrine");
+    let grid = numbers(pets[3]);
+    assert!(grid[0] <= 0.10 * grid[1], "grid lines {}", pets[3]);
+    let pr = numbers(pets[6]);
+    assert!(
+        pr[0] >= 90.0 && pr[1] >= 90.0,
+        "precision / recall {}",
+        pets[6]
+    );
+    let people = numbers(pets[7]);
+    assert!(people[2].abs() <= 5.0, "people in view {}", pets[7]);
+    if repo().join(".cache/pyenv/bin/python").is_file() {
+        let anchor = summary_row(&out, "PETS09-S2L1", "ort+bytetrack");
+        assert_eq!(anchor[0], pets[0], "both pipelines analyse the same frames");
+    } else {
+        eprintln!("anchor SKIPPED: no venv (tools/setup-venv.sh)");
+    }
+}
+
+#[test]
+fn eval_refuses_ground_truth_of_another_video() {
+    let o = vitrine()
+        .args(["eval", "tracking", "--config"])
+        .arg(repo().join("eval/tud-campus.toml"))
+        .arg("--video")
+        .arg(media("vtest.avi"))
+        .arg("--gt")
+        .arg(repo().join("eval/mot15/TUD-Campus/gt.txt"))
+        .arg("--models")
+        .arg(models())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("seqinfo.ini: imWidth=640 but the video's is 768") && err.contains("fix:"),
+        "{err}"
+    );
 }

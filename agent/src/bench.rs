@@ -304,7 +304,14 @@ pub fn capture(media: &Path, frames: usize) -> anyhow::Result<()> {
                     }
                     gate += t.elapsed();
                     let t = Instant::now();
-                    vitrine_models::preprocess::letterbox_bgr(&rgb, w, h, SIZE, 114.0, &mut input);
+                    vitrine_models::preprocess::letterbox_bgr(
+                        &rgb,
+                        w,
+                        h,
+                        (SIZE, SIZE),
+                        114.0,
+                        &mut input,
+                    );
                     prep += t.elapsed();
                     pictures += 1;
                 }

@@ -81,7 +81,7 @@ fn cases(media: &Path) -> anyhow::Result<Vec<Case>> {
     let rgb = frame(&video, 30.0)?;
     let lb = |size: usize, pad: f32| {
         let mut v = vec![0f32; 3 * size * size];
-        letterbox_bgr(&rgb, W, H, size, pad, &mut v);
+        letterbox_bgr(&rgb, W, H, (size, size), pad, &mut v);
         (vec![1, 3, size, size], v)
     };
     let mut crop = vec![0f32; 3 * 64 * 64];

@@ -254,7 +254,15 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                     .join(", ")
             )
         })?;
-        pipeline::start_camera(&cfg, cam, Some(&a.input), &opts, tx, stop.clone())?
+        pipeline::start_camera(
+            &cfg,
+            cam,
+            Some(&a.input),
+            &opts,
+            &pipeline::SharedModels::default(),
+            tx,
+            stop.clone(),
+        )?
     };
     let mut out: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -420,9 +428,10 @@ pub fn run_config(
     let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
     let mut running = Vec::new();
     let mut failed = Vec::new();
+    let models = pipeline::SharedModels::default();
     // One failing source never stops the others: it is reported and the rest go on.
     for cam in &cfg.cameras {
-        match pipeline::start_camera(cfg, cam, None, &opts, tx.clone(), stop.clone()) {
+        match pipeline::start_camera(cfg, cam, None, &opts, &models, tx.clone(), stop.clone()) {
             Ok(r) => running.push(r),
             Err(e) => {
                 tracing::error!(source = %cam.id, error = %format!("{e:#}"), "camera not started");

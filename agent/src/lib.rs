@@ -1,6 +1,7 @@
 //! The `vitrine` agent: commands, the threaded pipeline around the pure signal state
 //! machines, sequencing and MQTT publishing. See ARCHITECTURE.md.
 
+pub mod analyser;
 pub mod bench;
 pub mod bench_models;
 pub mod commands;

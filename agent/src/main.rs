@@ -133,22 +133,85 @@ enum BenchWhat {
     },
 }
 
+/// Settings `vitrine eval` can try instead of the configs' (to measure a knob).
+#[derive(clap::Args, Debug, Clone)]
+struct EvalKnobs {
+    /// Frames analysed per second.
+    #[arg(long)]
+    fps: Option<f32>,
+    /// Run the detector on every n-th moving frame.
+    #[arg(long)]
+    detect_every: Option<u32>,
+    /// Detector input size (longer side, pixels).
+    #[arg(long)]
+    input_size: Option<u32>,
+    /// Detector score threshold (tracks start and lead from here).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Detector model (yolox-nano, person-lw).
+    #[arg(long)]
+    detector: Option<String>,
+    /// Motion gating on or off.
+    #[arg(long)]
+    motion_gating: Option<bool>,
+    /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
+    #[arg(long, env = "VITRINE_MODELS_DIR")]
+    models: Option<PathBuf>,
+}
+
+impl EvalKnobs {
+    fn overrides(&self) -> vitrine::eval::suite::Overrides {
+        vitrine::eval::suite::Overrides {
+            fps: self.fps,
+            detect_every: self.detect_every,
+            input_size: self.input_size,
+            threshold: self.threshold,
+            detector: self.detector.clone(),
+            motion_gating: self.motion_gating,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum EvalWhat {
-    /// Detection recall/precision, MOTA, IDF1, and line/zone counts vs ground truth.
+    /// The accuracy suite: every sequence of eval/suite.toml, Vitrine and the onnxruntime +
+    /// ByteTrack anchor side by side (line counts, false crossings, MOTA, IDF1,
+    /// precision/recall, people in view, frames per CPU-second).
+    Suite {
+        #[arg(long, default_value = "eval/suite.toml")]
+        suite: PathBuf,
+        /// Where videos not beside the suite are found by name (e.g. vtest.avi).
+        #[arg(long, env = "VITRINE_MEDIA_DIR", default_value = ".cache/media")]
+        media: PathBuf,
+        /// Skip the onnxruntime + ByteTrack anchor.
+        #[arg(long)]
+        no_anchor: bool,
+        /// Only sequences whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        #[command(flatten)]
+        knobs: EvalKnobs,
+    },
+    /// The same scores for one video: your recording, its MOT-style ground truth
+    /// (frame,id,x,y,w,h,conf,...) and the config whose first camera holds the geometry.
     Tracking {
-        /// Device config whose camera gives fps, lines, zones, detect_every, motion_gating.
         #[arg(long)]
         config: PathBuf,
-        /// Camera id in the config (default: the first).
-        #[arg(long)]
-        camera: Option<String>,
         #[arg(long)]
         video: PathBuf,
-        /// MOT-style ground truth (frame,id,x,y,w,h,conf,...); seqinfo.ini beside it gives the
-        /// video's frame rate.
         #[arg(long)]
         gt: PathBuf,
+        /// The line whose count is the headline (default: the first).
+        #[arg(long)]
+        main_line: Option<String>,
+        /// Lines along the walking direction (counts beyond the truth are false crossings).
+        #[arg(long)]
+        along: Vec<String>,
+        /// Also run the onnxruntime + ByteTrack anchor (needs tools/setup-venv.sh).
+        #[arg(long)]
+        anchor: bool,
+        #[command(flatten)]
+        knobs: EvalKnobs,
     },
     /// Voice-activity frame agreement: clean speech mixed with noise at an SNR.
     Vad {
@@ -307,44 +370,44 @@ fn main() -> ExitCode {
             .map(|_| ExitCode::SUCCESS),
         Command::Eval {
             what:
+                EvalWhat::Suite {
+                    suite,
+                    media,
+                    no_anchor,
+                    only,
+                    knobs,
+                },
+        } => vitrine::eval::suite(vitrine::eval::SuiteArgs {
+            suite,
+            media: vec![media],
+            models: knobs.models.clone(),
+            overrides: knobs.overrides(),
+            anchor: !no_anchor,
+            only,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        Command::Eval {
+            what:
                 EvalWhat::Tracking {
                     config,
-                    camera,
                     video,
                     gt,
+                    main_line,
+                    along,
+                    anchor,
+                    knobs,
                 },
-        } => {
-            let cfg = match vitrine_config::Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(64);
-                }
-            };
-            let Some(cam) = cfg
-                .cameras
-                .iter()
-                .find(|c| camera.as_deref().is_none_or(|id| c.id == id))
-                .cloned()
-            else {
-                eprintln!(
-                    "no camera {:?} in {}",
-                    camera.unwrap_or_default(),
-                    config.display()
-                );
-                return ExitCode::from(64);
-            };
-            vitrine::eval::tracking(vitrine::eval::TrackingArgs {
-                video: &video,
-                gt: &gt,
-                camera: cam,
-                models: &cfg.models.dir,
-                detector: &cfg.models.detector,
-                threshold: cfg.models.detector_threshold,
-                nms_iou: cfg.models.nms_iou,
-            })
-            .map(|_| ExitCode::SUCCESS)
-        }
+        } => vitrine::eval::tracking(vitrine::eval::TrackingArgs {
+            config,
+            video,
+            gt,
+            main_line,
+            along,
+            anchor,
+            models: knobs.models.clone(),
+            overrides: knobs.overrides(),
+        })
+        .map(|_| ExitCode::SUCCESS),
         Command::Eval {
             what:
                 EvalWhat::Vad {

@@ -26,16 +26,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use vitrine_config::{AudioSource as AudioCfg, Camera, Config, Microphone, VideoSource};
 use vitrine_models::detector::Variant;
-use vitrine_models::{AudioEvents, Detector, FaceAnalyser, ModelError, Vad};
+use vitrine_models::{AudioEvents, FaceAnalyser, ModelError, PeopleDetector, Vad};
 use vitrine_sensors::audio_file::AudioFile;
 use vitrine_sensors::live::{Backoff, LiveRequest};
-use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{AudioSource, FrameSource, Pacing, SourceError};
 use vitrine_signals::audio::rms;
-use vitrine_signals::cadence::{Cadence, CadenceParams, Step};
+use vitrine_signals::cadence::Step;
 use vitrine_signals::{AudioSignals, Body, CameraSignals, Windower};
 
+use crate::analyser::CameraAnalyser;
 use crate::queue::{BoundedQueue, Overflow, Popped};
 
 /// Capacity of a camera's frame queue (frames held between reader and analysis).
@@ -350,6 +350,44 @@ fn live_reader(
     q.close();
 }
 
+/// Models every camera of the box shares, loaded once, when the first camera needs them: one
+/// people detector (one copy of the weights per input shape) for four cameras, not four.
+#[derive(Default)]
+pub struct SharedModels {
+    detector: std::sync::Mutex<Option<Arc<PeopleDetector>>>,
+}
+
+/// The configured model variant.
+pub fn variant(models: &vitrine_config::Models) -> Variant {
+    match models.variant.as_str() {
+        "f32" => Variant::F32,
+        "int8" => Variant::Int8,
+        _ => Variant::Auto,
+    }
+}
+
+impl SharedModels {
+    /// The people detector of `cfg`, loaded on first use (sha256-checked, variant chosen).
+    pub fn detector(&self, cfg: &Config) -> anyhow::Result<Arc<PeopleDetector>> {
+        let mut slot = self.detector.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let m = &cfg.models;
+        let (d, why) = PeopleDetector::load(
+            &m.detector,
+            &m.dir,
+            m.input_size.map(|s| s as usize),
+            crate::analyser::LOW_SCORE,
+            m.nms_iou,
+            variant(m),
+        )?;
+        tracing::info!(detector = %m.detector, input = d.size(), "detector variant: {why}");
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+}
+
 /// Start a camera: the detector is loaded (and a recording opened) before the thread starts,
 /// so a missing model or file is reported at once, by name. A live camera is opened by its
 /// reader thread and retried until it answers.
@@ -358,6 +396,7 @@ pub fn start_camera(
     cam: &Camera,
     input: Option<&Path>,
     opts: &Options,
+    models: &SharedModels,
     tx: SyncSender<WindowOut>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
@@ -367,37 +406,36 @@ pub fn start_camera(
         (None, _) => None,
     };
     let m = &cfg.models;
-    let variant = match m.variant.as_str() {
-        "f32" => Variant::F32,
-        "int8" => Variant::Int8,
-        _ => Variant::Auto,
-    };
-    let (mut detector, why) = Detector::load_variant(
-        &m.detector,
-        &m.dir,
-        m.detector_threshold,
-        m.nms_iou,
-        variant,
-    )
-    .with_context(|| format!("camera {:?}", cam.id))?;
-    tracing::info!(camera = %cam.id, detector = %m.detector, "detector variant: {why}");
+    let detector = models
+        .detector(cfg)
+        .with_context(|| format!("camera {:?}", cam.id))?;
     // Attention needs faces only where displays are configured.
-    let mut faces = if cam.displays.is_empty() {
+    let faces = if cam.displays.is_empty() {
         None
     } else {
-        let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, variant)
+        let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, variant(m))
             .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
         tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
         Some(f)
     };
     let source = match &path {
-        Some(path) => Input::File(
-            VideoFile::open(path, cam.fps, cam.size, opts.pacing)
-                .with_context(|| format!("camera {:?}", cam.id))?,
-        ),
+        Some(path) => {
+            let open = || {
+                let size = crate::analyser::decode_size(cam, &detector, path)?;
+                VideoFile::open(path, cam.fps, size, opts.pacing)
+            };
+            Input::File(open().with_context(|| format!("camera {:?}", cam.id))?)
+        }
         None => Input::Live(live_camera(cam, opts)?),
     };
     let live = matches!(source, Input::Live(_));
+    let (fw, fh) = match &source {
+        Input::File(f) => (f.info().width, f.info().height),
+        Input::Live(_) => cam.size.unwrap_or((640, 480)),
+    };
+    let session = detector
+        .session(fw as usize, fh as usize)
+        .with_context(|| format!("camera {:?}", cam.id))?;
     let progress = Arc::new(SourceProgress::new("camera"));
     if let Input::File(f) = &source {
         progress
@@ -440,23 +478,12 @@ pub fn start_camera(
             q.close();
             result
         })?;
-    let mut signals = CameraSignals::new(cam);
-    if faces.is_some() {
-        signals.enable_attention();
-    }
-    let mut cadence = Cadence::new(CadenceParams {
-        detect_every: cam.detect_every,
-        motion_gating: cam.motion_gating,
-        ..CadenceParams::default()
-    });
-    let mut motion = MotionDetector::new(MotionParams::default());
+    let mut analyser = CameraAnalyser::new(cam, m, session, faces);
     let (opts, p) = (opts.clone(), progress.clone());
     let handle = std::thread::Builder::new()
         .name(format!("cam-{id}"))
         .spawn(move || -> anyhow::Result<()> {
             let mut windower = Windower::new(opts.window_secs);
-            let mut last_dets = Vec::new();
-            let mut last_faces = Vec::new();
             let send = |w: WindowOut| {
                 tx.send(w)
                     .map_err(|_| anyhow::anyhow!("event consumer stopped"))
@@ -483,7 +510,7 @@ pub fn start_camera(
                         if live {
                             // No frame (camera lost, or slower than the tick): windows still
                             // close on time, the analysis thread is alive.
-                            close(&mut signals, windower.advance(opts.now_ms()))?;
+                            close(analyser.signals_mut(), windower.advance(opts.now_ms()))?;
                             p.beat();
                         }
                         if stop.load(Ordering::Relaxed) {
@@ -494,57 +521,33 @@ pub fn start_camera(
                 };
                 for t in dropped {
                     let t = opts.base_ms + t;
-                    close(&mut signals, windower.advance(t))?;
-                    signals.frame_dropped(t);
+                    close(analyser.signals_mut(), windower.advance(t))?;
+                    analyser.signals_mut().frame_dropped(t);
                     p.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 let t = opts.base_ms + frame.t_ms;
-                close(&mut signals, windower.advance(t))?;
-                let (w, h) = (frame.width as usize, frame.height as usize);
-                let moved = !cadence.params().motion_gating || motion.moved(&frame.rgb, w, h);
-                let step = cadence.decide(t, moved);
-                let update = match step {
-                    Step::Detect => {
-                        let started = std::time::Instant::now();
-                        let dets = detector.detect(&frame.rgb, w, h)?;
-                        p.inferred(started.elapsed());
-                        motion.accept();
-                        let update = signals.observe(t, &dets);
-                        last_dets = dets;
-                        last_faces.clear();
-                        if let Some(fa) = faces.as_mut().filter(|_| signals.wants_faces()) {
-                            last_faces = fa.analyse(&frame.rgb, w, h)?;
-                            signals.observe_faces(t, &last_faces);
-                        }
-                        update
-                    }
-                    Step::Reuse => {
-                        // Nothing changed: the last detections and faces still hold.
-                        p.skipped(step);
-                        let update = signals.observe(t, &last_dets);
-                        signals.observe_faces(t, &last_faces);
-                        update
-                    }
-                    Step::Predict => {
-                        p.skipped(step);
-                        signals.observe_predicted(t)
-                    }
-                };
+                close(analyser.signals_mut(), windower.advance(t))?;
+                let stepped = analyser.step(t, &frame)?;
                 drop(frame);
+                match stepped.inference {
+                    Some(took) => p.inferred(took),
+                    None => p.skipped(stepped.step),
+                }
                 p.occupancy
-                    .store(update.tracks.len() as u64, Ordering::Relaxed);
+                    .store(analyser.signals().people_now() as u64, Ordering::Relaxed);
                 p.media_ms.store(t - opts.base_ms, Ordering::Relaxed);
                 if stop.load(Ordering::Relaxed) {
                     queue.close();
                 }
             }
+            let signals = analyser.signals_mut();
             signals.finish();
             if live {
                 // The live timeline ends now, not at the last frame.
-                close(&mut signals, windower.advance(opts.now_ms()))?;
+                close(signals, windower.advance(opts.now_ms()))?;
             }
             // The window in progress is published too (its coverage shows the part not seen).
-            close(&mut signals, windower.current().into_iter().collect())?;
+            close(signals, windower.current().into_iter().collect())?;
             p.done.store(true, Ordering::Relaxed);
             join_reader(reader, live)
         })?;

@@ -138,8 +138,13 @@ pub struct Models {
     pub dir: PathBuf,
     /// Name of the person detector in the pinned manifest.
     pub detector: String,
+    /// Detections at or above this score start and lead tracks; the tracker keeps weaker ones
+    /// (down to 0.1) only to follow a half-hidden person it already tracks.
     pub detector_threshold: f32,
     pub nms_iou: f32,
+    /// Longer side of the detector's input in pixels (a multiple of 32, see
+    /// [`DETECTOR_INPUT_SIZES`]); `None`: the model's own size (416 for yolox-nano).
+    pub input_size: Option<u32>,
     /// For each model with an int8 variant (detector, face detector): `f32`, `int8` (a
     /// verified int8 file from tools/quantize.py, required) or `auto` (the faster of the two on
     /// this box when the int8 one passed verification; else float).
@@ -212,6 +217,15 @@ pub enum Display {
 
 /// Known model names (the pinned manifest in `vitrine-models` must carry each of them).
 pub const DETECTORS: &[&str] = &["yolox-nano", "person-lw"];
+/// Frames analysed per second by default. With [`DEFAULT_DETECT_EVERY`] and the detector's
+/// own input size, the cheapest setting that meets the counting goals on the accuracy suite
+/// (`eval/`, README "Counting accuracy").
+pub const DEFAULT_FPS: f64 = 10.0;
+/// The detector runs on every third moving frame by default; frames between are placed by
+/// interpolating the tracks between the detections that enclose them.
+pub const DEFAULT_DETECT_EVERY: u32 = 3;
+/// Detector input sizes accepted by `input_size` (longer side, pixels).
+pub const DETECTOR_INPUT_SIZES: &[u32] = &[256, 320, 384, 416, 512, 640];
 pub const VADS: &[&str] = &["silero-vad"];
 pub const FACES: &[&str] = &["yunet"];
 pub const HEAD_POSES: &[&str] = &["fsanet"];

@@ -77,6 +77,7 @@ pub struct RawModels {
     pub detector: Option<String>,
     pub detector_threshold: Option<f64>,
     pub nms_iou: Option<f64>,
+    pub input_size: Option<i64>,
     pub vad: Option<String>,
     pub vad_threshold: Option<f64>,
     pub variant: Option<String>,

@@ -35,6 +35,7 @@ const MODELS_KEYS: &[&str] = &[
     "detector",
     "detector_threshold",
     "nms_iou",
+    "input_size",
     "vad",
     "vad_threshold",
     "variant",
@@ -445,7 +446,7 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             RtspTransport::Tcp
         }
     };
-    let fps = raw.fps.unwrap_or(5.0);
+    let fps = raw.fps.unwrap_or(DEFAULT_FPS);
     if !(fps > 0.0 && fps <= 60.0) {
         c.push(
             format!("{at}.fps"),
@@ -477,7 +478,7 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             None
         }
     };
-    let detect_every = raw.detect_every.unwrap_or(1);
+    let detect_every = raw.detect_every.unwrap_or(i64::from(DEFAULT_DETECT_EVERY));
     if !(1..=30).contains(&detect_every) {
         c.push(
             format!("{at}.detect_every"),
@@ -609,6 +610,7 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
             detector: None,
             detector_threshold: None,
             nms_iou: None,
+            input_size: None,
             vad: None,
             vad_threshold: None,
             variant: None,
@@ -663,6 +665,26 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         0.45,
         "an overlap (IoU) threshold between 0 and 1, e.g. 0.45",
     );
+    let input_size = raw.input_size.and_then(|v| {
+        let ok = u32::try_from(v)
+            .ok()
+            .filter(|v| DETECTOR_INPUT_SIZES.contains(v));
+        if ok.is_none() {
+            c.push(
+                "models.input_size",
+                format!("input size {v} is not supported"),
+                Some(format!(
+                    "choose one of: {} (pixels, the longer side of the detector's input)",
+                    DETECTOR_INPUT_SIZES
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+        }
+        ok
+    });
     let vad_threshold = unit_range(
         c,
         "models.vad_threshold",
@@ -678,6 +700,7 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         detector,
         detector_threshold,
         nms_iou,
+        input_size,
         variant,
         vad,
         vad_threshold,

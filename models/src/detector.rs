@@ -13,16 +13,162 @@ use crate::ModelError;
 
 pub(crate) type Plan = std::sync::Arc<TypedRunnableModel>;
 
-pub struct Detector {
+/// A people detector loaded once per box and shared by every camera: the verified model file
+/// and one optimized plan per input shape (cameras of the same aspect ratio share it, so four
+/// cameras cost one copy of the weights, not four).
+pub struct PeopleDetector {
     name: String,
-    plan: Plan,
+    path: std::path::PathBuf,
+    /// Longer side of the model input.
     size: usize,
     classes: usize,
     threshold: f32,
     nms_iou: f32,
+    plans: std::sync::Mutex<std::collections::HashMap<(usize, usize), Plan>>,
+}
+
+/// The model input for a `w`×`h` frame: the longer side `size`, the shorter one scaled with
+/// the frame and rounded up to the network's stride (32), so a 4:3 or 16:9 camera does not pay
+/// for square padding. Returns (input width, input height).
+pub fn input_shape(size: usize, w: usize, h: usize) -> (usize, usize) {
+    let (w, h) = (w.max(1) as f32, h.max(1) as f32);
+    let short = |s: f32| (((size as f32 * s).ceil() as usize).div_ceil(32) * 32).clamp(32, size);
+    if w >= h {
+        (size, short(h / w))
+    } else {
+        (short(w / h), size)
+    }
+}
+
+/// The size a `w`×`h` frame has inside the model input (its letterboxed content): decoding a
+/// recording straight at this size spares the copy and resampling of pixels the detector would
+/// throw away. Even numbers (what video scalers like).
+pub fn content_size(size: usize, w: usize, h: usize) -> (usize, usize) {
+    let (iw, ih) = input_shape(size, w, h);
+    let scale = (iw as f32 / w.max(1) as f32).min(ih as f32 / h.max(1) as f32);
+    let even = |v: f32| ((v.round() as usize) & !1).max(2);
+    (
+        even(w as f32 * scale).min(iw),
+        even(h as f32 * scale).min(ih),
+    )
+}
+
+impl PeopleDetector {
+    /// Load the named detector from `dir` (sha256-checked) with the model input's longer side
+    /// `size` (a multiple of 32; the model's own size when `None`). Detections below
+    /// `threshold` are dropped, overlaps above `nms_iou` suppressed. Returns the detector and
+    /// a sentence on the variant chosen (for the log).
+    pub fn load(
+        name: &str,
+        dir: &Path,
+        size: Option<usize>,
+        threshold: f32,
+        nms_iou: f32,
+        variant: Variant,
+    ) -> Result<(std::sync::Arc<PeopleDetector>, String), ModelError> {
+        let e = entry(name)?;
+        let float = verified_path(dir, &e)?;
+        let (native, classes) = match name {
+            "person-lw" => (192, 1),
+            _ => (416, 80),
+        };
+        let size = size.unwrap_or(native);
+        if !size.is_multiple_of(32) || size == 0 {
+            return Err(ModelError::Load {
+                path: float,
+                message: format!(
+                    "input size {size} is not a multiple of 32; fix: use e.g. 320 or 416"
+                ),
+            });
+        }
+        let (path, why) = variant_file(&e, &float, dir, size, variant)?;
+        Ok((
+            std::sync::Arc::new(PeopleDetector {
+                name: name.to_string(),
+                path,
+                size,
+                classes,
+                threshold,
+                nms_iou,
+                plans: Default::default(),
+            }),
+            why,
+        ))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The longer side of the model input.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// See [`content_size`].
+    pub fn content_size(&self, w: usize, h: usize) -> (usize, usize) {
+        content_size(self.size, w, h)
+    }
+
+    /// The plan for an input of `w`×`h`, optimized once and shared.
+    fn plan(&self, w: usize, h: usize) -> Result<Plan, ModelError> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = plans.get(&(w, h)) {
+            return Ok(p.clone());
+        }
+        let plan = load_plan(&self.path, &[(0, vec![1, 3, h, w])])?;
+        plans.insert((w, h), plan.clone());
+        Ok(plan)
+    }
+
+    /// Plans built so far (distinct input shapes).
+    pub fn plans(&self) -> usize {
+        self.plans.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// A camera's use of the detector for frames of `w`×`h` (builds the plan now, so a model
+    /// that cannot run at this size fails at start, not on the first frame).
+    pub fn session(
+        self: &std::sync::Arc<Self>,
+        w: usize,
+        h: usize,
+    ) -> Result<Detector, ModelError> {
+        let (iw, ih) = input_shape(self.size, w, h);
+        let plan = self.plan(iw, ih)?;
+        let mut grid = Vec::new();
+        for stride in [8usize, 16, 32] {
+            for y in 0..ih / stride {
+                for x in 0..iw / stride {
+                    grid.push((x as f32, y as f32, stride as f32));
+                }
+            }
+        }
+        Ok(Detector {
+            model: self.clone(),
+            plan,
+            frame: (w, h),
+            input_w: iw,
+            input_h: ih,
+            input: vec![0.0; 3 * iw * ih],
+            grid,
+            model_time: std::time::Duration::ZERO,
+        })
+    }
+}
+
+/// One camera's detector: the shared model, the plan for its frame size and its own input
+/// buffer. Frames of another size (a camera that renegotiated) get a new plan.
+pub struct Detector {
+    model: std::sync::Arc<PeopleDetector>,
+    plan: Plan,
+    frame: (usize, usize),
+    input_w: usize,
+    input_h: usize,
     input: Vec<f32>,
     /// Anchor grid: (x, y, stride) per output row.
     grid: Vec<(f32, f32, f32)>,
+    /// Time the last `detect` spent in the model itself (the rest is pre/post-processing).
+    model_time: std::time::Duration,
 }
 
 pub(crate) fn load_plan(path: &Path, facts: &[(usize, Vec<usize>)]) -> Result<Plan, ModelError> {
@@ -31,6 +177,23 @@ pub(crate) fn load_plan(path: &Path, facts: &[(usize, Vec<usize>)]) -> Result<Pl
         message: format!("{e:#}"),
     };
     let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
+    // Shapes recorded in the file hold for the exported input size only: forget them, so the
+    // graph is analysed again from the input given here (a 416x320 input, say).
+    for id in 0..model.nodes().len() {
+        if model
+            .input_outlets()
+            .map_err(err)?
+            .iter()
+            .any(|o| o.node == id)
+        {
+            continue;
+        }
+        for slot in 0..model.nodes()[id].outputs.len() {
+            model
+                .set_outlet_fact(OutletId::new(id, slot), InferenceFact::default())
+                .map_err(err)?;
+        }
+    }
     for (i, shape) in facts {
         model = model
             .with_input_fact(*i, f32::fact(shape).into())
@@ -89,58 +252,19 @@ pub fn verified_int8(dir: &Path, file: &str) -> Result<std::path::PathBuf, Strin
 }
 
 impl Detector {
-    /// Load the named detector from `dir`, checking its pinned sha256 first.
-    pub fn load(
-        name: &str,
-        dir: &Path,
-        threshold: f32,
-        nms_iou: f32,
-    ) -> Result<Detector, ModelError> {
-        Self::load_variant(name, dir, threshold, nms_iou, Variant::F32).map(|(d, _)| d)
-    }
-
-    /// Load a variant of the named detector; returns it with a sentence on what was chosen
-    /// and why (for the log).
-    pub fn load_variant(
-        name: &str,
-        dir: &Path,
-        threshold: f32,
-        nms_iou: f32,
-        variant: Variant,
-    ) -> Result<(Detector, String), ModelError> {
-        let e = entry(name)?;
-        let path = verified_path(dir, &e)?;
-        let (size, classes) = match name {
-            "person-lw" => (192, 1),
-            _ => (416, 80),
-        };
-        let (plan, why) = variant_plan(&e, &path, dir, size, variant)?;
-        let mut grid = Vec::new();
-        for stride in [8usize, 16, 32] {
-            let n = size / stride;
-            for y in 0..n {
-                for x in 0..n {
-                    grid.push((x as f32, y as f32, stride as f32));
-                }
-            }
-        }
-        Ok((
-            Detector {
-                name: name.to_string(),
-                plan,
-                size,
-                classes,
-                threshold,
-                nms_iou,
-                input: vec![0.0; 3 * size * size],
-                grid,
-            },
-            why,
-        ))
-    }
-
     pub fn name(&self) -> &str {
-        &self.name
+        &self.model.name
+    }
+
+    /// Time the last [`Detector::detect`] spent running the model (without letterbox, decoding
+    /// and suppression).
+    pub fn model_time(&self) -> std::time::Duration {
+        self.model_time
+    }
+
+    /// The model input (width, height) this camera's frames are letterboxed into.
+    pub fn input_shape(&self) -> (usize, usize) {
+        (self.input_w, self.input_h)
     }
 
     /// People in an RGB24 frame, boxes normalized to the frame (0..1).
@@ -150,44 +274,86 @@ impl Detector {
         width: usize,
         height: usize,
     ) -> Result<Vec<Detection>, ModelError> {
+        let name = self.model.name.clone();
         let run_err = |e: TractError| ModelError::Run {
-            model: self.name.clone(),
+            model: name.clone(),
             message: format!("{e:#}"),
         };
         if rgb.len() != width * height * 3 || width == 0 || height == 0 {
             return Err(ModelError::Run {
-                model: self.name.clone(),
+                model: name,
                 message: format!("frame of {} bytes is not {width}x{height} RGB", rgb.len()),
             });
         }
-        let lb = letterbox_bgr(rgb, width, height, self.size, 114.0, &mut self.input);
-        let tensor =
-            Tensor::from_shape(&[1, 3, self.size, self.size], &self.input).map_err(run_err)?;
+        if self.frame != (width, height) {
+            *self = self.model.session(width, height)?;
+        }
+        let (iw, ih) = (self.input_w, self.input_h);
+        let lb = letterbox_bgr(rgb, width, height, (iw, ih), 114.0, &mut self.input);
+        let tensor = Tensor::from_shape(&[1, 3, ih, iw], &self.input).map_err(run_err)?;
+        let started = std::time::Instant::now();
         let out = self.plan.run(tvec!(tensor.into())).map_err(run_err)?;
+        self.model_time = started.elapsed();
         let view = out[0].to_plain_array_view::<f32>().map_err(run_err)?;
-        let stride = 5 + self.classes;
+        let stride = 5 + self.model.classes;
         let data = view.as_slice().ok_or_else(|| ModelError::Run {
-            model: self.name.clone(),
+            model: name.clone(),
             message: "non-contiguous output".into(),
         })?;
         if data.len() != self.grid.len() * stride {
             return Err(ModelError::Run {
-                model: self.name.clone(),
+                model: name.clone(),
                 message: format!("unexpected output size {}", data.len()),
             });
         }
+        let threshold = self.model.threshold;
         let mut dets = Vec::new();
         for (row, &(gx, gy, s)) in data.chunks_exact(stride).zip(&self.grid) {
             let score = row[4] * row[5];
-            if score < self.threshold {
+            if score < threshold {
                 continue;
             }
             if let Some(bbox) = grid_box(&lb, (gx, gy), s, &row[..4], width, height) {
                 dets.push(Detection { bbox, score });
             }
         }
-        Ok(nms(dets, self.nms_iou))
+        Ok(nms(dets, self.model.nms_iou))
     }
+}
+
+/// The file to run for `variant` (float, or its verified int8 sibling) and why.
+fn variant_file(
+    e: &crate::manifest::ModelEntry,
+    float: &Path,
+    dir: &Path,
+    size: usize,
+    variant: Variant,
+) -> Result<(std::path::PathBuf, String), ModelError> {
+    Ok(match (variant, verified_int8(dir, &e.file)) {
+        (Variant::F32, _) => (float.to_path_buf(), "float (configured)".to_string()),
+        (Variant::Int8, Ok(p)) => (p, "int8 (configured, verified)".into()),
+        (Variant::Int8, Err(why)) => {
+            return Err(ModelError::Load {
+                path: dir.join(e.file.replace(".onnx", ".int8.onnx")),
+                message: format!("variant = \"int8\" but {why}; fix: use \"auto\" or \"f32\""),
+            })
+        }
+        (Variant::Auto, Err(why)) => (float.to_path_buf(), format!("float ({why})")),
+        (Variant::Auto, Ok(p)) => {
+            let fact = [(0, vec![1, 3, size, size])];
+            let (f, i) = (load_plan(float, &fact)?, load_plan(&p, &fact)?);
+            let (tf, ti) = (time_plan(&f, size)?, time_plan(&i, size)?);
+            let msg = format!("{ti:.1} ms int8 vs {tf:.1} ms float on this box");
+            if ti < tf {
+                (p, format!("int8, verified and faster: {msg}"))
+            } else {
+                (
+                    float.to_path_buf(),
+                    format!("float, faster than the verified int8: {msg}"),
+                )
+            }
+        }
+    })
 }
 
 /// Load the float file or its verified int8 variant of a model taking one 1x3xSxS image

@@ -100,7 +100,7 @@ impl FaceAnalyser {
             });
         }
         let err = run_err("yunet");
-        let lb = letterbox_bgr(rgb, w, h, SIZE, 0.0, &mut self.input);
+        let lb = letterbox_bgr(rgb, w, h, (SIZE, SIZE), 0.0, &mut self.input);
         let t = Tensor::from_shape(&[1, 3, SIZE, SIZE], &self.input).map_err(&err)?;
         let out = self.yunet.run(tvec!(t.into())).map_err(&err)?;
         if out.len() < 9 {

@@ -15,7 +15,7 @@ pub mod vad;
 use std::path::PathBuf;
 
 pub use audio_events::AudioEvents;
-pub use detector::Detector;
+pub use detector::{Detector, PeopleDetector};
 pub use faces::FaceAnalyser;
 pub use vad::Vad;
 

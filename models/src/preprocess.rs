@@ -38,31 +38,54 @@ pub fn grid_box(
     (b.area() > 0.0).then_some(b)
 }
 
-/// Resize `rgb` (w×h) preserving aspect ratio into the top-left of a `size`×`size` NCHW
-/// tensor in **BGR** order, padding with `pad`; bilinear sampling. `out` must hold
-/// 3·size·size values.
+/// Resize `rgb` (w×h) preserving aspect ratio into the top-left of an `iw`×`ih` NCHW tensor
+/// in **BGR** order, padding with `pad`; bilinear sampling. `out` must hold 3·iw·ih values.
 pub fn letterbox_bgr(
     rgb: &[u8],
     w: usize,
     h: usize,
-    size: usize,
+    (iw, ih): (usize, usize),
     pad: f32,
     out: &mut [f32],
 ) -> Letterbox {
-    let scale = (size as f32 / w as f32).min(size as f32 / h as f32);
-    let nw = ((w as f32 * scale).round() as usize).clamp(1, size);
-    let nh = ((h as f32 * scale).round() as usize).clamp(1, size);
-    out.fill(pad);
-    let plane = size * size;
-    // Source coordinate of each output column: index and weight, computed once per frame.
+    let scale = (iw as f32 / w as f32).min(ih as f32 / h as f32);
+    let nw = ((w as f32 * scale).round() as usize).clamp(1, iw);
+    let nh = ((h as f32 * scale).round() as usize).clamp(1, ih);
+    let plane = iw * ih;
+    // Source byte offsets of each output column's two neighbours and the weight of the right
+    // one, computed once per frame.
     let xs: Vec<(usize, usize, f32)> = (0..nw)
         .map(|x| {
             let sx = ((x as f32 + 0.5) / scale - 0.5).clamp(0.0, (w - 1) as f32);
             let x0 = sx.floor() as usize;
-            (x0, (x0 + 1).min(w - 1), sx - x0 as f32)
+            (x0 * 3, (x0 + 1).min(w - 1) * 3, sx - x0 as f32)
         })
         .collect();
-    for y in 0..nh {
+    // RGB in, BGR planes out.
+    let (blue, rest) = out[..3 * plane].split_at_mut(plane);
+    if (nw, nh) == (w, h) {
+        // Already at the content size (decoded so): a plain copy into the planes.
+        let (green, red) = rest.split_at_mut(plane);
+        copy_planes(rgb, w, (iw, ih), pad, [red, green, blue]);
+        return Letterbox {
+            scale,
+            width: nw,
+            height: nh,
+        };
+    }
+    let (green, red) = rest.split_at_mut(plane);
+    for (y, ((b_row, g_row), r_row)) in blue
+        .chunks_exact_mut(iw)
+        .zip(green.chunks_exact_mut(iw))
+        .zip(red.chunks_exact_mut(iw))
+        .enumerate()
+    {
+        if y >= nh {
+            b_row.fill(pad);
+            g_row.fill(pad);
+            r_row.fill(pad);
+            continue;
+        }
         let sy = ((y as f32 + 0.5) / scale - 0.5).clamp(0.0, (h - 1) as f32);
         let y0 = sy.floor() as usize;
         let y1 = (y0 + 1).min(h - 1);
@@ -71,19 +94,61 @@ pub fn letterbox_bgr(
             &rgb[y0 * w * 3..(y0 + 1) * w * 3],
             &rgb[y1 * w * 3..(y1 + 1) * w * 3],
         );
-        for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let a = f32::from(r0[x0 * 3 + c]) * (1.0 - fx) + f32::from(r0[x1 * 3 + c]) * fx;
-                let b = f32::from(r1[x0 * 3 + c]) * (1.0 - fx) + f32::from(r1[x1 * 3 + c]) * fx;
-                // RGB in, BGR planes out.
-                out[(2 - c) * plane + y * size + x] = a * (1.0 - fy) + b * fy;
+        let px = |row: &[u8], o: usize| -> [f32; 3] {
+            match row.get(o..o + 3) {
+                Some(&[r, g, b]) => [f32::from(r), f32::from(g), f32::from(b)],
+                _ => [pad; 3],
             }
+        };
+        for (x, &(o0, o1, fx)) in xs.iter().enumerate() {
+            let (a0, a1, c0, c1) = (px(r0, o0), px(r0, o1), px(r1, o0), px(r1, o1));
+            let v = |c: usize| {
+                let top = a0[c] + (a1[c] - a0[c]) * fx;
+                let bottom = c0[c] + (c1[c] - c0[c]) * fx;
+                top + (bottom - top) * fy
+            };
+            r_row[x] = v(0);
+            g_row[x] = v(1);
+            b_row[x] = v(2);
         }
+        b_row[nw..].fill(pad);
+        g_row[nw..].fill(pad);
+        r_row[nw..].fill(pad);
     }
     Letterbox {
         scale,
         width: nw,
         height: nh,
+    }
+}
+
+/// Deinterleave a `w`-wide RGB24 image into the top-left of three `iw`×`ih` planes (in the
+/// order given), padding the rest.
+fn copy_planes(rgb: &[u8], w: usize, (iw, ih): (usize, usize), pad: f32, planes: [&mut [f32]; 3]) {
+    let [p0, p1, p2] = planes;
+    let rows = rgb.chunks_exact(w * 3);
+    for (y, ((r0, r1), r2)) in p0
+        .chunks_exact_mut(iw)
+        .zip(p1.chunks_exact_mut(iw))
+        .zip(p2.chunks_exact_mut(iw))
+        .take(ih)
+        .enumerate()
+    {
+        let Some(src) = rows.clone().nth(y) else {
+            r0.fill(pad);
+            r1.fill(pad);
+            r2.fill(pad);
+            continue;
+        };
+        for (x, px) in src.chunks_exact(3).enumerate().take(iw) {
+            r0[x] = f32::from(px[0]);
+            r1[x] = f32::from(px[1]);
+            r2[x] = f32::from(px[2]);
+        }
+        let n = w.min(iw);
+        r0[n..].fill(pad);
+        r1[n..].fill(pad);
+        r2[n..].fill(pad);
     }
 }
 
@@ -162,7 +227,7 @@ mod tests {
         // 4x2 image, pure red.
         let rgb: Vec<u8> = [255u8, 0, 0].repeat(8);
         let mut out = vec![0.0; 3 * 8 * 8];
-        let lb = letterbox_bgr(&rgb, 4, 2, 8, 114.0, &mut out);
+        let lb = letterbox_bgr(&rgb, 4, 2, (8, 8), 114.0, &mut out);
         assert_eq!((lb.width, lb.height), (8, 4));
         assert_eq!(lb.scale, 2.0);
         let plane = 64;
@@ -173,6 +238,21 @@ mod tests {
         );
         assert_eq!(out[0], 0.0, "blue plane is 0");
         assert_eq!(out[5 * 8], 114.0, "below the image is padding");
+    }
+
+    #[test]
+    fn a_frame_at_the_content_size_is_copied_not_resampled() {
+        // A 4x2 image with distinct pixels into a 4x4 input: scale 1.
+        let rgb: Vec<u8> = (0..24).map(|i| i as u8).collect();
+        let mut out = vec![0.0; 3 * 4 * 4];
+        let lb = letterbox_bgr(&rgb, 4, 2, (4, 4), 114.0, &mut out);
+        assert_eq!((lb.width, lb.height, lb.scale), (4, 2, 1.0));
+        let plane = 16;
+        // Pixel (1, 1) is bytes 15..18 (r, g, b) = 15, 16, 17: blue first.
+        assert_eq!(out[5], 17.0);
+        assert_eq!(out[plane + 5], 16.0);
+        assert_eq!(out[2 * plane + 5], 15.0);
+        assert_eq!(out[2 * 4], 114.0, "rows below the image are padding");
     }
 
     #[test]

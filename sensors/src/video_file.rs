@@ -1,6 +1,9 @@
 //! Recorded video through an `ffmpeg` subprocess: any container/codec ffmpeg reads (MP4/H.264,
 //! AVI/MS-MPEG4, MKV, ...). ffmpeg also selects the analysis rate (`fps` filter) and size
-//! (`scale`), so only the frames we analyse cross the pipe, as raw RGB24 into our memory.
+//! (`scale`), so only the frames we analyse cross the pipe into our memory: as RGB24 at the
+//! file's own size (ffmpeg's unscaled conversion is the fast one), as planar YUV 4:2:0 when
+//! scaled (ffmpeg's scaled RGB output is three times slower than scaling the YUV planes and
+//! converting here; measured on 768x576 → 416x312).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,8 @@ pub struct VideoFile {
     stdout: ChildStdout,
     index: u64,
     pacer: Pacer,
+    /// Frames arrive as I420 and are converted here (scaled output); else as RGB24.
+    yuv: Option<Vec<u8>>,
 }
 
 /// Width, height, frame rate and duration of a video file, from ffprobe.
@@ -98,13 +103,21 @@ impl VideoFile {
     ) -> Result<VideoFile, SourceError> {
         let (w0, h0, native_fps, duration_ms) = probe(path)?;
         let (width, height) = size.unwrap_or((w0 & !1, h0 & !1));
+        let scaled = (width, height) != (w0, h0) && width % 2 == 0 && height % 2 == 0;
         let fps = fps.min(native_fps).max(0.01);
-        let filter = format!("fps={fps},scale={width}:{height}");
+        let (filter, pix_fmt) = if scaled {
+            (
+                format!("fps={fps},scale={width}:{height}:flags=bilinear"),
+                "yuv420p",
+            )
+        } else {
+            (format!("fps={fps},scale={width}:{height}"), "rgb24")
+        };
         let mut child = Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
             .arg(path)
             .args([
-                "-an", "-sn", "-vf", &filter, "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+                "-an", "-sn", "-vf", &filter, "-f", "rawvideo", "-pix_fmt", pix_fmt, "-",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -120,6 +133,7 @@ impl VideoFile {
             message: "no pipe from ffmpeg".into(),
             fix: "retry".into(),
         })?;
+        widen_pipe(&stdout, width as usize * height as usize * 3);
         Ok(VideoFile {
             path: path.to_path_buf(),
             info: SourceInfo {
@@ -132,22 +146,29 @@ impl VideoFile {
             stdout,
             index: 0,
             pacer: Pacer::new(pacing),
+            yuv: scaled.then(Vec::new),
         })
     }
 }
 
-impl FrameSource for VideoFile {
-    fn info(&self) -> &SourceInfo {
-        &self.info
+/// Let the pipe hold a whole frame (up to the system's limit, 1 MiB by default): with the
+/// default 64 KiB a 768x576 frame crosses in 21 rounds of wake-ups on both sides. Best effort.
+fn widen_pipe(pipe: &ChildStdout, frame_bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let want = frame_bytes.clamp(64 << 10, 1 << 20) as libc::c_int;
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; failure leaves the pipe as it was.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, want);
     }
+}
 
-    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        let len = self.info.width as usize * self.info.height as usize * 3;
-        let mut rgb = vec![0u8; len];
+impl VideoFile {
+    /// Fill `buf` from ffmpeg; false at the end of the stream.
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<bool, SourceError> {
         let mut filled = 0;
-        while filled < len {
-            match self.stdout.read(&mut rgb[filled..]) {
-                Ok(0) => break,
+        while filled < buf.len() {
+            match self.stdout.read(&mut buf[filled..]) {
+                Ok(0) => return Ok(false),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -158,7 +179,37 @@ impl FrameSource for VideoFile {
                 }
             }
         }
-        if filled < len {
+        Ok(true)
+    }
+}
+
+impl FrameSource for VideoFile {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let (w, h) = (self.info.width as usize, self.info.height as usize);
+        let mut rgb = vec![0u8; w * h * 3];
+        let complete = match self.yuv.take() {
+            None => self.read_exact(&mut rgb)?,
+            Some(mut yuv) => {
+                let format = crate::convert::PixelFormat::I420;
+                yuv.resize(format.frame_len(w, h).unwrap_or(0), 0);
+                let complete = self.read_exact(&mut yuv)?;
+                if complete {
+                    crate::convert::to_rgb(format, &yuv, w, h, &mut rgb).map_err(|e| {
+                        SourceError::Read {
+                            what: self.path.display().to_string(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                }
+                self.yuv = Some(yuv);
+                complete
+            }
+        };
+        if !complete {
             // End of stream (a truncated last frame is dropped).
             let _ = self.child.wait();
             return Ok(None);

@@ -146,7 +146,6 @@ mod tests {
         TrackView {
             id,
             bbox: BBox::new(x, 0.2, x + 0.2, 0.9),
-            coasting: false,
         }
     }
 

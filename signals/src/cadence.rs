@@ -58,6 +58,14 @@ impl Cadence {
         self.params
     }
 
+    /// The detector runs on the frame at `now_ms` whatever the cadence (attention needs every
+    /// frame's faces while someone stands at a display).
+    pub fn detect_now(&mut self, now_ms: u64) -> Step {
+        self.last_detect_ms = Some(now_ms);
+        self.since_detect = 0;
+        Step::Detect
+    }
+
     /// Decide for the frame at `now_ms`; `motion` is whether it changed since the last
     /// detected frame (ignored when gating is off).
     pub fn decide(&mut self, now_ms: u64, motion: bool) -> Step {
@@ -137,6 +145,21 @@ mod tests {
         assert_eq!(steps[5], Step::Reuse);
         assert_eq!(steps[10], Step::Detect);
         assert_eq!(steps[11], Step::Detect);
+    }
+
+    #[test]
+    fn a_forced_detection_restarts_the_count() {
+        let p = CadenceParams {
+            detect_every: 3,
+            ..Default::default()
+        };
+        let mut c = Cadence::new(p);
+        assert_eq!(c.decide(0, true), Step::Detect);
+        assert_eq!(c.decide(100, true), Step::Predict);
+        assert_eq!(c.detect_now(200), Step::Detect);
+        assert_eq!(c.decide(300, true), Step::Predict);
+        assert_eq!(c.decide(400, true), Step::Predict);
+        assert_eq!(c.decide(500, true), Step::Detect);
     }
 
     #[test]

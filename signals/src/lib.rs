@@ -4,6 +4,7 @@
 //! takes the time it needs as an argument. What leaves it (`event`) is aggregate only: no track
 //! id, box, face, pixel or sample, and no timestamp finer than the window.
 
+pub mod assign;
 pub mod attention;
 pub mod audio;
 pub mod cadence;

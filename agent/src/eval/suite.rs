@@ -1,0 +1,538 @@
+//! The accuracy suite: sequences of public video with MOT ground truth, each with counting
+//! lines across and along the walking direction and zones (`eval/suite.toml`). Per sequence,
+//! Vitrine's camera step runs on the video as the daemon would (same decoder, same
+//! [`CameraAnalyser`]) and, in the same run on the same frames, the onnxruntime + ByteTrack
+//! anchor (`tools/ort_bytetrack.py`); both are scored against the annotations.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use vitrine_config::{Camera, Config};
+use vitrine_models::PeopleDetector;
+use vitrine_sensors::video_file::{probe, VideoFile};
+use vitrine_sensors::{FrameSource, Pacing};
+use vitrine_signals::event::CameraBody;
+use vitrine_signals::geom::BBox;
+use vitrine_signals::track::{TrackUpdate, TrackView};
+use vitrine_signals::CameraSignals;
+
+use super::gt::{GroundTruth, VideoFacts};
+use super::mot::{Detections, Mot};
+use crate::analyser::{CameraAnalyser, LOW_SCORE};
+
+/// `eval/suite.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    sequence: Vec<SequenceFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceFile {
+    pub name: String,
+    /// The video: relative to the suite file, else found by file name in the media directory.
+    pub video: PathBuf,
+    pub gt: PathBuf,
+    /// A Vitrine config whose first camera holds the geometry (lines, zones) and settings.
+    pub config: PathBuf,
+    /// The line across the walking direction whose count is the sequence's headline.
+    pub main_line: String,
+    /// Lines along the walking direction: every count beyond the truth is a false crossing.
+    #[serde(default)]
+    pub along: Vec<String>,
+    /// Licence and origin, printed with the results.
+    pub source: String,
+}
+
+/// Settings applied to every sequence's config (what `vitrine eval suite` is asked to try).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub fps: Option<f32>,
+    pub detect_every: Option<u32>,
+    pub input_size: Option<u32>,
+    pub threshold: Option<f32>,
+    pub detector: Option<String>,
+    pub motion_gating: Option<bool>,
+}
+
+/// A resolved sequence, ready to run.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    pub name: String,
+    pub video: PathBuf,
+    pub gt: PathBuf,
+    pub cfg: Config,
+    pub camera: Camera,
+    pub main_line: String,
+    pub along: Vec<String>,
+    pub source: String,
+}
+
+/// Read the suite; `media` is where videos not beside the suite are looked up by name.
+pub fn load(
+    suite: &Path,
+    media: &[PathBuf],
+    over: &Overrides,
+    models: Option<&Path>,
+) -> anyhow::Result<Vec<Sequence>> {
+    let text = std::fs::read_to_string(suite)
+        .with_context(|| format!("reading the suite {}", suite.display()))?;
+    let file: SuiteFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", suite.display()))?;
+    let dir = suite.parent().unwrap_or(Path::new("."));
+    file.sequence
+        .into_iter()
+        .map(|s| resolve(dir, s, media, over, models))
+        .collect()
+}
+
+pub fn resolve(
+    dir: &Path,
+    s: SequenceFile,
+    media: &[PathBuf],
+    over: &Overrides,
+    models: Option<&Path>,
+) -> anyhow::Result<Sequence> {
+    let video = find_video(dir, &s.video, media).with_context(|| format!("sequence {}", s.name))?;
+    let cfg_path = dir.join(&s.config);
+    let mut cfg = Config::load(&cfg_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut camera = cfg.cameras.first().cloned().with_context(|| {
+        format!(
+            "{}: no [[cameras]] section; fix: add the camera's geometry",
+            cfg_path.display()
+        )
+    })?;
+    for id in std::iter::once(&s.main_line).chain(&s.along) {
+        if !camera.lines.iter().any(|l| &l.id == id) {
+            anyhow::bail!(
+                "sequence {}: line {id:?} is not in {}; fix: use one of: {}",
+                s.name,
+                cfg_path.display(),
+                camera
+                    .lines
+                    .iter()
+                    .map(|l| l.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    apply(&mut cfg, &mut camera, over, models);
+    camera.lines.extend(grid_lines());
+    Ok(Sequence {
+        name: s.name,
+        video,
+        gt: dir.join(&s.gt),
+        cfg,
+        camera,
+        main_line: s.main_line,
+        along: s.along,
+        source: s.source,
+    })
+}
+
+pub fn apply(cfg: &mut Config, camera: &mut Camera, over: &Overrides, models: Option<&Path>) {
+    if let Some(f) = over.fps {
+        camera.fps = f;
+    }
+    if let Some(n) = over.detect_every {
+        camera.detect_every = n.max(1);
+    }
+    if let Some(g) = over.motion_gating {
+        camera.motion_gating = g;
+    }
+    if let Some(s) = over.input_size {
+        cfg.models.input_size = Some(s);
+    }
+    if let Some(t) = over.threshold {
+        cfg.models.detector_threshold = t;
+    }
+    if let Some(d) = &over.detector {
+        cfg.models.detector = d.clone();
+    }
+    if let Some(m) = models {
+        cfg.models.dir = m.to_path_buf();
+    }
+}
+
+/// Lines nobody chose for this scene: vertical and horizontal ones every tenth of the image,
+/// across the whole image (ids `grid-x0.3`, `grid-y0.6`). Their total error measures the
+/// counting on geometry the suite was not written for, across and along every walking
+/// direction the sequence has.
+pub fn grid_lines() -> Vec<vitrine_config::Line> {
+    use vitrine_config::{Line, Point, Side};
+    let mut lines = Vec::new();
+    for i in 1..10 {
+        let v = i as f32 / 10.0;
+        lines.push(Line {
+            id: format!("grid-x{v:.1}"),
+            from: Point { x: v, y: 0.0 },
+            to: Point { x: v, y: 1.0 },
+            in_side: Side::Left,
+        });
+        lines.push(Line {
+            id: format!("grid-y{v:.1}"),
+            from: Point { x: 0.0, y: v },
+            to: Point { x: 1.0, y: v },
+            in_side: Side::Left,
+        });
+    }
+    lines
+}
+
+fn find_video(dir: &Path, video: &Path, media: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let beside = dir.join(video);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    let name = video.file_name().unwrap_or_default();
+    media
+        .iter()
+        .map(|m| m.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "video {} is neither beside the suite nor in {}; fix: run scripts/fetch-media.sh (it fetches vtest.avi from Debian) or set VITRINE_MEDIA_DIR",
+                video.display(),
+                media.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+/// CPU seconds of this process and its waited-for children (ffmpeg) so far.
+pub fn cpu_s() -> f64 {
+    let get = |who| {
+        // SAFETY: getrusage only writes the struct we pass.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    get(libc::RUSAGE_SELF) + get(libc::RUSAGE_CHILDREN)
+}
+
+/// One analysed frame, as a pipeline saw it: the video's frame number and its people.
+pub struct FrameOut {
+    pub frame: u64,
+    pub people: Vec<(u64, BBox)>,
+    /// The detector's boxes when it ran on this frame.
+    pub detections: Option<Vec<BBox>>,
+}
+
+/// What one pipeline produced on one sequence.
+pub struct Run {
+    pub frames: Vec<FrameOut>,
+    pub cpu_s: f64,
+    /// Time inside the detector's model run (Vitrine only): the rest of `cpu_s` is decoding,
+    /// preprocessing, tracking and counting.
+    pub model_s: Option<f64>,
+    pub detector_frames: u64,
+    pub lines: Vec<LineCount>,
+    pub zones: Vec<ZoneCount>,
+}
+
+/// A line's crossings in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineCount {
+    pub id: String,
+    pub ins: u64,
+    pub outs: u64,
+}
+
+/// A zone's visits and mean occupancy in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneCount {
+    pub id: String,
+    pub visits: u64,
+    pub occupancy: f64,
+}
+
+/// The video's own frame number (1-based) of the `k`-th frame ffmpeg's `fps` filter keeps at
+/// `fps` from a `native`-rate file: the last frame whose time, rounded to the output's frame
+/// grid (half up), is at most k — i.e. the last one before the middle of the k-th interval.
+pub fn native_frame(k: u64, fps: f32, native: f32) -> u64 {
+    let fps = fps.min(native).max(0.01);
+    let r = f64::from(native) / f64::from(fps);
+    ((k as f64 + 0.5) * r).ceil() as u64
+}
+
+/// Run Vitrine's camera step over the sequence.
+pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
+    let m = &seq.cfg.models;
+    let (detector, _) = PeopleDetector::load(
+        &m.detector,
+        &m.dir,
+        m.input_size.map(|s| s as usize),
+        LOW_SCORE,
+        m.nms_iou,
+        crate::pipeline::variant(m),
+    )?;
+    let (_, _, native, _) = probe(&seq.video)?;
+    let size = crate::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
+    let mut video = VideoFile::open(&seq.video, seq.camera.fps, size, Pacing::AsFastAsPossible)?;
+    let info = video.info().clone();
+    let session = detector.session(info.width as usize, info.height as usize)?;
+    let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None);
+    analyser.signals_mut().record();
+    // Frames between detections are placed when the next detection comes (interpolation):
+    // their people arrive late, by time.
+    let mut frame_of = std::collections::HashMap::new();
+    let mut detections = std::collections::HashMap::new();
+    let mut frames = Vec::new();
+    let mut collect =
+        |analyser: &mut CameraAnalyser,
+         frame_of: &mut std::collections::HashMap<u64, u64>,
+         detections: &mut std::collections::HashMap<u64, Vec<BBox>>| {
+            for (t, people) in analyser.signals_mut().take_recorded() {
+                frames.push(FrameOut {
+                    frame: frame_of.remove(&t).unwrap_or(0),
+                    people: people.iter().map(|p| (p.id, p.bbox)).collect(),
+                    detections: detections.remove(&t),
+                });
+            }
+        };
+    let mut detector_frames = 0;
+    let mut model_s = 0.0;
+    let high = m.detector_threshold;
+    let cpu0 = cpu_s();
+    let mut k = 0u64;
+    while let Some(f) = video.next_frame()? {
+        frame_of.insert(f.t_ms, native_frame(k, info.fps, native));
+        let stepped = analyser.step(f.t_ms, &f)?;
+        model_s += stepped.model.map_or(0.0, |m| m.as_secs_f64());
+        if stepped.inference.is_some() {
+            detector_frames += 1;
+            let dets = analyser.last_detections().iter();
+            detections.insert(
+                f.t_ms,
+                dets.filter(|d| d.score >= high).map(|d| d.bbox).collect(),
+            );
+        }
+        collect(&mut analyser, &mut frame_of, &mut detections);
+        k += 1;
+    }
+    drop(video);
+    let cpu_s = cpu_s() - cpu0;
+    let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
+    analyser.signals_mut().finish();
+    collect(&mut analyser, &mut frame_of, &mut detections);
+    let body = analyser.signals_mut().take_window(0, end, 0);
+    Ok(Run {
+        frames,
+        cpu_s,
+        model_s: Some(model_s),
+        detector_frames,
+        lines: line_counts(&body),
+        zones: zone_counts(&body),
+    })
+}
+
+fn line_counts(body: &CameraBody) -> Vec<LineCount> {
+    let n = |x: Option<u32>| u64::from(x.unwrap_or(0));
+    body.lines
+        .iter()
+        .map(|l| LineCount {
+            id: l.id.clone(),
+            ins: n(l.r#in),
+            outs: n(l.out),
+        })
+        .collect()
+}
+
+fn zone_counts(body: &CameraBody) -> Vec<ZoneCount> {
+    body.zones
+        .iter()
+        .map(|z| ZoneCount {
+            id: z.id.clone(),
+            visits: u64::from(z.visits.unwrap_or(0)),
+            occupancy: z.occupancy_mean.unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// The truth: every annotated frame at the video's own rate through the same line and zone
+/// logic (annotated identities are trusted: no track takes a lost one's place).
+pub fn truth_counts(seq: &Sequence, gt: &GroundTruth, native: f32, frames: u64) -> Run {
+    let mut s = CameraSignals::for_ground_truth(&seq.camera);
+    for n in 1..=frames {
+        let t = ((n - 1) as f64 * 1000.0 / f64::from(native)) as u64;
+        let tracks = gt
+            .frame(n)
+            .iter()
+            .map(|g| TrackView {
+                id: g.id,
+                bbox: g.bbox,
+            })
+            .collect();
+        s.observe_tracks(
+            t,
+            TrackUpdate {
+                tracks,
+                ..TrackUpdate::default()
+            },
+        );
+    }
+    s.finish();
+    let end = (frames as f64 * 1000.0 / f64::from(native)) as u64 + 1;
+    let body = s.take_window(0, end, 0);
+    Run {
+        frames: Vec::new(),
+        cpu_s: 0.0,
+        model_s: None,
+        detector_frames: 0,
+        lines: line_counts(&body),
+        zones: zone_counts(&body),
+    }
+}
+
+/// The figures of one pipeline on one sequence.
+#[derive(Debug, Clone)]
+pub struct Score {
+    pub pipeline: String,
+    pub frames: u64,
+    pub detector_frames: u64,
+    pub mot: Mot,
+    pub det: Option<Detections>,
+    /// Mean people in view (annotated region): this pipeline, and the annotation.
+    pub people: (f64, f64),
+    /// Per line: the truth's counts and this pipeline's.
+    pub lines: Vec<(LineCount, LineCount)>,
+    /// Per zone: the truth's and this pipeline's (the anchor counts no zones).
+    pub zones: Vec<(ZoneCount, Option<ZoneCount>)>,
+    pub cpu_s: f64,
+    pub model_s: Option<f64>,
+}
+
+pub fn score(name: &str, run: &Run, truth: &Run, gt: &GroundTruth) -> Score {
+    let mut mot = Mot::default();
+    let mut det = Detections::default();
+    let mut any_det = false;
+    let (mut ours, mut annotated) = (0usize, 0usize);
+    for f in &run.frames {
+        let g = gt.frame(f.frame);
+        mot.frame(gt, g, &f.people);
+        if let Some(d) = &f.detections {
+            det.frame(gt, g, d);
+            any_det = true;
+        }
+        ours += f.people.iter().filter(|p| gt.annotated(p.1.foot())).count();
+        annotated += g.iter().filter(|b| gt.annotated(b.bbox.foot())).count();
+    }
+    let n = run.frames.len().max(1) as f64;
+    let counted = |t: &LineCount| {
+        let found = run.lines.iter().find(|l| l.id == t.id);
+        found.cloned().unwrap_or(LineCount {
+            id: t.id.clone(),
+            ins: 0,
+            outs: 0,
+        })
+    };
+    Score {
+        pipeline: name.to_string(),
+        frames: run.frames.len() as u64,
+        detector_frames: run.detector_frames,
+        mot,
+        det: any_det.then_some(det),
+        people: (ours as f64 / n, annotated as f64 / n),
+        lines: truth
+            .lines
+            .iter()
+            .map(|t| (t.clone(), counted(t)))
+            .collect(),
+        zones: truth
+            .zones
+            .iter()
+            .map(|t| (t.clone(), run.zones.iter().find(|z| z.id == t.id).cloned()))
+            .collect(),
+        cpu_s: run.cpu_s,
+        model_s: run.model_s,
+    }
+}
+
+/// |Δin| + |Δout| of `ours` against `truth`, and the truth's crossings.
+fn error(truth: &LineCount, ours: &LineCount) -> (u64, u64) {
+    let e = truth.ins.abs_diff(ours.ins) + truth.outs.abs_diff(ours.outs);
+    (e, truth.ins + truth.outs)
+}
+
+impl Score {
+    /// Count error on a line: |Δin| + |Δout|, and the truth's crossings.
+    pub fn line_error(&self, id: &str) -> (u64, u64) {
+        self.lines
+            .iter()
+            .find(|l| l.0.id == id)
+            .map(|(t, o)| error(t, o))
+            .unwrap_or((0, 0))
+    }
+
+    /// Over the grid lines: total count error and total true crossings.
+    pub fn grid_error(&self) -> (u64, u64) {
+        self.lines
+            .iter()
+            .filter(|l| l.0.id.starts_with("grid-"))
+            .map(|(t, o)| error(t, o))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// Counts beyond the truth on lines along the walking direction.
+    pub fn false_crossings(&self, along: &[String]) -> u64 {
+        self.lines
+            .iter()
+            .filter(|l| along.contains(&l.0.id))
+            .map(|(t, o)| o.ins.saturating_sub(t.ins) + o.outs.saturating_sub(t.outs))
+            .sum()
+    }
+
+    pub fn people_error(&self) -> f64 {
+        (self.people.0 - self.people.1) / self.people.1.max(1e-9)
+    }
+
+    pub fn fps_per_cpu(&self) -> f64 {
+        self.frames as f64 / self.cpu_s.max(1e-9)
+    }
+}
+
+/// Facts of the sequence's video, for the ground-truth checks.
+pub fn video_facts(path: &Path) -> anyhow::Result<(VideoFacts, f32)> {
+    let (w, h, native, duration) = probe(path)?;
+    let frames = duration
+        .map(|d| (d as f64 / 1000.0 * f64::from(native)).round() as u64)
+        .unwrap_or(u64::MAX);
+    Ok((
+        VideoFacts {
+            width: w,
+            height: h,
+            frames,
+        },
+        native,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_numbers_follow_ffmpegs_fps_filter() {
+        // What ffmpeg 5.1 kept from a 25 fps file with numbered frames (0-based).
+        let got: Vec<u64> = (0..5).map(|k| native_frame(k, 10.0, 25.0) - 1).collect();
+        assert_eq!(got, vec![1, 3, 6, 8, 11]);
+        let got: Vec<u64> = (0..4).map(|k| native_frame(k, 5.0, 25.0) - 1).collect();
+        assert_eq!(got, vec![2, 7, 12, 17]);
+        let got: Vec<u64> = (0..5).map(|k| native_frame(k, 7.0, 25.0) - 1).collect();
+        assert_eq!(got, vec![1, 5, 8, 12, 16]);
+        // A whole ratio: the interval's first frame (a tie rounds up, past the middle).
+        let got: Vec<u64> = (0..3).map(|k| native_frame(k, 5.0, 10.0) - 1).collect();
+        assert_eq!(got, vec![0, 2, 4]);
+        // At the native rate, every frame in order; above it, clamped to it.
+        assert_eq!(
+            (0..3)
+                .map(|k| native_frame(k, 10.0, 10.0))
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(native_frame(4, 30.0, 10.0), 5);
+    }
+}

@@ -1,0 +1,405 @@
+//! Per-camera signals: zone and display visits with dwell, line crossings, people counts,
+//! coverage — accumulated over one aggregation window. Pure: time is passed in.
+//!
+//! Per analysed frame, every zone, display, line and attention accumulator sees the same
+//! people: the tracker's confirmed tracks seen (or, between detections, placed) in the frame.
+//! People in view, occupancy and passers never include a guess about someone unseen; someone
+//! unseen longer than [`GRACE_MS`] is forgotten ([`presence`]).
+//!
+//! **Frames between detections** (`detect_every` > 1) wait for the next detection and are then
+//! placed by interpolating each person's box between the two detections that enclose them:
+//! positions known on both sides beat a constant-velocity guess (a walker who turns or stops).
+//! The wait is at most `detect_every - 1` frames (a few hundred ms); a window never closes with
+//! frames waiting (they are placed by prediction then), so every frame lands in its own window.
+
+mod area;
+pub mod foot;
+mod line;
+pub mod presence;
+
+pub use area::AreaState;
+pub use foot::{Foot, Footing};
+pub use line::{LineState, BAND_HEIGHTS, MIN_BAND, SETTLE_MS, SETTLE_OBSERVATIONS};
+pub use presence::{Presence, GRACE_MS};
+
+use vitrine_config::{Camera, DisplayArea};
+
+use crate::attention::{self, AttentionAcc, Face};
+use crate::event::{CameraBody, Coverage, LineStats, PeopleStats};
+use crate::geom::in_polygon;
+use crate::track::{Detection, TrackUpdate, TrackView, Tracker, TrackerParams};
+
+/// A display: visits and dwell in its viewing area, and attention when faces are analysed.
+#[derive(Debug)]
+struct DisplayState {
+    display: DisplayArea,
+    area: AreaState,
+    attention: AttentionAcc,
+}
+
+/// Accumulates the coverage of one window: frames seen, analysed, dropped, time without input.
+#[derive(Debug, Default)]
+struct CoverageAcc {
+    analysed: u64,
+    dropped: u64,
+    covered_ms: u64,
+    last_frame_ms: Option<u64>,
+}
+
+/// All signals of one camera.
+#[derive(Debug)]
+pub struct CameraSignals {
+    fps: f32,
+    tracker: Tracker,
+    presence: Presence,
+    footing: Footing,
+    zones: Vec<AreaState>,
+    displays: Vec<DisplayState>,
+    lines: Vec<LineState>,
+    /// Attention is computed (the pipeline loaded a face and a head-pose model).
+    attention: bool,
+    /// The last frame's people, by person key (attention matches faces against them).
+    last_people: Vec<TrackView>,
+    people_sum: u64,
+    people_max: u32,
+    coverage: CoverageAcc,
+    /// Frames analysed without a detection, waiting for the next one (their times).
+    waiting: Vec<u64>,
+    /// The time of the last detection and the tracks it saw (tentative ones included: a track
+    /// confirmed by the next detection is placed in the frames between).
+    anchor: Option<(u64, Vec<TrackView>)>,
+    /// Every placed frame's people, for an evaluation that compares them with annotations.
+    recording: Option<Vec<(u64, Vec<TrackView>)>>,
+}
+
+/// Most frames that wait for a detection (beyond, they are placed by prediction at once).
+pub const MAX_WAITING: usize = 32;
+
+impl CameraSignals {
+    pub fn new(camera: &Camera) -> CameraSignals {
+        Self::with_tracker(camera, TrackerParams::default())
+    }
+
+    pub fn with_tracker(camera: &Camera, params: TrackerParams) -> CameraSignals {
+        CameraSignals {
+            fps: camera.fps,
+            tracker: Tracker::new(params),
+            presence: Presence::default(),
+            footing: Footing::default(),
+            zones: camera.zones.iter().cloned().map(AreaState::new).collect(),
+            displays: camera
+                .displays
+                .iter()
+                .map(|d| DisplayState {
+                    display: d.clone(),
+                    area: AreaState::new(d.area.clone()),
+                    attention: AttentionAcc::default(),
+                })
+                .collect(),
+            attention: false,
+            last_people: Vec::new(),
+            lines: camera.lines.iter().cloned().map(LineState::new).collect(),
+            people_sum: 0,
+            people_max: 0,
+            coverage: CoverageAcc::default(),
+            waiting: Vec::new(),
+            anchor: None,
+            recording: None,
+        }
+    }
+
+    /// For annotated tracks (evaluation): their ids are trusted identities, so no track ever
+    /// takes a lost one's visit over.
+    pub fn for_ground_truth(camera: &Camera) -> CameraSignals {
+        let mut s = Self::new(camera);
+        for z in s.areas_mut() {
+            z.takeover = false;
+        }
+        s
+    }
+
+    fn frame_interval_ms(&self) -> u64 {
+        (1000.0 / self.fps.max(0.01)).round() as u64
+    }
+
+    fn mark_frame(&mut self, now_ms: u64) {
+        let interval = self.frame_interval_ms();
+        if let Some(prev) = self.coverage.last_frame_ms {
+            self.coverage.covered_ms += now_ms.saturating_sub(prev).min(interval);
+        }
+        self.coverage.last_frame_ms = Some(now_ms);
+    }
+
+    /// A frame arrived but was not analysed (inference behind): it still shows the camera works.
+    pub fn frame_dropped(&mut self, now_ms: u64) {
+        self.place_waiting();
+        self.mark_frame(now_ms);
+        self.coverage.dropped += 1;
+    }
+
+    /// One analysed frame's detections.
+    pub fn observe(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
+        let update = self.tracker.update(now_ms, detections);
+        self.interpolate_waiting(now_ms, &update.tracks);
+        let seen = update.tracks.iter().chain(&update.tentative).copied();
+        self.anchor = Some((now_ms, seen.collect()));
+        self.apply(now_ms, update)
+    }
+
+    /// One analysed frame the detector skipped (see `cadence`): it waits for the next
+    /// detection, which places its people (see the module's documentation).
+    pub fn observe_predicted(&mut self, now_ms: u64) {
+        if self.waiting.len() >= MAX_WAITING {
+            self.place_waiting();
+        }
+        self.waiting.push(now_ms);
+    }
+
+    /// Place the waiting frames by interpolation between the last detection and this one.
+    fn interpolate_waiting(&mut self, now_ms: u64, next: &[TrackView]) {
+        let waiting = std::mem::take(&mut self.waiting);
+        let Some((t0, before)) = self.anchor.clone() else {
+            return;
+        };
+        for t in waiting {
+            let f =
+                (t.saturating_sub(t0) as f32 / now_ms.saturating_sub(t0).max(1) as f32).min(1.0);
+            let was_person = |id: u64| self.last_people.iter().any(|p| p.id == id);
+            let tracks = before
+                .iter()
+                .filter_map(|a| match next.iter().find(|b| b.id == a.id) {
+                    Some(b) => Some(TrackView {
+                        id: a.id,
+                        bbox: crate::geom::BBox::new(
+                            a.bbox.x1 + (b.bbox.x1 - a.bbox.x1) * f,
+                            a.bbox.y1 + (b.bbox.y1 - a.bbox.y1) * f,
+                            a.bbox.x2 + (b.bbox.x2 - a.bbox.x2) * f,
+                            a.bbox.y2 + (b.bbox.y2 - a.bbox.y2) * f,
+                        ),
+                    }),
+                    // A person not seen again: kept for the first half of the gap, as if lost
+                    // midway (a tentative track that was not confirmed is nobody).
+                    None => (f <= 0.5 && was_person(a.id)).then_some(*a),
+                })
+                .collect();
+            self.apply(
+                t,
+                TrackUpdate {
+                    tracks,
+                    ..TrackUpdate::default()
+                },
+            );
+        }
+    }
+
+    /// Place the waiting frames now, by the tracker's prediction (a window closes, the source
+    /// ends, too many wait).
+    fn place_waiting(&mut self) {
+        for t in std::mem::take(&mut self.waiting) {
+            let update = self.tracker.predict(t);
+            self.apply(t, update);
+        }
+    }
+
+    /// Keep every placed frame's people for [`CameraSignals::take_recorded`] (evaluation).
+    pub fn record(&mut self) {
+        self.recording = Some(Vec::new());
+    }
+
+    /// The frames placed since the last call: time and people (evaluation only).
+    pub fn take_recorded(&mut self) -> Vec<(u64, Vec<TrackView>)> {
+        self.recording
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Tracks known from elsewhere (evaluation: annotated ground truth), bypassing the tracker:
+    /// the same zone, line and count logic runs on them.
+    pub fn observe_tracks(&mut self, now_ms: u64, update: TrackUpdate) -> TrackUpdate {
+        self.apply(now_ms, update)
+    }
+
+    /// People in view after the last analysed frame (confirmed tracks).
+    pub fn people_now(&self) -> usize {
+        self.last_people.len()
+    }
+
+    /// The people of the last analysed frame: person keys and boxes (evaluation compares them
+    /// with annotations; nothing else reads them).
+    pub fn people(&self) -> &[TrackView] {
+        &self.last_people
+    }
+
+    fn apply(&mut self, now_ms: u64, update: TrackUpdate) -> TrackUpdate {
+        self.mark_frame(now_ms);
+        self.coverage.analysed += 1;
+        let people = update.tracks.clone();
+        let gone = self.presence.observe(now_ms, people.iter().map(|t| t.id));
+        let visible = people.len() as u32;
+        self.people_sum += u64::from(visible);
+        self.people_max = self.people_max.max(visible);
+        let feet = self.footing.place(now_ms, &people);
+        for z in self.areas_mut() {
+            z.observe(now_ms, &feet);
+        }
+        for l in &mut self.lines {
+            l.observe(now_ms, &feet);
+        }
+        if self.attention {
+            for d in &mut self.displays {
+                for f in &feet {
+                    if in_polygon(f.at, &d.display.area.polygon) {
+                        d.attention.passer(f.key);
+                    }
+                }
+            }
+        }
+        if let Some(r) = self.recording.as_mut() {
+            r.push((now_ms, people.clone()));
+        }
+        self.last_people = people;
+        self.forget(&gone);
+        update
+    }
+
+    fn areas_mut(&mut self) -> impl Iterator<Item = &mut AreaState> {
+        self.zones
+            .iter_mut()
+            .chain(self.displays.iter_mut().map(|d| &mut d.area))
+    }
+
+    /// People gone for good: visits end, pending crossings settle, attention forgets them.
+    fn forget(&mut self, keys: &[u64]) {
+        for &key in keys {
+            self.footing.forget(key);
+            for d in &mut self.displays {
+                d.attention.forget(key);
+            }
+            for z in self.areas_mut() {
+                z.close(key);
+            }
+            for l in &mut self.lines {
+                l.forget(key);
+            }
+        }
+    }
+
+    /// Cameras with displays: attention is analysed, displays report it.
+    pub fn enable_attention(&mut self) {
+        self.attention = true;
+    }
+
+    /// Whether any tracked person stands in a display's area (attention needs faces then).
+    pub fn wants_faces(&self) -> bool {
+        self.attention
+            && self.last_people.iter().any(|t| {
+                self.displays
+                    .iter()
+                    .any(|d| in_polygon(t.bbox.foot(), &d.display.area.polygon))
+            })
+    }
+
+    /// Faces found in the frame last observed (boxes normalized to the frame, head poses):
+    /// matched to people, each person in a display's area counts as looking or not.
+    pub fn observe_faces(&mut self, now_ms: u64, faces: &[Face]) {
+        if !self.attention {
+            return;
+        }
+        let poses = attention::assign(&self.last_people, faces);
+        for t in &self.last_people {
+            let foot = t.bbox.foot();
+            let pose = poses.iter().find(|(id, _)| *id == t.id).map(|(_, p)| *p);
+            for d in &mut self.displays {
+                if in_polygon(foot, &d.display.area.polygon) {
+                    let looking = pose.is_some_and(|p| attention::looks_at(p, &d.display));
+                    d.attention.observe(now_ms, t.id, looking);
+                }
+            }
+        }
+    }
+
+    /// The source ended: close every visit (dwell counted up to the last time seen inside).
+    pub fn finish(&mut self) {
+        self.place_waiting();
+        self.tracker.finish();
+        let keys = self.presence.finish();
+        self.forget(&keys);
+        self.last_people.clear();
+    }
+
+    /// Close the window `[start_ms, end_ms)` and reset the accumulators. Visits still open keep
+    /// going; their dwell is reported in the window where they end.
+    pub fn take_window(&mut self, start_ms: u64, end_ms: u64, k_min: u32) -> CameraBody {
+        self.place_waiting();
+        let window_ms = end_ms.saturating_sub(start_ms);
+        let interval = self.frame_interval_ms();
+        let mut covered = self.coverage.covered_ms;
+        if let Some(last) = self.coverage.last_frame_ms {
+            if last >= start_ms {
+                covered += end_ms.saturating_sub(last).min(interval);
+            }
+        }
+        let frames = self.coverage.analysed;
+        let coverage = Coverage::frames(
+            window_ms as f64 / 1000.0,
+            (window_ms as f64 / 1000.0 * f64::from(self.fps)).round() as u64,
+            frames,
+            self.coverage.dropped,
+            window_ms.saturating_sub(covered.min(window_ms)) as f64 / 1000.0,
+        );
+        let people = PeopleStats::new(
+            if frames == 0 {
+                None
+            } else {
+                Some(self.people_sum as f64 / frames as f64)
+            },
+            self.people_max,
+            k_min,
+        );
+        let body = CameraBody {
+            coverage,
+            people,
+            zones: self
+                .zones
+                .iter_mut()
+                .map(|z| z.take(frames, k_min))
+                .collect(),
+            lines: self
+                .lines
+                .iter_mut()
+                .map(|l| {
+                    LineStats::new(
+                        l.line.id.clone(),
+                        std::mem::take(&mut l.ins),
+                        std::mem::take(&mut l.outs),
+                        k_min,
+                    )
+                })
+                .collect(),
+            displays: self
+                .displays
+                .iter_mut()
+                .map(|d| {
+                    let mut stats = d.area.take(frames, k_min);
+                    if self.attention {
+                        stats.attention = Some(d.attention.take(k_min));
+                    }
+                    stats
+                })
+                .collect(),
+        };
+        self.people_sum = 0;
+        self.people_max = 0;
+        // The last frame stays known, so the next window's first gap is measured from it.
+        let last = self.coverage.last_frame_ms;
+        self.coverage = CoverageAcc {
+            last_frame_ms: last,
+            ..Default::default()
+        };
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+use super::*;
+use crate::geom::{BBox, Point};
+use vitrine_config::{Area, Line, Side, VideoSource};
+
+fn p(x: f32, y: f32) -> Point {
+    Point { x, y }
+}
+
+#[test]
+fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
+    let mut cam = camera();
+    cam.displays = vec![DisplayArea {
+        area: Area {
+            id: "shelf".into(),
+            polygon: vec![p(0.0, 0.5), p(1.0, 0.5), p(1.0, 1.0), p(0.0, 1.0)],
+        },
+        gaze_yaw: 0.0,
+        gaze_pitch: 0.0,
+        gaze_tolerance: 22.5,
+    }];
+    let mut s = CameraSignals::new(&cam);
+    s.enable_attention();
+    let person = |x: f32| Detection {
+        bbox: BBox::new(x, 0.3, x + 0.1, 0.8),
+        score: 0.9,
+    };
+    let face = |x: f32, yaw: f32| Face {
+        bbox: BBox::from_center(x + 0.05, 0.36, 0.04, 0.05),
+        pose: attention::HeadPose { yaw, pitch: 5.0 },
+    };
+    for i in 0..20u64 {
+        s.observe(i * 200, &[person(0.2), person(0.6)]);
+        if i >= 2 {
+            assert!(s.wants_faces());
+        }
+        s.observe_faces(i * 200, &[face(0.2, 10.0), face(0.6, 60.0)]);
+    }
+    let body = s.take_window(0, 4000, 1);
+    let a = body.displays[0]
+        .attention
+        .clone()
+        .expect("attention figures");
+    assert_eq!((a.passers, a.lookers), (Some(2), Some(1)));
+    let look = a.looking_seconds.expect("looking time");
+    // Confirmed from the second frame (200 ms) to the last (3800 ms).
+    assert!((look.max - 3.6).abs() < 1e-9, "{look:?}");
+    // No face, no attention: the figures stay absent from zones.
+    assert!(body.zones[0].attention.is_none());
+}
+
+fn camera() -> Camera {
+    Camera {
+        id: "cam".into(),
+        source: VideoSource::File("x.mp4".into()),
+        format: None,
+        rtsp_transport: Default::default(),
+        fps: 5.0,
+        size: None,
+        detect_every: 1,
+        motion_gating: true,
+        zones: vec![Area {
+            id: "right-half".into(),
+            polygon: vec![p(0.5, 0.0), p(1.0, 0.0), p(1.0, 1.0), p(0.5, 1.0)],
+        }],
+        lines: vec![Line {
+            id: "door".into(),
+            from: p(0.5, 0.0),
+            to: p(0.5, 1.0),
+            in_side: Side::Left,
+        }],
+        displays: vec![],
+    }
+}
+
+/// A person whose feet are at (x, y).
+fn person(x: f32, y: f32) -> Detection {
+    Detection {
+        bbox: BBox::new(x - 0.03, y - 0.2, x + 0.03, y),
+        score: 0.9,
+    }
+}
+
+#[test]
+fn walking_left_to_right_counts_one_in_and_a_visit() {
+    // Line from top to bottom with "in" on the left: walking down the screen, left is +x?
+    // No: walking from (0.5,0) to (0.5,1) is walking down; the left hand, as seen on the
+    // screen, is towards +x. So crossing to the right half of the image is "in".
+    let mut s = CameraSignals::new(&camera());
+    for i in 0..30u64 {
+        s.observe(i * 200, &[person(0.2 + i as f32 * 0.02, 0.6)]);
+    }
+    s.finish();
+    let w = s.take_window(0, 60_000, 0);
+    assert_eq!((w.lines[0].r#in, w.lines[0].out), (Some(1), Some(0)));
+    assert_eq!(w.zones[0].visits, Some(1));
+    let dwell = w.zones[0]
+        .dwell_seconds
+        .as_ref()
+        .expect("one finished visit");
+    assert_eq!(dwell.count, 1);
+    // Feet cross x=0.5 at frame 15 and are last seen at frame 29: 14 frames × 200 ms.
+    assert!((dwell.max - 2.8).abs() < 0.21, "dwell {}", dwell.max);
+}
+
+#[test]
+fn jitter_on_the_line_counts_nothing() {
+    let mut s = CameraSignals::new(&camera());
+    for i in 0..100u64 {
+        let x = 0.5 + if i % 2 == 0 { 0.015 } else { -0.015 };
+        s.observe(i * 200, &[person(x, 0.6)]);
+    }
+    let w = s.take_window(0, 60_000, 0);
+    assert_eq!((w.lines[0].r#in, w.lines[0].out), (Some(0), Some(0)));
+}
+
+#[test]
+fn coverage_tells_blind_from_empty() {
+    let mut s = CameraSignals::new(&camera());
+    // Frames for the first 30 s of a 60 s window, nobody in view.
+    for i in 0..150u64 {
+        s.observe(i * 200, &[]);
+    }
+    let w = s.take_window(0, 60_000, 0);
+    assert_eq!(w.coverage.frames_expected, Some(300));
+    assert_eq!(w.coverage.frames_analysed, Some(150));
+    assert!(
+        (w.coverage.seconds_blind - 30.0).abs() < 0.3,
+        "{}",
+        w.coverage.seconds_blind
+    );
+    assert_eq!(w.people.max, Some(0));
+    // A window with no frame at all is blind, with no people figure at all.
+    let w = s.take_window(60_000, 120_000, 0);
+    assert_eq!(w.coverage.frames_analysed, Some(0));
+    assert!((w.coverage.seconds_blind - 60.0).abs() < 0.3);
+    assert_eq!(w.people.mean, None);
+    assert_eq!(w.coverage.status, crate::event::CoverageStatus::Blind);
+}
+
+#[test]
+fn small_counts_are_suppressed_with_k() {
+    let mut s = CameraSignals::new(&camera());
+    for i in 0..30u64 {
+        s.observe(i * 200, &[person(0.2 + i as f32 * 0.02, 0.6)]);
+    }
+    s.finish();
+    let w = s.take_window(0, 60_000, 3);
+    assert_eq!(w.lines[0].r#in, None);
+    assert_eq!(w.lines[0].out, Some(0), "zero is not a small count");
+    assert_eq!(w.zones[0].visits, None);
+    assert!(w.zones[0].dwell_seconds.is_none());
+    assert!(w.zones[0].suppressed);
+}
+
+/// A person walking right at 0.02 per 200 ms, hidden (no detection) in frames `hidden`.
+fn walk_with_gap(s: &mut CameraSignals, hidden: std::ops::Range<u64>) {
+    for i in 0..40u64 {
+        let dets = if hidden.contains(&i) {
+            vec![]
+        } else {
+            vec![person(0.1 + i as f32 * 0.02, 0.6)]
+        };
+        s.observe(i * 200, &dets);
+    }
+    s.finish();
+}
+
+#[test]
+fn a_track_broken_by_an_occlusion_is_never_counted_twice() {
+    // Hidden after the line for 1.6 s (longer than the tracker keeps a lost track), the
+    // walker comes back as a new track: one crossing, one visit.
+    let mut s = CameraSignals::new(&camera());
+    walk_with_gap(&mut s, 24..32);
+    let w = s.take_window(0, 60_000, 0);
+    assert_eq!((w.lines[0].r#in, w.lines[0].out), (Some(1), Some(0)));
+    assert_eq!(w.zones[0].visits, Some(1));
+}
+
+#[test]
+fn a_zone_visit_survives_an_identity_switch_within_the_grace() {
+    let mut s = CameraSignals::new(&camera());
+    // Inside the right half from frame 20 (x = 0.5); hidden 1.6 s inside it.
+    walk_with_gap(&mut s, 26..34);
+    let w = s.take_window(0, 60_000, 0);
+    assert_eq!(w.zones[0].visits, Some(1));
+    let dwell = w.zones[0].dwell_seconds.as_ref().expect("the visit ended");
+    assert_eq!(dwell.count, 1);
+    assert!(
+        dwell.max > 3.5,
+        "one visit from entry to the last frame: {}",
+        dwell.max
+    );
+}
+
+#[test]
+fn people_in_view_count_only_confirmed_tracks() {
+    let mut s = CameraSignals::new(&camera());
+    // One real walker, plus one-frame false positives every other frame elsewhere.
+    for i in 0..20u64 {
+        let mut dets = vec![person(0.1 + i as f32 * 0.01, 0.6)];
+        if i % 2 == 0 {
+            dets.push(person(0.9 - i as f32 * 0.03, 0.2));
+        }
+        s.observe(i * 200, &dets);
+    }
+    let w = s.take_window(0, 4000, 0);
+    assert_eq!(w.people.max, Some(1));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the detections: people in view never exceed the detections of the frame,
+        /// and a line's in and out counts never exceed the confirmed people seen.
+        #[test]
+        fn counts_are_bounded_by_what_was_seen(frames in proptest::collection::vec(
+            proptest::collection::vec((0.05f32..0.95, 0.3f32..0.95), 0..6), 1..80)) {
+            let mut s = CameraSignals::new(&camera());
+            let mut most = 0usize;
+            for (i, f) in frames.iter().enumerate() {
+                let dets: Vec<Detection> = f.iter().map(|&(x, y)| person(x, y)).collect();
+                let u = s.observe(i as u64 * 200, &dets);
+                prop_assert!(s.people_now() <= dets.len());
+                prop_assert!(u.tracks.len() <= dets.len());
+                most += dets.len();
+            }
+            s.finish();
+            let w = s.take_window(0, 80 * 200, 0);
+            let l = &w.lines[0];
+            prop_assert!((l.r#in.unwrap_or(0) + l.out.unwrap_or(0)) as usize <= most);
+            prop_assert!(w.people.max.unwrap_or(0) as usize <= frames.iter().map(Vec::len).max().unwrap_or(0));
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Multi-object tracking by detection, ByteTrack's way with OC-SORT's recovery:
+//!
+//! 1. every track's [`BoxFilter`] (constant-velocity Kalman filter) is moved to `now`;
+//! 2. **high-score** detections are assigned to tracked and lost tracks by IoU (weighted by
+//!    the detection's score), optimally ([`crate::assign`]);
+//! 3. **low-score** detections (a person half hidden behind another) keep the remaining
+//!    *tracked* tracks alive, by IoU;
+//! 4. tentative tracks get the remaining high detections;
+//! 5. what is left is matched by the track's **last observation** (OC-SORT's recovery: the
+//!    filter's drift during an occlusion no longer decides) and, for small fast boxes whose
+//!    predicted box barely overlaps anything at a low frame rate, by centre distance relative
+//!    to the box's height;
+//! 6. a lost track found again has its filter re-run along a straight path from its last
+//!    observation (OC-SORT's observation-centric re-update), so the occlusion does not leave a
+//!    wrong velocity behind;
+//! 7. new tracks start tentative from unmatched high detections and are confirmed after
+//!    `min_hits` matches; a tentative track that misses a frame is dropped; a lost track is
+//!    kept `lost_ms` (time, not frames) before it ends.
+//!
+//! Only confirmed tracks seen in this frame are reported. Track ids are ephemeral: a counter
+//! that restarts with the process, never published.
+
+mod kalman;
+
+pub use kalman::{BoxFilter, Noise};
+
+use crate::assign;
+use crate::geom::BBox;
+
+/// One detection fed to the tracker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackerParams {
+    /// Detections at or above this score lead the association and may start tracks.
+    pub high_score: f32,
+    /// Detections below this score are ignored; between it and `high_score` they only keep
+    /// existing tracks alive.
+    pub low_score: f32,
+    /// A new track needs a detection at least this sure.
+    pub new_track_score: f32,
+    /// Matches needed before a track counts.
+    pub min_hits: u32,
+    /// How long a confirmed track that is not seen is kept for re-identification.
+    pub lost_ms: u64,
+    /// Largest association cost (1 - IoU·score) of a high-score match.
+    pub high_match_cost: f32,
+    /// Largest association cost (1 - IoU) of a low-score match.
+    pub low_match_cost: f32,
+    /// Largest association cost (1 - IoU) of a tentative track's match.
+    pub tentative_match_cost: f32,
+    /// Largest centre distance, in box heights, of the proximity match (step 5).
+    pub max_centre_distance: f32,
+    pub noise: Noise,
+}
+
+impl Default for TrackerParams {
+    fn default() -> Self {
+        TrackerParams {
+            high_score: 0.5,
+            low_score: 0.1,
+            new_track_score: 0.6,
+            min_hits: 2,
+            lost_ms: 1500,
+            high_match_cost: 0.8,
+            low_match_cost: 0.5,
+            tentative_match_cost: 0.7,
+            max_centre_distance: 0.5,
+            noise: Noise::default(),
+        }
+    }
+}
+
+/// A lost track last seen at the image's left, right or bottom border (within this distance)
+/// has most likely left the view: it ends after [`BORDER_LOST_MS`] instead of `lost_ms`, so
+/// the next person entering there is not taken for it.
+pub const BORDER: f32 = 0.02;
+pub const BORDER_LOST_MS: u64 = 500;
+
+/// At most this many detections per frame are considered (the highest scores): bounds the
+/// tracker's memory and the assignment's cost whatever the detector emits.
+pub const MAX_DETECTIONS: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not yet confirmed.
+    Tentative,
+    /// Confirmed and seen in the last update.
+    Tracked,
+    /// Confirmed, not seen since `last_ms`.
+    Lost,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    id: u64,
+    state: State,
+    filter: BoxFilter,
+    /// Time of the filter's state.
+    t_ms: u64,
+    /// The filter right after the last observation (to re-run it after an occlusion).
+    at_last: BoxFilter,
+    last_box: BBox,
+    last_ms: u64,
+    /// Updates since the last observation.
+    missed: u32,
+    hits: u32,
+}
+
+/// What the tracker reports for one frame: an ephemeral id and the (smoothed) box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackView {
+    pub id: u64,
+    pub bbox: BBox,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TrackUpdate {
+    /// Confirmed tracks seen (or, between detections, predicted) in this frame.
+    pub tracks: Vec<TrackView>,
+    /// Confirmed tracks that ended in this update (unseen longer than `lost_ms`).
+    pub ended: Vec<u64>,
+    /// Tracks seen in this frame but not confirmed yet (not people yet: nothing counts them;
+    /// frames waiting between two detections may place them once they are confirmed).
+    pub tentative: Vec<TrackView>,
+}
+
+#[derive(Debug)]
+pub struct Tracker {
+    params: TrackerParams,
+    tracks: Vec<Track>,
+    next_id: u64,
+}
+
+/// IoU-based cost matrix (rows: the given tracks' boxes, cols: detections).
+fn iou_costs(boxes: &[BBox], dets: &[Detection], weigh_by_score: bool) -> Vec<f32> {
+    let mut cost = Vec::with_capacity(boxes.len() * dets.len());
+    for b in boxes {
+        for d in dets {
+            let sim = b.iou(&d.bbox) * if weigh_by_score { d.score } else { 1.0 };
+            cost.push(1.0 - sim);
+        }
+    }
+    cost
+}
+
+/// Centre distance in box heights, for boxes of similar size (else forbidden).
+fn proximity_costs(boxes: &[BBox], dets: &[Detection]) -> Vec<f32> {
+    let mut cost = Vec::with_capacity(boxes.len() * dets.len());
+    for b in boxes {
+        for d in dets {
+            let (bc, dc) = (b.center(), d.bbox.center());
+            let h = b.h().max(d.bbox.h()).max(1e-3);
+            let ratio = b.h().max(1e-3) / d.bbox.h().max(1e-3);
+            let similar = (2.0 / 3.0..=1.5).contains(&ratio);
+            let dist = (bc.x - dc.x).hypot(bc.y - dc.y) / h;
+            cost.push(if similar { dist } else { f32::INFINITY });
+        }
+    }
+    cost
+}
+
+impl Tracker {
+    pub fn new(params: TrackerParams) -> Tracker {
+        Tracker {
+            params,
+            tracks: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn params(&self) -> &TrackerParams {
+        &self.params
+    }
+
+    /// Number of live tracks (tentative and lost included): bounded by
+    /// [`MAX_DETECTIONS`] new tracks per update, each kept at most `lost_ms` unseen.
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// One frame's detections at `now_ms`.
+    pub fn update(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
+        let p = self.params;
+        for t in &mut self.tracks {
+            let dt = now_ms.saturating_sub(t.t_ms) as f32 / 1000.0;
+            t.filter.predict(dt, t.state == State::Lost);
+            t.t_ms = t.t_ms.max(now_ms);
+        }
+        let mut dets: Vec<Detection> = detections
+            .iter()
+            .filter(|d| d.score >= p.low_score && d.bbox.area() > 0.0)
+            .copied()
+            .collect();
+        dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+        dets.truncate(MAX_DETECTIONS);
+        let high: Vec<usize> = (0..dets.len())
+            .filter(|&i| dets[i].score >= p.high_score)
+            .collect();
+        let low: Vec<usize> = (0..dets.len())
+            .filter(|&i| dets[i].score < p.high_score)
+            .collect();
+        let mut det_used = vec![false; dets.len()];
+        let mut track_used = vec![false; self.tracks.len()];
+        let is = |s: State| move |t: &Track| t.state == s;
+        let confirmed = |t: &Track| t.state != State::Tentative;
+
+        // 2. High-score detections ↔ tracked and lost tracks, IoU weighted by score.
+        self.stage(
+            &dets,
+            &high,
+            &mut det_used,
+            &mut track_used,
+            confirmed,
+            |b, d| (iou_costs(b, d, true), p.high_match_cost),
+        );
+        // 3. Low-score detections keep the remaining tracked tracks alive.
+        self.stage(
+            &dets,
+            &low,
+            &mut det_used,
+            &mut track_used,
+            is(State::Tracked),
+            |b, d| (iou_costs(b, d, false), p.low_match_cost),
+        );
+        // 4. Tentative tracks ↔ the remaining high detections.
+        self.stage(
+            &dets,
+            &high,
+            &mut det_used,
+            &mut track_used,
+            is(State::Tentative),
+            |b, d| (iou_costs(b, d, false), p.tentative_match_cost),
+        );
+        // 5. Recovery by the last observation, then by proximity.
+        self.stage_with(
+            &dets,
+            &high,
+            &mut det_used,
+            &mut track_used,
+            |_| true,
+            true,
+            |b, d| (iou_costs(b, d, false), p.tentative_match_cost),
+        );
+        self.stage(
+            &dets,
+            &high,
+            &mut det_used,
+            &mut track_used,
+            |_| true,
+            |b, d| (proximity_costs(b, d), p.max_centre_distance),
+        );
+
+        let mut out = TrackUpdate::default();
+        self.age(now_ms, &track_used, &mut out);
+        self.spawn(now_ms, &dets, &high, &det_used);
+        self.report(&mut out);
+        out
+    }
+
+    /// One association stage over the tracks that `eligible` selects and are still free,
+    /// by their predicted boxes.
+    fn stage(
+        &mut self,
+        dets: &[Detection],
+        cand: &[usize],
+        det_used: &mut [bool],
+        track_used: &mut [bool],
+        eligible: impl Fn(&Track) -> bool,
+        costs: impl Fn(&[BBox], &[Detection]) -> (Vec<f32>, f32),
+    ) {
+        self.stage_with(dets, cand, det_used, track_used, eligible, false, costs);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stage_with(
+        &mut self,
+        dets: &[Detection],
+        cand: &[usize],
+        det_used: &mut [bool],
+        track_used: &mut [bool],
+        eligible: impl Fn(&Track) -> bool,
+        by_last_observation: bool,
+        costs: impl Fn(&[BBox], &[Detection]) -> (Vec<f32>, f32),
+    ) {
+        let rows: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| !track_used[i] && eligible(&self.tracks[i]))
+            .collect();
+        let cols: Vec<usize> = cand.iter().copied().filter(|&j| !det_used[j]).collect();
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        let boxes: Vec<BBox> = rows
+            .iter()
+            .map(|&i| {
+                let t = &self.tracks[i];
+                if by_last_observation {
+                    t.last_box
+                } else {
+                    t.filter.bbox()
+                }
+            })
+            .collect();
+        let cd: Vec<Detection> = cols.iter().map(|&j| dets[j]).collect();
+        let (cost, limit) = costs(&boxes, &cd);
+        for (r, c) in assign::min_cost(&cost, rows.len(), cols.len(), limit) {
+            let (ti, dj) = (rows[r], cols[c]);
+            track_used[ti] = true;
+            det_used[dj] = true;
+            let min_hits = self.params.min_hits;
+            self.tracks[ti].observe(dets[dj].bbox, min_hits);
+        }
+    }
+
+    /// Unmatched tracks: tentative ones are dropped, confirmed ones become lost and end after
+    /// `lost_ms` unseen.
+    fn age(&mut self, now_ms: u64, track_used: &[bool], out: &mut TrackUpdate) {
+        let lost_ms = self.params.lost_ms;
+        let mut keep = Vec::with_capacity(self.tracks.len());
+        for (i, mut t) in std::mem::take(&mut self.tracks).into_iter().enumerate() {
+            if !track_used[i] {
+                t.missed += 1;
+                match t.state {
+                    State::Tentative => continue,
+                    State::Tracked => t.state = State::Lost,
+                    State::Lost => {}
+                }
+                let b = t.last_box;
+                let at_border = b.x1 <= BORDER || b.x2 >= 1.0 - BORDER || b.y2 >= 1.0 - BORDER;
+                let keep_ms = if at_border {
+                    BORDER_LOST_MS.min(lost_ms)
+                } else {
+                    lost_ms
+                };
+                if now_ms.saturating_sub(t.last_ms) > keep_ms {
+                    out.ended.push(t.id);
+                    continue;
+                }
+            }
+            keep.push(t);
+        }
+        self.tracks = keep;
+    }
+
+    fn spawn(&mut self, now_ms: u64, dets: &[Detection], high: &[usize], det_used: &[bool]) {
+        let p = self.params;
+        for &j in high {
+            let d = &dets[j];
+            if det_used[j] || d.score < p.new_track_score {
+                continue;
+            }
+            let filter = BoxFilter::new(&d.bbox, p.noise);
+            let state = if p.min_hits <= 1 {
+                State::Tracked
+            } else {
+                State::Tentative
+            };
+            self.tracks.push(Track {
+                id: self.next_id,
+                state,
+                filter,
+                t_ms: now_ms,
+                at_last: filter,
+                last_box: d.bbox,
+                last_ms: now_ms,
+                missed: 0,
+                hits: 1,
+            });
+            self.next_id += 1;
+        }
+    }
+
+    fn report(&self, out: &mut TrackUpdate) {
+        let view = |t: &Track| TrackView {
+            id: t.id,
+            bbox: t.filter.bbox(),
+        };
+        let is = |s: State| move |t: &&Track| t.state == s;
+        out.tracks = self
+            .tracks
+            .iter()
+            .filter(is(State::Tracked))
+            .map(view)
+            .collect();
+        out.tentative = self
+            .tracks
+            .iter()
+            .filter(is(State::Tentative))
+            .map(view)
+            .collect();
+    }
+
+    /// Where the tracked people are at `now_ms`, without a detection (between detector runs):
+    /// the filters' predictions. Changes nothing and never ends a track.
+    pub fn predict(&self, now_ms: u64) -> TrackUpdate {
+        TrackUpdate {
+            tracks: self
+                .tracks
+                .iter()
+                .filter(|t| t.state == State::Tracked)
+                .map(|t| TrackView {
+                    id: t.id,
+                    bbox: t.filter.peek(now_ms.saturating_sub(t.t_ms) as f32 / 1000.0),
+                })
+                .collect(),
+            ended: Vec::new(),
+            tentative: Vec::new(),
+        }
+    }
+
+    /// End every track (source closed): returns the ids of confirmed ones.
+    pub fn finish(&mut self) -> Vec<u64> {
+        self.tracks
+            .drain(..)
+            .filter(|t| t.state != State::Tentative)
+            .map(|t| t.id)
+            .collect()
+    }
+}
+
+impl Track {
+    /// A detection was assigned to this track (its filter is at the detection's time).
+    fn observe(&mut self, b: BBox, min_hits: u32) {
+        let now = self.t_ms;
+        if self.missed > 0 {
+            // Observation-centric re-update: re-run the filter from the last observation along
+            // a straight path to this one, one virtual observation per missed update.
+            let steps = self.missed + 1;
+            let dt = now.saturating_sub(self.last_ms) as f32 / 1000.0 / steps as f32;
+            self.filter = self.at_last;
+            for k in 1..=steps {
+                let f = k as f32 / steps as f32;
+                let lerp = |a: f32, b: f32| a + (b - a) * f;
+                let v = BBox::new(
+                    lerp(self.last_box.x1, b.x1),
+                    lerp(self.last_box.y1, b.y1),
+                    lerp(self.last_box.x2, b.x2),
+                    lerp(self.last_box.y2, b.y2),
+                );
+                self.filter.predict(dt, false);
+                self.filter.update(&v);
+            }
+        } else {
+            self.filter.update(&b);
+        }
+        self.at_last = self.filter;
+        self.last_box = b;
+        self.last_ms = now;
+        self.missed = 0;
+        self.hits += 1;
+        match self.state {
+            State::Tentative if self.hits >= min_hits => self.state = State::Tracked,
+            State::Tentative => {}
+            _ => self.state = State::Tracked,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
