@@ -3,6 +3,7 @@
 
 pub mod analyser;
 pub mod bench;
+pub mod bench_capacity;
 pub mod bench_models;
 pub mod commands;
 pub mod demo;
