@@ -227,6 +227,23 @@ fn analysis_cadence_and_attention_mistakes_are_named_with_a_fix() {
     }
 }
 
+#[test]
+fn an_unsupported_detector_input_size_is_named_with_the_sizes_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        "[device]\nid = \"b\"\nstore_id = \"s\"\n\n[[cameras]]\nid = \"c\"\nrtsp = \"rtsp://cam/s\"\n\n[models]\ninput_size = 300\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, 64, "{out}{err}");
+    assert!(
+        err.contains(": models.input_size: ") && err.contains("256, 320, 384, 416, 512, 640"),
+        "{err}"
+    );
+}
+
 /// Under systemd the TLS key comes from `LoadCredential=`: the config names it through
 /// `$CREDENTIALS_DIRECTORY`, which exists only for the service's processes.
 #[test]

@@ -24,8 +24,10 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 
 pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let models = std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
-    let media = &std::fs::canonicalize(media).with_context(|| format!("media {}", media.display()))?;
+    let models =
+        std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
+    let media =
+        &std::fs::canonicalize(media).with_context(|| format!("media {}", media.display()))?;
     let dir = std::env::temp_dir().join(format!("vitrine-bench-capacity-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let clip = dir.join("busy.avi");
@@ -35,7 +37,11 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
         .args(["-t", &seconds.to_string(), "-c", "copy"])
         .arg(&clip)
         .status()?;
-    anyhow::ensure!(st.success(), "ffmpeg could not cut {}", media.join("vtest.avi").display());
+    anyhow::ensure!(
+        st.success(),
+        "ffmpeg could not cut {}",
+        media.join("vtest.avi").display()
+    );
     let mut cfg = String::from("[device]\nid = \"bench\"\nstore_id = \"bench\"\n");
     for i in 1..=cameras {
         cfg += &format!(
@@ -99,7 +105,9 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
         peak as f64 / 1024.0,
         steady as f64 / 1024.0
     );
-    println!("CPU: the daemon and its ffmpeg decoders over the wall time; RSS: the daemon process.");
+    println!(
+        "CPU: the daemon and its ffmpeg decoders over the wall time; RSS: the daemon process."
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -207,6 +207,51 @@ fn people_in_view_count_only_confirmed_tracks() {
     assert_eq!(w.people.max, Some(1));
 }
 
+#[test]
+fn frames_between_detections_are_placed_on_the_path_between_them() {
+    // Detections every third frame of a straight walk; the frames between wait, then land on
+    // the straight path between the two detections that enclose them.
+    let mut s = CameraSignals::new(&camera());
+    s.record();
+    for i in 0..12u64 {
+        let t = i * 100;
+        if i % 3 == 0 {
+            s.observe(t, &[person(0.1 + 0.01 * i as f32, 0.6)]);
+        } else {
+            s.observe_predicted(t);
+        }
+    }
+    let placed = s.take_recorded();
+    assert_eq!(
+        placed.len(),
+        10,
+        "frames 0..=9 placed, 10 and 11 still wait"
+    );
+    for (t, people) in &placed[4..] {
+        let want = 0.1 + 0.01 * (*t / 100) as f32;
+        let got = people[0].bbox.foot().x;
+        assert!((got - want).abs() < 0.004, "t {t}: {got} vs {want}");
+    }
+    // A window closing places the waiting frames in it (by prediction).
+    let w = s.take_window(0, 1200, 0);
+    assert_eq!(w.coverage.frames_analysed, Some(12));
+    assert_eq!(s.take_recorded().len(), 2);
+}
+
+#[test]
+fn a_track_confirmed_by_the_next_detection_is_placed_in_the_frames_between() {
+    let mut s = CameraSignals::new(&camera());
+    s.record();
+    // Seen first at frame 0 (tentative), confirmed at frame 3: frames 1 and 2 hold them too.
+    s.observe(0, &[person(0.3, 0.6)]);
+    s.observe_predicted(100);
+    s.observe_predicted(200);
+    s.observe(300, &[person(0.33, 0.6)]);
+    let placed = s.take_recorded();
+    let counts: Vec<usize> = placed.iter().map(|(_, p)| p.len()).collect();
+    assert_eq!(counts, vec![0, 1, 1, 1]);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
