@@ -163,12 +163,7 @@ mod tests {
     }
 
     fn f(key: u64, at: Point, height: f32) -> Foot {
-        Foot {
-            key,
-            at,
-            height,
-            reliable: true,
-        }
+        Foot { key, at, height }
     }
 
     fn right_half() -> Area {

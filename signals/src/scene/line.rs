@@ -45,8 +45,8 @@ struct Person {
     /// A side different from the settled one, being confirmed: first position beyond the band
     /// on it, since when, and how many observations in a row.
     pending: Option<Pending>,
-    /// Last reliable observation: after a longer gap than [`GRACE_MS`] the path between is
-    /// unknown, and what was settled before no longer counts.
+    /// Last observation: after a longer gap than [`GRACE_MS`] the path between is unknown, and
+    /// what was settled before no longer counts.
     seen_ms: u64,
 }
 
@@ -77,10 +77,9 @@ impl LineState {
         }
     }
 
-    /// One frame: where everyone in view stands. Feet that may be out of view (a box at the
-    /// border) decide nothing.
+    /// One frame: where everyone in view stands.
     pub fn observe(&mut self, now_ms: u64, feet: &[Foot]) {
-        for f in feet.iter().filter(|f| f.reliable) {
+        for f in feet {
             self.observe_one(now_ms, f.key, f.at, f.height);
         }
     }
@@ -94,7 +93,7 @@ impl LineState {
             seen_ms: now_ms,
         });
         if now_ms.saturating_sub(person.seen_ms) > GRACE_MS {
-            // Unseen (or at the border) too long: where they went meanwhile is unknown.
+            // Unseen too long: where they went meanwhile is unknown.
             person.settled = None;
             person.pending = None;
         }
@@ -209,7 +208,6 @@ mod tests {
             key,
             at: Point { x, y },
             height: 0.2,
-            reliable: true,
         }
     }
 
@@ -315,25 +313,11 @@ mod tests {
     #[test]
     fn a_side_settled_before_a_long_gap_counts_for_nothing() {
         let mut l = LineState::new(door());
-        // Seen left of the line, then only at the border for 4 s, then right of it: the path
-        // between is unknown (another person under the same track, perhaps).
+        // Seen left of the line, then not for 4 s, then right of it: the path between is
+        // unknown (another person under the same track, perhaps).
         walk(&mut l, 1, &[0.3, 0.3, 0.3], 0.5, 0);
         walk(&mut l, 1, &[0.7, 0.7, 0.7, 0.7, 0.7], 0.5, 4500);
         l.forget(1);
-        assert_eq!((l.ins, l.outs), (0, 0));
-    }
-
-    #[test]
-    fn feet_at_the_border_decide_nothing() {
-        let mut l = LineState::new(door());
-        walk(&mut l, 1, &[0.3, 0.3, 0.3], 0.5, 0);
-        for i in 0..10u64 {
-            let f = Foot {
-                reliable: false,
-                ..foot(1, 0.7, 0.5)
-            };
-            l.observe(1000 + i * 100, &[f]);
-        }
         assert_eq!((l.ins, l.outs), (0, 0));
     }
 

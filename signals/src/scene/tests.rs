@@ -193,6 +193,35 @@ fn a_zone_visit_survives_an_identity_switch_within_the_grace() {
 }
 
 #[test]
+fn a_door_line_at_the_image_edge_counts_people_coming_in_from_the_edge() {
+    // A ceiling camera over a door: the door line lies near the bottom of the image and people
+    // come in from the bottom edge, their boxes cut by the border at first.
+    let mut cam = camera();
+    cam.lines = vec![Line {
+        id: "door".into(),
+        from: p(0.1, 0.9),
+        to: p(0.9, 0.9),
+        in_side: Side::Left,
+    }];
+    let mut s = CameraSignals::new(&cam);
+    for i in 0..25u64 {
+        let top = 1.0 - 0.02 * i as f32;
+        let b = BBox::new(0.45, top.min(0.95), 0.55, (top + 0.2).min(1.0));
+        s.observe(
+            i * 100,
+            &[Detection {
+                bbox: b,
+                score: 0.9,
+            }],
+        );
+    }
+    s.finish();
+    let w = s.take_window(0, 60_000, 0);
+    // Walking up the screen across a left-to-right line: "up" is the left hand, "in".
+    assert_eq!((w.lines[0].r#in, w.lines[0].out), (Some(1), Some(0)));
+}
+
+#[test]
 fn people_in_view_count_only_confirmed_tracks() {
     let mut s = CameraSignals::new(&camera());
     // One real walker, plus one-frame false positives every other frame elsewhere.
