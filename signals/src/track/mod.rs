@@ -136,6 +136,32 @@ pub struct Tracker {
     next_id: u64,
 }
 
+/// How an association stage compares a track with a detection.
+#[derive(Debug, Clone, Copy)]
+enum By {
+    /// The track's predicted box, by IoU (weighted by the detection's score, or not).
+    Iou { weighted: bool },
+    /// The track's last observed box, by IoU (OC-SORT's recovery).
+    LastObservation,
+    /// Centre distance in box heights (small fast people at a low frame rate).
+    Proximity,
+}
+
+/// One association stage: which tracks, which detections (sure ones or the rest), how
+/// compared, and the largest cost of a match.
+struct Stage {
+    sure: bool,
+    tracks: fn(State) -> bool,
+    by: By,
+    limit: f32,
+}
+
+/// Tracks and detections already matched in this update.
+struct Used {
+    dets: Vec<bool>,
+    tracks: Vec<bool>,
+}
+
 /// IoU-based cost matrix (rows: the given tracks' boxes, cols: detections).
 fn iou_costs(boxes: &[BBox], dets: &[Detection], weigh_by_score: bool) -> Vec<f32> {
     let mut cost = Vec::with_capacity(boxes.len() * dets.len());
@@ -189,12 +215,12 @@ impl Tracker {
 
     /// One frame's detections at `now_ms`.
     pub fn update(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
-        let p = self.params;
         for t in &mut self.tracks {
             let dt = now_ms.saturating_sub(t.t_ms) as f32 / 1000.0;
             t.filter.predict(dt, t.state == State::Lost);
             t.t_ms = t.t_ms.max(now_ms);
         }
+        let p = self.params;
         let mut dets: Vec<Detection> = detections
             .iter()
             .filter(|d| d.score >= p.low_score && d.bbox.area() > 0.0)
@@ -202,121 +228,92 @@ impl Tracker {
             .collect();
         dets.sort_by(|a, b| b.score.total_cmp(&a.score));
         dets.truncate(MAX_DETECTIONS);
-        let high: Vec<usize> = (0..dets.len())
-            .filter(|&i| dets[i].score >= p.high_score)
-            .collect();
-        let low: Vec<usize> = (0..dets.len())
-            .filter(|&i| dets[i].score < p.high_score)
-            .collect();
-        let mut det_used = vec![false; dets.len()];
-        let mut track_used = vec![false; self.tracks.len()];
-        let is = |s: State| move |t: &Track| t.state == s;
-        let confirmed = |t: &Track| t.state != State::Tentative;
-
-        // 2. High-score detections ↔ tracked and lost tracks, IoU weighted by score.
-        self.stage(
-            &dets,
-            &high,
-            &mut det_used,
-            &mut track_used,
-            confirmed,
-            |b, d| (iou_costs(b, d, true), p.high_match_cost),
-        );
-        // 3. Low-score detections keep the remaining tracked tracks alive.
-        self.stage(
-            &dets,
-            &low,
-            &mut det_used,
-            &mut track_used,
-            is(State::Tracked),
-            |b, d| (iou_costs(b, d, false), p.low_match_cost),
-        );
-        // 4. Tentative tracks ↔ the remaining high detections.
-        self.stage(
-            &dets,
-            &high,
-            &mut det_used,
-            &mut track_used,
-            is(State::Tentative),
-            |b, d| (iou_costs(b, d, false), p.tentative_match_cost),
-        );
-        // 5. Recovery by the last observation, then by proximity.
-        self.stage_with(
-            &dets,
-            &high,
-            &mut det_used,
-            &mut track_used,
-            |_| true,
-            true,
-            |b, d| (iou_costs(b, d, false), p.tentative_match_cost),
-        );
-        self.stage(
-            &dets,
-            &high,
-            &mut det_used,
-            &mut track_used,
-            |_| true,
-            |b, d| (proximity_costs(b, d), p.max_centre_distance),
-        );
-
+        let mut used = Used {
+            dets: vec![false; dets.len()],
+            tracks: vec![false; self.tracks.len()],
+        };
+        for stage in &self.stages() {
+            self.associate(stage, &dets, &mut used);
+        }
         let mut out = TrackUpdate::default();
-        self.age(now_ms, &track_used, &mut out);
-        self.spawn(now_ms, &dets, &high, &det_used);
+        self.age(now_ms, &used.tracks, &mut out);
+        self.spawn(now_ms, &dets, &used.dets);
         self.report(&mut out);
         out
     }
 
-    /// One association stage over the tracks that `eligible` selects and are still free,
-    /// by their predicted boxes.
-    fn stage(
-        &mut self,
-        dets: &[Detection],
-        cand: &[usize],
-        det_used: &mut [bool],
-        track_used: &mut [bool],
-        eligible: impl Fn(&Track) -> bool,
-        costs: impl Fn(&[BBox], &[Detection]) -> (Vec<f32>, f32),
-    ) {
-        self.stage_with(dets, cand, det_used, track_used, eligible, false, costs);
+    /// The association stages, in order (see the module's documentation).
+    fn stages(&self) -> [Stage; 5] {
+        let p = &self.params;
+        [
+            // Sure detections ↔ tracked and lost tracks, IoU weighted by the score.
+            Stage {
+                sure: true,
+                tracks: |s| s != State::Tentative,
+                by: By::Iou { weighted: true },
+                limit: p.high_match_cost,
+            },
+            // Unsure detections keep the remaining tracked tracks alive.
+            Stage {
+                sure: false,
+                tracks: |s| s == State::Tracked,
+                by: By::Iou { weighted: false },
+                limit: p.low_match_cost,
+            },
+            // Tentative tracks ↔ the remaining sure detections.
+            Stage {
+                sure: true,
+                tracks: |s| s == State::Tentative,
+                by: By::Iou { weighted: false },
+                limit: p.tentative_match_cost,
+            },
+            // Recovery by the last observation, then by proximity.
+            Stage {
+                sure: true,
+                tracks: |_| true,
+                by: By::LastObservation,
+                limit: p.tentative_match_cost,
+            },
+            Stage {
+                sure: true,
+                tracks: |_| true,
+                by: By::Proximity,
+                limit: p.max_centre_distance,
+            },
+        ]
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn stage_with(
-        &mut self,
-        dets: &[Detection],
-        cand: &[usize],
-        det_used: &mut [bool],
-        track_used: &mut [bool],
-        eligible: impl Fn(&Track) -> bool,
-        by_last_observation: bool,
-        costs: impl Fn(&[BBox], &[Detection]) -> (Vec<f32>, f32),
-    ) {
+    /// One association stage: the free tracks it takes against the free detections of its
+    /// kind, optimally.
+    fn associate(&mut self, stage: &Stage, dets: &[Detection], used: &mut Used) {
+        let high = self.params.high_score;
         let rows: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| !track_used[i] && eligible(&self.tracks[i]))
+            .filter(|&i| !used.tracks[i] && (stage.tracks)(self.tracks[i].state))
             .collect();
-        let cols: Vec<usize> = cand.iter().copied().filter(|&j| !det_used[j]).collect();
+        let cols: Vec<usize> = (0..dets.len())
+            .filter(|&j| !used.dets[j] && (dets[j].score >= high) == stage.sure)
+            .collect();
         if rows.is_empty() || cols.is_empty() {
             return;
         }
         let boxes: Vec<BBox> = rows
             .iter()
-            .map(|&i| {
-                let t = &self.tracks[i];
-                if by_last_observation {
-                    t.last_box
-                } else {
-                    t.filter.bbox()
-                }
+            .map(|&i| match stage.by {
+                By::LastObservation => self.tracks[i].last_box,
+                _ => self.tracks[i].filter.bbox(),
             })
             .collect();
-        let cd: Vec<Detection> = cols.iter().map(|&j| dets[j]).collect();
-        let (cost, limit) = costs(&boxes, &cd);
-        for (r, c) in assign::min_cost(&cost, rows.len(), cols.len(), limit) {
-            let (ti, dj) = (rows[r], cols[c]);
-            track_used[ti] = true;
-            det_used[dj] = true;
-            let min_hits = self.params.min_hits;
-            self.tracks[ti].observe(dets[dj].bbox, min_hits);
+        let cand: Vec<Detection> = cols.iter().map(|&j| dets[j]).collect();
+        let cost = match stage.by {
+            By::Iou { weighted } => iou_costs(&boxes, &cand, weighted),
+            By::LastObservation => iou_costs(&boxes, &cand, false),
+            By::Proximity => proximity_costs(&boxes, &cand),
+        };
+        let min_hits = self.params.min_hits;
+        for (r, c) in assign::min_cost(&cost, rows.len(), cols.len(), stage.limit) {
+            used.tracks[rows[r]] = true;
+            used.dets[cols[c]] = true;
+            self.tracks[rows[r]].observe(dets[cols[c]].bbox, min_hits);
         }
     }
 
@@ -350,11 +347,10 @@ impl Tracker {
         self.tracks = keep;
     }
 
-    fn spawn(&mut self, now_ms: u64, dets: &[Detection], high: &[usize], det_used: &[bool]) {
+    fn spawn(&mut self, now_ms: u64, dets: &[Detection], det_used: &[bool]) {
         let p = self.params;
-        for &j in high {
-            let d = &dets[j];
-            if det_used[j] || d.score < p.new_track_score {
+        for (d, _) in dets.iter().zip(det_used).filter(|(_, used)| !**used) {
+            if d.score < p.new_track_score.max(p.high_score) {
                 continue;
             }
             let filter = BoxFilter::new(&d.bbox, p.noise);
