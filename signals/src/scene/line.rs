@@ -8,7 +8,8 @@
 //! - jitter on the line, or a walk along it, never settles on the other side and never counts;
 //! - walking around the end of a line changes side without crossing it: no count;
 //! - a person last seen beyond the band on the new side (they left the view or their track
-//!   ended before settling) is counted when their track ends ([`LineState::forget`]);
+//!   ended before settling), twice in a row, is counted when their track ends
+//!   ([`LineState::forget`]);
 //! - a track that breaks (an occlusion the tracker could not bridge) and resumes as a new
 //!   track is never counted twice: the new track has no settled side until it settles, so
 //!   only a crossing it makes itself counts. (Taking the lost track's side over was tried and
@@ -167,16 +168,33 @@ impl LineState {
         segments_intersect(a, b, f_ext, t_ext)
     }
 
-    /// The person's track ended: a side they were last seen on beyond the band counts as
-    /// settled (nobody jitters back after leaving), then they are forgotten.
+    /// The person's track ended: a side they were seen on beyond the band in their last
+    /// [`SETTLE_OBSERVATIONS`] observations counts as settled, however briefly (nobody jitters
+    /// back after leaving), then they are forgotten.
     pub fn forget(&mut self, key: u64) {
         if let Some(Person {
             pending: Some(q), ..
         }) = self.people.get(&key).copied()
         {
-            self.settle(key, q.first);
+            if q.observations >= SETTLE_OBSERVATIONS {
+                self.settle(key, q.first);
+            }
         }
         self.people.remove(&key);
+    }
+
+    /// The source ended (end of a recording, the agent stopping): nobody was seen going back,
+    /// so every pending side settles, even after a single observation.
+    pub fn finish(&mut self) {
+        let pending: Vec<(u64, Point)> = self
+            .people
+            .iter()
+            .filter_map(|(k, p)| p.pending.map(|q| (*k, q.first)))
+            .collect();
+        for (key, at) in pending {
+            self.settle(key, at);
+        }
+        self.people.clear();
     }
 
     /// People currently followed (bounded by the tracks alive).
@@ -283,11 +301,23 @@ mod tests {
     #[test]
     fn a_person_leaving_just_after_crossing_is_counted_when_their_track_ends() {
         let mut l = LineState::new(door());
-        walk(&mut l, 1, &[0.3, 0.35, 0.4, 0.45, 0.55], 0.5, 0);
-        assert_eq!((l.ins, l.outs), (0, 0), "one observation does not settle");
+        walk(&mut l, 1, &[0.3, 0.35, 0.4, 0.45, 0.55, 0.6], 0.5, 0);
+        assert_eq!(
+            (l.ins, l.outs),
+            (0, 0),
+            "100 ms beyond the line does not settle"
+        );
         l.forget(1);
         assert_eq!((l.ins, l.outs), (1, 0));
         assert!(l.is_empty());
+        // One glimpse beyond the line before the track ends is not enough...
+        walk(&mut l, 2, &[0.3, 0.35, 0.4, 0.45, 0.55], 0.5, 5000);
+        l.forget(2);
+        assert_eq!((l.ins, l.outs), (1, 0));
+        // ... unless the recording ends there: nobody was seen going back.
+        walk(&mut l, 3, &[0.3, 0.35, 0.4, 0.45, 0.55], 0.5, 9000);
+        l.finish();
+        assert_eq!((l.ins, l.outs), (2, 0));
     }
 
     #[test]

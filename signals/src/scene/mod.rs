@@ -140,7 +140,7 @@ impl CameraSignals {
     /// One analysed frame's detections.
     pub fn observe(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
         let update = self.tracker.update(now_ms, detections);
-        self.interpolate_waiting(now_ms, &update.tracks);
+        self.interpolate_waiting(now_ms, &update);
         let seen = update.tracks.iter().chain(&update.tentative).copied();
         self.anchor = Some((now_ms, seen.collect()));
         self.apply(now_ms, update)
@@ -156,7 +156,8 @@ impl CameraSignals {
     }
 
     /// Place the waiting frames by interpolation between the last detection and this one.
-    fn interpolate_waiting(&mut self, now_ms: u64, next: &[TrackView]) {
+    fn interpolate_waiting(&mut self, now_ms: u64, update: &TrackUpdate) {
+        let next = &update.tracks;
         let waiting = std::mem::take(&mut self.waiting);
         let Some((t0, before)) = self.anchor.clone() else {
             return;
@@ -182,10 +183,13 @@ impl CameraSignals {
                     None => (f <= 0.5 && was_person(a.id)).then_some(*a),
                 })
                 .collect();
+            // Towards a guess (a person the next detection missed) is a guess too.
+            let coasting = update.coasting.clone();
             self.apply(
                 t,
                 TrackUpdate {
                     tracks,
+                    coasting,
                     ..TrackUpdate::default()
                 },
             );
@@ -196,7 +200,9 @@ impl CameraSignals {
     /// ends, too many wait).
     fn place_waiting(&mut self) {
         for t in std::mem::take(&mut self.waiting) {
-            let update = self.tracker.predict(t);
+            let mut update = self.tracker.predict(t);
+            // Predictions count people in view; no line decides on them.
+            update.coasting = update.tracks.iter().map(|v| v.id).collect();
             self.apply(t, update);
         }
     }
@@ -243,8 +249,13 @@ impl CameraSignals {
         for z in self.areas_mut() {
             z.observe(now_ms, &feet);
         }
+        let observed: Vec<Foot> = feet
+            .iter()
+            .filter(|f| !update.coasting.contains(&f.key))
+            .copied()
+            .collect();
         for l in &mut self.lines {
-            l.observe(now_ms, &feet);
+            l.observe(now_ms, &observed);
         }
         if self.attention {
             for d in &mut self.displays {
@@ -322,6 +333,9 @@ impl CameraSignals {
     /// The source ended: close every visit (dwell counted up to the last time seen inside).
     pub fn finish(&mut self) {
         self.place_waiting();
+        for l in &mut self.lines {
+            l.finish();
+        }
         self.tracker.finish();
         let keys = self.presence.finish();
         self.forget(&keys);

@@ -286,25 +286,27 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
-        /// Whatever the detections: people in view never exceed the detections of the frame,
-        /// and a line's in and out counts never exceed the confirmed people seen.
+        /// Whatever the detections: people in view never exceed the detections of the frame
+        /// plus those coasting, and a line's in and out counts never exceed the people seen.
         #[test]
         fn counts_are_bounded_by_what_was_seen(frames in proptest::collection::vec(
             proptest::collection::vec((0.05f32..0.95, 0.3f32..0.95), 0..6), 1..80)) {
             let mut s = CameraSignals::new(&camera());
             let mut most = 0usize;
+            let mut before = 0usize;
             for (i, f) in frames.iter().enumerate() {
                 let dets: Vec<Detection> = f.iter().map(|&(x, y)| person(x, y)).collect();
-                let u = s.observe(i as u64 * 200, &dets);
-                prop_assert!(s.people_now() <= dets.len());
-                prop_assert!(u.tracks.len() <= dets.len());
+                s.observe(i as u64 * 200, &dets);
+                // In view: seen now, or coasting after being in view the frame before.
+                prop_assert!(s.people_now() <= dets.len() + before);
+                before = s.people_now();
                 most += dets.len();
             }
             s.finish();
             let w = s.take_window(0, 80 * 200, 0);
             let l = &w.lines[0];
             prop_assert!((l.r#in.unwrap_or(0) + l.out.unwrap_or(0)) as usize <= most);
-            prop_assert!(w.people.max.unwrap_or(0) as usize <= frames.iter().map(Vec::len).max().unwrap_or(0));
+            prop_assert!(w.people.max.unwrap_or(0) as usize <= 2 * frames.iter().map(Vec::len).max().unwrap_or(0));
         }
     }
 }

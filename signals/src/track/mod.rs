@@ -17,7 +17,8 @@
 //!    `min_hits` matches; a tentative track that misses a frame is dropped; a lost track is
 //!    kept `lost_ms` (time, not frames) before it ends.
 //!
-//! Only confirmed tracks seen in this frame are reported. Track ids are ephemeral: a counter
+//! Only confirmed tracks seen in this frame are reported, and established ones the detector
+//! missed for at most `coast_ms` (one missed detection does not take a person out of view). Track ids are ephemeral: a counter
 //! that restarts with the process, never published.
 
 mod kalman;
@@ -47,6 +48,10 @@ pub struct TrackerParams {
     pub min_hits: u32,
     /// How long a confirmed track that is not seen is kept for re-identification.
     pub lost_ms: u64,
+    /// How long an established track (seen [`ESTABLISHED_HITS`] times) that the detector
+    /// missed is still reported, at its predicted place: one missed detection does not take a
+    /// person out of view.
+    pub coast_ms: u64,
     /// Largest association cost (1 - IoU·score) of a high-score match.
     pub high_match_cost: f32,
     /// Largest association cost (1 - IoU) of a low-score match.
@@ -66,6 +71,7 @@ impl Default for TrackerParams {
             new_track_score: 0.6,
             min_hits: 2,
             lost_ms: 1500,
+            coast_ms: 300,
             high_match_cost: 0.8,
             low_match_cost: 0.5,
             tentative_match_cost: 0.7,
@@ -80,6 +86,9 @@ impl Default for TrackerParams {
 /// the next person entering there is not taken for it.
 pub const BORDER: f32 = 0.02;
 pub const BORDER_LOST_MS: u64 = 500;
+
+/// Matches after which a track is established (may coast, see `coast_ms`).
+pub const ESTABLISHED_HITS: u32 = 3;
 
 /// At most this many detections per frame are considered (the highest scores): bounds the
 /// tracker's memory and the assignment's cost whatever the detector emits.
@@ -127,6 +136,9 @@ pub struct TrackUpdate {
     /// Tracks seen in this frame but not confirmed yet (not people yet: nothing counts them;
     /// frames waiting between two detections may place them once they are confirmed).
     pub tentative: Vec<TrackView>,
+    /// Of `tracks`, those the detector missed in this frame (placed by prediction): counted
+    /// in view, but no line decides on a guess.
+    pub coasting: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -380,12 +392,19 @@ impl Tracker {
             bbox: t.filter.bbox(),
         };
         let is = |s: State| move |t: &&Track| t.state == s;
+        let coast = self.params.coast_ms;
+        let coasting = |t: &&Track| {
+            t.state == State::Lost
+                && t.hits >= ESTABLISHED_HITS
+                && t.t_ms.saturating_sub(t.last_ms) <= coast
+        };
         out.tracks = self
             .tracks
             .iter()
-            .filter(is(State::Tracked))
+            .filter(|t| is(State::Tracked)(t) || coasting(t))
             .map(view)
             .collect();
+        out.coasting = self.tracks.iter().filter(coasting).map(|t| t.id).collect();
         out.tentative = self
             .tracks
             .iter()
@@ -409,6 +428,7 @@ impl Tracker {
                 .collect(),
             ended: Vec::new(),
             tentative: Vec::new(),
+            coasting: Vec::new(),
         }
     }
 
