@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use vitrine_config::{Camera, Models};
+use vitrine_models::detector::Variant;
 use vitrine_models::{Detector, FaceAnalyser, ModelError, PeopleDetector};
 use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::Frame;
@@ -30,6 +31,15 @@ pub fn tracker_params(models: &Models) -> TrackerParams {
 
 /// The detector reports boxes down to this score; the tracker decides what they are worth.
 pub const LOW_SCORE: f32 = 0.1;
+
+/// The configured model variant (detector and face detector).
+pub fn variant(models: &Models) -> Variant {
+    match models.variant.as_str() {
+        "f32" => Variant::F32,
+        "int8" => Variant::Int8,
+        _ => Variant::Auto,
+    }
+}
 
 /// The size to decode a recording at for `cam`: the configured one, else — unless faces are
 /// analysed, which want every pixel — the size the frame takes inside the detector's input

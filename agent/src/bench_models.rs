@@ -283,15 +283,6 @@ pub fn models(
     Ok(())
 }
 
-/// CPU seconds (user + system) of waited-for children so far.
-fn children_cpu_s() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
 pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let models_dir = &std::fs::canonicalize(models_dir)
@@ -382,7 +373,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                 ),
             )?;
             let run = |clip: &Path| -> anyhow::Result<(u64, u64, f64)> {
-                let before = children_cpu_s();
+                let before = crate::cputime::children_s();
                 let out = Command::new(&exe)
                     .args([
                         "replay",
@@ -395,7 +386,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                     .arg("--input")
                     .arg(clip)
                     .output()?;
-                let cpu = children_cpu_s() - before;
+                let cpu = crate::cputime::children_s() - before;
                 anyhow::ensure!(
                     out.status.success(),
                     "replay failed: {}",

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_capacity;
 pub mod bench_models;
 pub mod commands;
+pub mod cputime;
 pub mod demo;
 pub mod display;
 pub mod eval;

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vitrine_config::{AudioSource as AudioCfg, Camera, Config, Microphone, VideoSource};
-use vitrine_models::detector::Variant;
 use vitrine_models::{AudioEvents, FaceAnalyser, ModelError, PeopleDetector, Vad};
 use vitrine_sensors::audio_file::AudioFile;
 use vitrine_sensors::live::{Backoff, LiveRequest};
@@ -357,15 +356,6 @@ pub struct SharedModels {
     detector: std::sync::Mutex<Option<Arc<PeopleDetector>>>,
 }
 
-/// The configured model variant.
-pub fn variant(models: &vitrine_config::Models) -> Variant {
-    match models.variant.as_str() {
-        "f32" => Variant::F32,
-        "int8" => Variant::Int8,
-        _ => Variant::Auto,
-    }
-}
-
 impl SharedModels {
     /// The people detector of `cfg`, loaded on first use (sha256-checked, variant chosen).
     pub fn detector(&self, cfg: &Config) -> anyhow::Result<Arc<PeopleDetector>> {
@@ -380,7 +370,7 @@ impl SharedModels {
             m.input_size.map(|s| s as usize),
             crate::analyser::LOW_SCORE,
             m.nms_iou,
-            variant(m),
+            crate::analyser::variant(m),
         )?;
         tracing::info!(detector = %m.detector, input = d.size(), "detector variant: {why}");
         *slot = Some(d.clone());
@@ -413,8 +403,9 @@ pub fn start_camera(
     let faces = if cam.displays.is_empty() {
         None
     } else {
-        let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, variant(m))
-            .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
+        let (f, why) =
+            FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, crate::analyser::variant(m))
+                .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
         tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
         Some(f)
     };

@@ -201,18 +201,6 @@ fn find_video(dir: &Path, video: &Path, media: &[PathBuf]) -> anyhow::Result<Pat
         })
 }
 
-/// CPU seconds of this process and its waited-for children (ffmpeg) so far.
-pub fn cpu_s() -> f64 {
-    let get = |who| {
-        // SAFETY: getrusage only writes the struct we pass.
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(who, &mut u) };
-        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-        t(u.ru_utime) + t(u.ru_stime)
-    };
-    get(libc::RUSAGE_SELF) + get(libc::RUSAGE_CHILDREN)
-}
-
 /// One analysed frame, as a pipeline saw it: the video's frame number and its people.
 pub struct FrameOut {
     pub frame: u64,
@@ -267,7 +255,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         m.input_size.map(|s| s as usize),
         LOW_SCORE,
         m.nms_iou,
-        crate::pipeline::variant(m),
+        crate::analyser::variant(m),
     )?;
     let (_, _, native, _) = probe(&seq.video)?;
     let size = crate::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
@@ -296,7 +284,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let mut detector_frames = 0;
     let mut model_s = 0.0;
     let high = m.detector_threshold;
-    let cpu0 = cpu_s();
+    let cpu0 = crate::cputime::process_and_children_s();
     let mut k = 0u64;
     while let Some(f) = video.next_frame()? {
         frame_of.insert(f.t_ms, native_frame(k, info.fps, native));
@@ -314,7 +302,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         k += 1;
     }
     drop(video);
-    let cpu_s = cpu_s() - cpu0;
+    let cpu_s = crate::cputime::process_and_children_s() - cpu0;
     let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
     analyser.signals_mut().finish();
     collect(&mut analyser, &mut frame_of, &mut detections);
