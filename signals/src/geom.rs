@@ -45,6 +45,17 @@ impl BBox {
             y: self.y2,
         }
     }
+    /// The box a fraction `f` of the way from this one to `o` (each edge in a straight line).
+    pub fn lerp(&self, o: &BBox, f: f32) -> BBox {
+        let at = |a: f32, b: f32| a + (b - a) * f;
+        BBox::new(
+            at(self.x1, o.x1),
+            at(self.y1, o.y1),
+            at(self.x2, o.x2),
+            at(self.y2, o.y2),
+        )
+    }
+
     pub fn iou(&self, o: &BBox) -> f32 {
         let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
         let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
@@ -112,6 +123,18 @@ mod tests {
         assert_eq!(a.iou(&BBox::new(0.5, 0.5, 0.6, 0.6)), 0.0);
         let b = BBox::new(0.2, 0.1, 0.4, 0.5);
         assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_box_part_of_the_way_to_another() {
+        let a = BBox::new(0.0, 0.0, 0.2, 0.4);
+        let b = BBox::new(0.4, 0.2, 0.8, 0.4);
+        assert_eq!(a.lerp(&b, 0.0), a);
+        assert_eq!(a.lerp(&b, 1.0), b);
+        let m = a.lerp(&b, 0.5);
+        assert!(
+            (m.x1 - 0.2).abs() < 1e-6 && (m.x2 - 0.5).abs() < 1e-6 && (m.y1 - 0.1).abs() < 1e-6
+        );
     }
 
     #[test]

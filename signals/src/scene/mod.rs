@@ -171,12 +171,7 @@ impl CameraSignals {
                 .filter_map(|a| match next.iter().find(|b| b.id == a.id) {
                     Some(b) => Some(TrackView {
                         id: a.id,
-                        bbox: crate::geom::BBox::new(
-                            a.bbox.x1 + (b.bbox.x1 - a.bbox.x1) * f,
-                            a.bbox.y1 + (b.bbox.y1 - a.bbox.y1) * f,
-                            a.bbox.x2 + (b.bbox.x2 - a.bbox.x2) * f,
-                            a.bbox.y2 + (b.bbox.y2 - a.bbox.y2) * f,
-                        ),
+                        bbox: a.bbox.lerp(&b.bbox, f),
                     }),
                     // A person not seen again: kept for the first half of the gap, as if lost
                     // midway (a tentative track that was not confirmed is nobody).

@@ -453,14 +453,7 @@ impl Track {
             let dt = now.saturating_sub(self.last_ms) as f32 / 1000.0 / steps as f32;
             self.filter = self.at_last;
             for k in 1..=steps {
-                let f = k as f32 / steps as f32;
-                let lerp = |a: f32, b: f32| a + (b - a) * f;
-                let v = BBox::new(
-                    lerp(self.last_box.x1, b.x1),
-                    lerp(self.last_box.y1, b.y1),
-                    lerp(self.last_box.x2, b.x2),
-                    lerp(self.last_box.y2, b.y2),
-                );
+                let v = self.last_box.lerp(&b, k as f32 / steps as f32);
                 self.filter.predict(dt, false);
                 self.filter.update(&v);
             }
