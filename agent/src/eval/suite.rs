@@ -246,6 +246,30 @@ pub fn native_frame(k: u64, fps: f32, native: f32) -> u64 {
     ((k as f64 + 0.5) * r).ceil() as u64
 }
 
+/// The analysed frames as the camera's signals place them. Frames between detections are
+/// placed when the next detection comes (interpolation), so their people arrive late and are
+/// matched to their frame by time.
+#[derive(Default)]
+struct Placed {
+    /// Frame time → the video's frame number, for frames not placed yet.
+    frame_of: std::collections::HashMap<u64, u64>,
+    /// Frame time → the detector's sure boxes, for detector frames not placed yet.
+    detections: std::collections::HashMap<u64, Vec<BBox>>,
+    frames: Vec<FrameOut>,
+}
+
+impl Placed {
+    fn collect(&mut self, signals: &mut CameraSignals) {
+        for (t, people) in signals.take_recorded() {
+            self.frames.push(FrameOut {
+                frame: self.frame_of.remove(&t).unwrap_or(0),
+                people: people.iter().map(|p| (p.id, p.bbox)).collect(),
+                detections: self.detections.remove(&t),
+            });
+        }
+    }
+}
+
 /// Run Vitrine's camera step over the sequence.
 pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let m = &seq.cfg.models;
@@ -264,51 +288,35 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let session = detector.session(info.width as usize, info.height as usize)?;
     let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None);
     analyser.signals_mut().record();
-    // Frames between detections are placed when the next detection comes (interpolation):
-    // their people arrive late, by time.
-    let mut frame_of = std::collections::HashMap::new();
-    let mut detections = std::collections::HashMap::new();
-    let mut frames = Vec::new();
-    let mut collect =
-        |analyser: &mut CameraAnalyser,
-         frame_of: &mut std::collections::HashMap<u64, u64>,
-         detections: &mut std::collections::HashMap<u64, Vec<BBox>>| {
-            for (t, people) in analyser.signals_mut().take_recorded() {
-                frames.push(FrameOut {
-                    frame: frame_of.remove(&t).unwrap_or(0),
-                    people: people.iter().map(|p| (p.id, p.bbox)).collect(),
-                    detections: detections.remove(&t),
-                });
-            }
-        };
+    let mut placed = Placed::default();
     let mut detector_frames = 0;
     let mut model_s = 0.0;
     let high = m.detector_threshold;
     let cpu0 = crate::cputime::process_and_children_s();
     let mut k = 0u64;
     while let Some(f) = video.next_frame()? {
-        frame_of.insert(f.t_ms, native_frame(k, info.fps, native));
+        placed
+            .frame_of
+            .insert(f.t_ms, native_frame(k, info.fps, native));
         let stepped = analyser.step(f.t_ms, &f)?;
         model_s += stepped.model.map_or(0.0, |m| m.as_secs_f64());
         if stepped.inference.is_some() {
             detector_frames += 1;
             let dets = analyser.last_detections().iter();
-            detections.insert(
-                f.t_ms,
-                dets.filter(|d| d.score >= high).map(|d| d.bbox).collect(),
-            );
+            let sure = dets.filter(|d| d.score >= high).map(|d| d.bbox).collect();
+            placed.detections.insert(f.t_ms, sure);
         }
-        collect(&mut analyser, &mut frame_of, &mut detections);
+        placed.collect(analyser.signals_mut());
         k += 1;
     }
     drop(video);
     let cpu_s = crate::cputime::process_and_children_s() - cpu0;
     let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
     analyser.signals_mut().finish();
-    collect(&mut analyser, &mut frame_of, &mut detections);
+    placed.collect(analyser.signals_mut());
     let body = analyser.signals_mut().take_window(0, end, 0);
     Ok(Run {
-        frames,
+        frames: placed.frames,
         cpu_s,
         model_s: Some(model_s),
         detector_frames,
