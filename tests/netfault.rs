@@ -37,8 +37,57 @@ struct BrokerHost {
     _dir: tempfile::TempDir,
 }
 
+/// Whether the process that a `vitrine-test-N-PID` name belongs to is gone.
+fn stale(name: &str) -> bool {
+    name.rsplit('-')
+        .next()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+/// Remove what an earlier run that was killed before its cleanup left behind: its iptables rules
+/// (a DROP rule left over from a killed partition test cuts the next run off from its broker) and
+/// its network namespaces.
+fn sweep_stale_leftovers() {
+    let rules = Command::new("iptables")
+        .arg("-S")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    for rule in String::from_utf8_lossy(&rules).lines() {
+        let owner = rule
+            .split_once("--comment ")
+            .map(|(_, c)| c.split_whitespace().next().unwrap_or(""));
+        if let (Some(spec), Some(owner)) = (rule.strip_prefix("-A "), owner) {
+            if owner.starts_with("vitrine-test-") && stale(owner) {
+                sh(&format!("iptables -D {spec}"));
+            }
+        }
+    }
+    let list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    for ns in String::from_utf8_lossy(&list)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        if ns.starts_with("vitrine-test-") && stale(ns) {
+            sh(&format!("ip netns del {ns}"));
+        }
+    }
+}
+
+/// Namespace set-up and tear-down, one at a time (the tests run in parallel).
+static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl BrokerHost {
     fn start(n: u8) -> BrokerHost {
+        let _one_at_a_time = NETNS.lock().unwrap_or_else(|e| e.into_inner());
+        sweep_stale_leftovers();
         let ns = format!("vitrine-test-{n}-{}", std::process::id());
         let (h, b) = (format!("vth{n}"), format!("vtb{n}"));
         let ip = format!("10.203.{n}.2");
@@ -65,7 +114,8 @@ impl BrokerHost {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((ip.as_str(), 1883)).is_err() {
+        let addr = std::net::SocketAddr::from(([10, 203, n, 2], 1883));
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
             assert!(Instant::now() < deadline, "broker in {ns} did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -148,6 +198,7 @@ impl Drop for BrokerHost {
         }
         let _ = self.broker.kill();
         let _ = self.broker.wait();
+        let _one_at_a_time = NETNS.lock().unwrap_or_else(|e| e.into_inner());
         sh(&format!("ip netns del {}", self.ns));
     }
 }
