@@ -115,7 +115,7 @@ fn systemd_notify_watchdog_fed_only_while_the_pipeline_progresses() {
     assert!(count(&healthy, "WATCHDOG=1") >= 3, "{healthy:?}");
 
     // The screen shows up as a PNG the size of the panel.
-    let page = vitrine::display::read_png(&png).unwrap();
+    let page = vitrine::observe::display::read_png(&png).unwrap();
     assert_eq!((page.width, page.height), (320, 240));
 
     // Freeze the decoder: no frames, no progress. The feeding must stop (stall = 1.5 s).

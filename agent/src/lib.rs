@@ -1,21 +1,26 @@
-//! The `vitrine` agent: commands, the threaded pipeline around the pure signal state
-//! machines, sequencing and MQTT publishing. See ARCHITECTURE.md.
+//! The `vitrine` agent. Layers, each importing only from the ones before it (a tidy test
+//! checks this; see ARCHITECTURE.md):
+//!
+//! 1. leaves: [`clock`], [`telemetry`];
+//! 2. components: [`outbox`], [`pipeline`], [`uplink`], [`observe`];
+//! 3. [`daemon`]: wires the components into the running agent;
+//! 4. [`cmd`]: the commands;
+//! 5. [`tools`]: developer tooling (benchmarks, the accuracy suite, the demo harness), kept
+//!    out of the daemon's code paths.
 
-pub mod analyser;
-pub mod bench;
-pub mod bench_capacity;
-pub mod bench_models;
-pub mod commands;
-pub mod cputime;
-pub mod demo;
-pub mod display;
-pub mod eval;
-pub mod metrics;
+// Unsafe code only in developer tooling (`tools`, CPU-time measurement) and in `main`.
+#![deny(unsafe_code)]
+
+pub mod clock;
+pub mod telemetry;
+
+pub mod observe;
 pub mod outbox;
 pub mod pipeline;
-pub mod probe;
-pub mod publish;
-pub mod queue;
-pub mod seq;
-pub mod status;
-pub mod supervise;
+pub mod uplink;
+
+pub mod daemon;
+
+pub mod cmd;
+
+pub mod tools;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vitrine::commands::{self, ReplayArgs, RunArgs};
+use vitrine::cmd::{self as commands, ReplayArgs, RunArgs};
 
 /// Vitrine: privacy-preserving in-store analytics. Only aggregates leave the box.
 #[derive(Parser)]
@@ -48,7 +48,7 @@ enum Command {
         quiet: bool,
     },
     /// Demo: real people video and speech through the real models, to a local broker.
-    Demo(vitrine::demo::DemoArgs),
+    Demo(vitrine::tools::demo::DemoArgs),
     /// Benchmarks (one run, ratios and rates on this machine).
     Bench {
         #[command(subcommand)]
@@ -173,8 +173,8 @@ struct EvalKnobs {
 }
 
 impl EvalKnobs {
-    fn overrides(&self) -> vitrine::eval::suite::Overrides {
-        vitrine::eval::suite::Overrides {
+    fn overrides(&self) -> vitrine::tools::eval::suite::Overrides {
+        vitrine::tools::eval::suite::Overrides {
             fps: self.fps,
             detect_every: self.detect_every,
             input_size: self.input_size,
@@ -347,7 +347,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
             })
         }
-        Command::Demo(args) => vitrine::demo::demo(args),
+        Command::Demo(args) => vitrine::tools::demo::demo(args),
         Command::Bench {
             what:
                 BenchWhat::Delivery {
@@ -355,10 +355,12 @@ fn main() -> ExitCode {
                     interval_ms,
                     broker,
                 },
-        } => vitrine::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS),
+        } => {
+            vitrine::tools::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS)
+        }
         Command::Bench {
             what: BenchWhat::Capture { media, frames },
-        } => vitrine::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
+        } => vitrine::tools::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
         Command::Bench {
             what:
                 BenchWhat::Models {
@@ -374,13 +376,13 @@ fn main() -> ExitCode {
                 let p = PathBuf::from(".cache/pyenv/bin/python");
                 p.is_file().then_some(p)
             });
-            vitrine::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
+            vitrine::tools::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
                 .and_then(|_| {
                     if no_pipeline {
                         return Ok(());
                     }
                     println!();
-                    vitrine::bench_models::pipeline(&models, &media, 10, 30)
+                    vitrine::tools::bench_models::pipeline(&models, &media, 10, 30)
                 })
                 .map(|_| ExitCode::SUCCESS)
         }
@@ -392,7 +394,7 @@ fn main() -> ExitCode {
                     cameras,
                     seconds,
                 },
-        } => vitrine::bench_capacity::capacity(&models, &media, cameras, seconds)
+        } => vitrine::tools::bench_capacity::capacity(&models, &media, cameras, seconds)
             .map(|_| ExitCode::SUCCESS),
         Command::Bench {
             what:
@@ -402,7 +404,7 @@ fn main() -> ExitCode {
                     fps,
                     seconds,
                 },
-        } => vitrine::bench_models::pipeline(&models, &media, fps, seconds)
+        } => vitrine::tools::bench_models::pipeline(&models, &media, fps, seconds)
             .map(|_| ExitCode::SUCCESS),
         Command::Eval {
             what:
@@ -413,7 +415,7 @@ fn main() -> ExitCode {
                     only,
                     knobs,
                 },
-        } => vitrine::eval::suite(vitrine::eval::SuiteArgs {
+        } => vitrine::tools::eval::suite(vitrine::tools::eval::SuiteArgs {
             suite,
             media: vec![media],
             models: knobs.models.clone(),
@@ -433,7 +435,7 @@ fn main() -> ExitCode {
                     anchor,
                     knobs,
                 },
-        } => vitrine::eval::tracking(vitrine::eval::TrackingArgs {
+        } => vitrine::tools::eval::tracking(vitrine::tools::eval::TrackingArgs {
             config,
             video,
             gt,
@@ -452,11 +454,12 @@ fn main() -> ExitCode {
                     noise,
                     snr_db,
                 },
-        } => vitrine::eval::vad(&models, &speech, &noise, snr_db, 0.5).map(|_| ExitCode::SUCCESS),
-        Command::Probe { rtsp, udp } => vitrine::probe::probe(&rtsp, udp),
+        } => vitrine::tools::eval::vad(&models, &speech, &noise, snr_db, 0.5)
+            .map(|_| ExitCode::SUCCESS),
+        Command::Probe { rtsp, udp } => vitrine::cmd::probe::probe(&rtsp, udp),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {
-                vitrine::demo::fetch_models(&dir, true).map(|_| ExitCode::SUCCESS)
+                vitrine::tools::demo::fetch_models(&dir, true).map(|_| ExitCode::SUCCESS)
             }
             ModelsAction::List { dir } => {
                 for e in vitrine_models::manifest::manifest() {

@@ -26,6 +26,13 @@ use std::collections::BTreeMap;
 
 pub use storage::{DirStorage, SimStorage, Storage};
 
+/// The daemon's outbox, shared by the event writer, the uplink and the observers.
+pub type SharedOutbox = std::sync::Arc<std::sync::Mutex<Outbox<DirStorage>>>;
+
+pub fn lock_outbox(o: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox<DirStorage>> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const HEADER: usize = 16;
 const GAP_FLAG: u32 = 1 << 31;
 const GAP_INFO: usize = 24;
@@ -69,6 +76,8 @@ pub enum OutboxError {
     Io(#[from] std::io::Error),
     #[error("outbox full: event seq {seq} could not be stored ({reason}); it is counted in the next gap record")]
     Full { seq: u64, reason: String },
+    #[error("event not stored: it could not be encoded ({0}); nothing was written and no sequence number used")]
+    Encode(String),
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +482,19 @@ impl<S: Storage> Outbox<S> {
         now_ms: u64,
         payload: impl FnOnce(u64) -> Vec<u8>,
     ) -> Result<u64, OutboxError> {
+        self.try_append(now_ms, |seq| {
+            Ok::<_, std::convert::Infallible>(payload(seq))
+        })
+    }
+
+    /// [`append`](Self::append) for a payload whose encoding can fail: an encoding error or
+    /// an empty payload stores nothing and leaves the sequence number unused (an empty record
+    /// would otherwise be published as if it were a gap record).
+    pub fn try_append<E: std::fmt::Display>(
+        &mut self,
+        now_ms: u64,
+        payload: impl FnOnce(u64) -> Result<Vec<u8>, E>,
+    ) -> Result<u64, OutboxError> {
         if let Some(gap) = self.lost.take() {
             // Report earlier losses first, as soon as anything can be written. Making room for
             // the gap record may drop more: that fresh loss lands in `self.lost` for next time.
@@ -488,7 +510,11 @@ impl<S: Storage> Outbox<S> {
             }
         }
         let seq = self.next_seq;
-        let bytes = payload(seq);
+        let bytes = match payload(seq) {
+            Ok(b) if b.is_empty() => return Err(OutboxError::Encode("empty payload".into())),
+            Ok(b) => b,
+            Err(e) => return Err(OutboxError::Encode(e.to_string())),
+        };
         match self.write(now_ms, seq, &bytes, None) {
             Ok(()) => {
                 self.stats.appended += 1;

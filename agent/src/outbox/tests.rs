@@ -328,3 +328,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_serialization_failure_stores_nothing_and_keeps_the_seq() {
+    let (mut o, _) = open(SimStorage::default(), 1 << 20);
+    o.append(0, ev).expect("append");
+    let failed = o.try_append(0, |_| Err::<Vec<u8>, _>("a float map key"));
+    assert!(matches!(failed, Err(OutboxError::Encode(_))), "{failed:?}");
+    let empty = o.try_append(0, |_| Ok::<_, String>(Vec::new()));
+    assert!(matches!(empty, Err(OutboxError::Encode(_))), "{empty:?}");
+    // Nothing stored (an empty record would be published on the gap topic), no seq used.
+    assert_eq!(o.append(0, ev).expect("append"), 2);
+    assert_eq!(unacked(&mut o), vec![(1, ev(1)), (2, ev(2))]);
+    assert_eq!(o.stats.dropped, 0);
+}

@@ -16,8 +16,11 @@
 //! as down in status, display and metrics, and its heartbeat continues (the watchdog is for a
 //! stuck pipeline, not a missing camera).
 
+pub mod analyser;
+pub mod queue;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,11 +34,11 @@ use vitrine_sensors::live::{Backoff, LiveRequest};
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{AudioSource, FrameSource, Pacing, SourceError};
 use vitrine_signals::audio::rms;
-use vitrine_signals::cadence::Step;
 use vitrine_signals::{AudioSignals, Body, CameraSignals, Windower};
 
-use crate::analyser::CameraAnalyser;
-use crate::queue::{BoundedQueue, Overflow, Popped};
+use crate::telemetry::SourceProgress;
+use analyser::CameraAnalyser;
+use queue::{BoundedQueue, Overflow, Popped};
 
 /// Capacity of a camera's frame queue (frames held between reader and analysis).
 pub const FRAME_QUEUE: usize = 2;
@@ -86,73 +89,6 @@ impl Options {
     /// Wall-clock ms now on this pipeline's timeline (live sources).
     fn now_ms(&self) -> u64 {
         self.base_ms + self.epoch.elapsed().as_millis() as u64
-    }
-}
-
-/// Live counters of one source, read by progress display and status.
-#[derive(Debug, Default)]
-pub struct SourceProgress {
-    pub media_ms: AtomicU64,
-    pub analysed: AtomicU64,
-    pub dropped: AtomicU64,
-    pub windows: AtomicU64,
-    pub duration_ms: AtomicU64,
-    pub done: AtomicBool,
-    /// Total inference time, microseconds (mean latency = this / analysed).
-    pub infer_us: AtomicU64,
-    /// Inference latency distribution (the metrics endpoint's histogram).
-    pub latency: crate::metrics::LatencyHistogram,
-    /// `status::mono_ms()` of the last step: the watchdog's evidence of progress.
-    pub heartbeat_ms: AtomicU64,
-    /// Confirmed tracks in view after the last analysed frame (cameras).
-    pub occupancy: AtomicU64,
-    /// False while a live source is lost and being reopened (files: always true).
-    pub connected: AtomicBool,
-    /// Times a live source was lost (unplugged, stream closed or stalled).
-    pub lost: AtomicU64,
-    /// Samples a microphone dropped because analysis fell behind (counted in its ring).
-    pub overflowed: AtomicU64,
-    /// Camera frames analysed without the detector: unchanged since the last detection
-    /// (motion gating), or between detections (`detect_every`, tracker prediction).
-    pub skipped_still: AtomicU64,
-    pub skipped_cadence: AtomicU64,
-    pub kind: &'static str,
-}
-
-impl SourceProgress {
-    pub fn new(kind: &'static str) -> SourceProgress {
-        let p = SourceProgress {
-            kind,
-            connected: AtomicBool::new(true),
-            ..Default::default()
-        };
-        p.beat();
-        p
-    }
-
-    /// Record one inference and its latency.
-    pub fn inferred(&self, took: std::time::Duration) {
-        self.infer_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-        self.latency.observe(took);
-        self.analysed.fetch_add(1, Ordering::Relaxed);
-        self.beat();
-    }
-
-    /// A frame analysed without running the detector.
-    pub fn skipped(&self, step: Step) {
-        match step {
-            Step::Reuse => &self.skipped_still,
-            _ => &self.skipped_cadence,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-        self.analysed.fetch_add(1, Ordering::Relaxed);
-        self.beat();
-    }
-
-    pub fn beat(&self) {
-        self.heartbeat_ms
-            .store(crate::status::mono_ms(), Ordering::Relaxed);
     }
 }
 
@@ -368,9 +304,9 @@ impl SharedModels {
             &m.detector,
             &m.dir,
             m.input_size.map(|s| s as usize),
-            crate::analyser::LOW_SCORE,
+            analyser::LOW_SCORE,
             m.nms_iou,
-            crate::analyser::variant(m),
+            analyser::variant(m),
         )?;
         tracing::info!(detector = %m.detector, input = d.size(), "detector variant: {why}");
         *slot = Some(d.clone());
@@ -404,7 +340,7 @@ pub fn start_camera(
         None
     } else {
         let (f, why) =
-            FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, crate::analyser::variant(m))
+            FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, analyser::variant(m))
                 .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
         tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
         Some(f)
@@ -412,7 +348,7 @@ pub fn start_camera(
     let source = match &path {
         Some(path) => {
             let open = || {
-                let size = crate::analyser::decode_size(cam, &detector, path)?;
+                let size = analyser::decode_size(cam, &detector, path)?;
                 VideoFile::open(path, cam.fps, size, opts.pacing)
             };
             Input::File(open().with_context(|| format!("camera {:?}", cam.id))?)

@@ -13,6 +13,9 @@
 //! is sent again from the outbox (rumqttc's in-memory queue is never trusted). A PUBACK with a
 //! failure reason keeps the record and raises an error in the log and the counters.
 
+mod payloads;
+mod topics;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,71 +24,17 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
-use serde_json::json;
 use vitrine_config::{Config, Mqtt};
 
-use std::sync::atomic::Ordering;
+use crate::outbox::{lock_outbox, SharedOutbox};
+use crate::telemetry::SourceProgress;
+use crate::telemetry::UplinkStats;
 
-use crate::outbox::{DirStorage, Outbox};
-use crate::pipeline::SourceProgress;
+use topics::topic_of;
+pub use topics::{Topics, GAP_SCHEMA};
 
 /// Records in flight at once (sent, PUBACK pending).
 pub const MAX_INFLIGHT: usize = 32;
-
-pub type SharedOutbox = Arc<Mutex<Outbox<DirStorage>>>;
-
-pub fn lock_outbox(o: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox<DirStorage>> {
-    o.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub status: String,
-    base: String,
-}
-
-impl Topics {
-    pub fn new(mqtt: &Mqtt, store: &str, device: &str) -> Topics {
-        let base = format!("{}/{}/{}", mqtt.topic_prefix, store, device);
-        Topics {
-            status: format!("{base}/status"),
-            base,
-        }
-    }
-    pub fn window(&self, source: &str) -> String {
-        format!("{}/window/{source}", self.base)
-    }
-    pub fn gap(&self) -> String {
-        format!("{}/gap", self.base)
-    }
-    pub fn health(&self) -> String {
-        format!("{}/health", self.base)
-    }
-}
-
-/// Delivery counters (for logs, health and tests).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UplinkStats {
-    pub sent: u64,
-    pub acked: u64,
-    pub rejected: u64,
-    pub connections: u64,
-    pub connected: bool,
-}
-
-fn status_payload(state: &str, reason: &str, cfg: &Config) -> Vec<u8> {
-    json!({
-        "schema": "vitrine.status.v1",
-        "state": state,
-        "reason": reason,
-        "device_id": cfg.device.id,
-        "store_id": cfg.device.store_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "sources": cfg.source_ids().collect::<Vec<_>>(),
-    })
-    .to_string()
-    .into_bytes()
-}
 
 fn tls(t: &vitrine_config::Tls) -> anyhow::Result<TlsConfiguration> {
     let read = |p: &std::path::Path| {
@@ -106,18 +55,6 @@ fn tls(t: &vitrine_config::Tls) -> anyhow::Result<TlsConfiguration> {
         alpn: None,
         client_auth,
     })
-}
-
-/// The topic of a stored record: window events name their source, anything else is a gap.
-fn topic_of(topics: &Topics, payload: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Hint {
-        source_id: Option<String>,
-    }
-    match serde_json::from_slice::<Hint>(payload) {
-        Ok(Hint { source_id: Some(s) }) => topics.window(&s),
-        _ => topics.gap(),
-    }
 }
 
 /// Exponential backoff with jitter: 1 s doubling to 30 s, ±20 %.
@@ -204,7 +141,7 @@ impl Uplink {
         opts.set_keep_alive(Duration::from_secs(u64::from(self.mqtt.keep_alive_secs)));
         opts.set_last_will(LastWill::new(
             self.topics.status.clone(),
-            status_payload("offline", "connection lost", &self.cfg),
+            payloads::status("offline", "connection lost", &self.cfg),
             QoS::AtLeastOnce,
             true,
             None,
@@ -240,40 +177,25 @@ impl Uplink {
 
     /// The health message: what a remote operator needs to see that the box works.
     fn health(&self) -> Vec<u8> {
-        let now = crate::commands::now_ms();
-        let (unacked, bytes, age, stats) = {
+        let now = crate::clock::now_ms();
+        let outbox = {
             let o = lock_outbox(&self.outbox);
-            let (n, b) = o.depth();
-            (n, b, o.oldest_age_ms(now), o.stats)
+            let (unacked, bytes) = o.depth();
+            payloads::OutboxHealth {
+                unacked,
+                bytes,
+                oldest_age_ms: o.oldest_age_ms(now),
+                stats: o.stats,
+            }
         };
-        let up = *self.stat();
-        let sources: Vec<serde_json::Value> = self
-            .sources
-            .iter()
-            .map(|(id, p)| {
-                let analysed = p.analysed.load(Ordering::Relaxed);
-                let infer = p.infer_us.load(Ordering::Relaxed);
-                json!({
-                    "id": id,
-                    "kind": p.kind,
-                    "up": !p.done.load(Ordering::Relaxed),
-                    "analysed": analysed,
-                    "dropped": p.dropped.load(Ordering::Relaxed),
-                    "inference_ms_mean": if analysed > 0 { (infer as f64 / analysed as f64 / 10.0).round() / 100.0 } else { 0.0 },
-                })
-            })
-            .collect();
-        json!({
-            "schema": "vitrine.health.v1",
-            "device_id": self.cfg.device.id,
-            "store_id": self.cfg.device.store_id,
-            "uptime_s": self.started.elapsed().as_secs(),
-            "outbox": { "unacked": unacked, "bytes": bytes, "oldest_age_s": age.map(|a| a / 1000), "appended": stats.appended, "dropped": stats.dropped, "gap_records": stats.gap_records },
-            "uplink": { "connections": up.connections, "sent": up.sent, "acked": up.acked, "rejected": up.rejected },
-            "sources": sources,
-        })
-        .to_string()
-        .into_bytes()
+        let uplink = *self.stat();
+        payloads::health(
+            &self.cfg,
+            self.started.elapsed(),
+            &outbox,
+            &uplink,
+            &self.sources,
+        )
     }
 
     /// Send synced, unacknowledged records until the in-flight window is full.
@@ -309,7 +231,7 @@ impl Uplink {
                         self.topics.status.clone(),
                         QoS::AtLeastOnce,
                         true,
-                        status_payload("online", "connected", &self.cfg),
+                        payloads::status("online", "connected", &self.cfg),
                     )
                     .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
                 c.queued.push_back(Label::Status);
@@ -409,7 +331,7 @@ impl Uplink {
                         if let Err(e) = self.fill(&mut c) { break Err(e); }
                     }
                     _ = tick.tick() => {
-                        let t = crate::commands::now_ms();
+                        let t = crate::clock::now_ms();
                         if let Err(e) = lock_outbox(&self.outbox).tick(t) { tracing::error!(error = %e, "outbox"); }
                         if let Err(e) = self.fill(&mut c) { break Err(e); }
                     }
@@ -431,7 +353,7 @@ impl Uplink {
                             self.topics.status.clone(),
                             QoS::AtLeastOnce,
                             true,
-                            status_payload("offline", "shutdown", &self.cfg),
+                            payloads::status("offline", "shutdown", &self.cfg),
                         );
                         let until = tokio::time::Instant::now() + Duration::from_secs(2);
                         // Drive the connection until the goodbye is acknowledged.

@@ -373,7 +373,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                 ),
             )?;
             let run = |clip: &Path| -> anyhow::Result<(u64, u64, f64)> {
-                let before = crate::cputime::children_s();
+                let before = crate::tools::cputime::children_s();
                 let out = Command::new(&exe)
                     .args([
                         "replay",
@@ -386,7 +386,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                     .arg("--input")
                     .arg(clip)
                     .output()?;
-                let cpu = crate::cputime::children_s() - before;
+                let cpu = crate::tools::cputime::children_s() - before;
                 anyhow::ensure!(
                     out.status.success(),
                     "replay failed: {}",

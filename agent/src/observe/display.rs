@@ -14,7 +14,7 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Circle, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
-use crate::status::{Broker, Snapshot};
+use crate::telemetry::{Broker, Snapshot};
 
 pub const WIDTH: u32 = 320;
 pub const HEIGHT: u32 = 240;
@@ -470,8 +470,8 @@ pub fn open(d: &vitrine_config::Display) -> std::io::Result<Box<dyn Panel>> {
 
 /// A fixed snapshot for docs and render tests: a busy store with one camera down.
 pub fn sample_snapshot() -> Snapshot {
-    use crate::publish::UplinkStats;
-    use crate::status::SourceStatus;
+    use crate::telemetry::SourceStatus;
+    use crate::telemetry::UplinkStats;
     let cam = |id: &str, up: bool, analysed: u64, dropped: u64, occ: u64| SourceStatus {
         id: id.into(),
         kind: "camera",

@@ -190,7 +190,7 @@ impl Detections {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::gt::VideoFacts;
+    use crate::tools::eval::gt::VideoFacts;
 
     fn truth() -> GroundTruth {
         let d = tempfile::tempdir().unwrap();

@@ -57,7 +57,7 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
     );
     let cfg_path = dir.join("capacity.toml");
     std::fs::write(&cfg_path, cfg)?;
-    let cpu0 = crate::cputime::process_and_children_s();
+    let cpu0 = crate::tools::cputime::process_and_children_s();
     let started = Instant::now();
     let mut child = Command::new(&exe)
         .args(["run", "--realtime", "--config"])
@@ -82,7 +82,7 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
         "the agent failed: {}",
         std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
     );
-    let cpu = crate::cputime::process_and_children_s() - cpu0;
+    let cpu = crate::tools::cputime::process_and_children_s() - cpu0;
     let (mut analysed, mut dropped) = (0u64, 0u64);
     for (_, bytes) in crate::outbox::inspect(&dir.join("state"))? {
         let v: serde_json::Value = serde_json::from_slice(&bytes)?;

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-use crate::display::{self, Panel};
-use crate::status::{mono_ms, Liveness, Shared, Verdict};
+use super::display::{self, Panel};
+use super::{Liveness, Shared, Verdict};
+use crate::clock::mono_ms;
 
 fn notify(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -97,7 +98,7 @@ fn run(
     let mut last_draw: Option<Instant> = None;
     let mut display_failed = false;
     while !stop.load(Ordering::Relaxed) {
-        let snap = shared.snapshot(crate::commands::now_ms());
+        let snap = shared.snapshot(crate::clock::now_ms());
         let mut line = snap.line();
         if let Some(l) = &liveness {
             match shared.verdict(l, mono_ms()) {

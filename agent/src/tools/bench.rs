@@ -11,8 +11,10 @@ use vitrine_signals::event::{
     WindowEvent,
 };
 
-use crate::commands::{now_ms, open_outbox};
-use crate::publish::{lock_outbox, Uplink};
+use crate::clock::now_ms;
+use crate::daemon::open_outbox;
+use crate::outbox::lock_outbox;
+use crate::uplink::Uplink;
 
 /// Bytes this process caused to be written to storage (Linux `/proc/self/io`).
 fn write_bytes() -> Option<u64> {
@@ -65,7 +67,7 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let url = match broker {
         Some(u) => u,
         None => {
-            let (b, port) = crate::demo::start_mosquitto(&state)?
+            let (b, port) = crate::tools::demo::start_mosquitto(&state)?
                 .ok_or_else(|| anyhow::anyhow!("mosquitto is not installed; pass --broker"))?;
             _mosquitto = Some(b);
             format!("mqtt://127.0.0.1:{port}")

@@ -6,7 +6,7 @@
 //! Served by a deliberately small HTTP/1.0 responder on the async runtime: `GET /metrics`
 //! only, one short response per connection, at most [`MAX_CONNECTIONS`] at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,51 +17,11 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::status::{Broker, Shared};
+use super::Shared;
+use crate::telemetry::Broker;
 
-/// Upper bounds of the latency buckets, milliseconds (a Pi 4 runs a detector in 50–500 ms).
-pub const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 /// Scrapes served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 4;
-
-/// A fixed-bucket latency histogram of atomics: lock-free to observe from analysis threads.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    /// Per-bucket (not cumulative) counts; the last slot is +Inf.
-    buckets: [AtomicU64; BUCKETS_MS.len() + 1],
-    sum_us: AtomicU64,
-}
-
-impl LatencyHistogram {
-    pub fn observe(&self, took: Duration) {
-        let ms = took.as_secs_f64() * 1000.0;
-        let i = BUCKETS_MS
-            .iter()
-            .position(|b| ms <= *b as f64)
-            .unwrap_or(BUCKETS_MS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// (sum in seconds, count, per-bucket counts with upper bounds in seconds). The
-    /// encoder makes them cumulative, as the exposition format wants.
-    pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut total = 0;
-        let mut out = Vec::with_capacity(BUCKETS_MS.len() + 1);
-        for (i, b) in self.buckets.iter().enumerate() {
-            let n = b.load(Ordering::Relaxed);
-            total += n;
-            let upper = BUCKETS_MS
-                .get(i)
-                .map(|ms| *ms as f64 / 1000.0)
-                .unwrap_or(f64::INFINITY);
-            out.push((upper, n));
-        }
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, total, out)
-    }
-}
 
 /// Reads the agent's state at scrape time.
 struct AgentCollector(Shared);
@@ -92,12 +52,12 @@ fn gauge(
 
 impl prometheus_client::collector::Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.snapshot(crate::commands::now_ms());
+        let s = self.0.snapshot(crate::clock::now_ms());
         let per_source = |enc: &mut DescriptorEncoder,
                           name: &str,
                           help: &str,
                           ty: MetricType,
-                          get: &dyn Fn(&crate::pipeline::SourceProgress) -> u64|
+                          get: &dyn Fn(&crate::telemetry::SourceProgress) -> u64|
          -> Result<(), std::fmt::Error> {
             let mut m = enc.encode_descriptor(name, help, None, ty)?;
             for (id, p) in &self.0.sources {
@@ -150,7 +110,7 @@ impl prometheus_client::collector::Collector for AgentCollector {
             "vitrine_source_up",
             "1 while the source runs and delivers (0 while a live camera or microphone is lost)",
             MetricType::Gauge,
-            &|p| u64::from(!p.done.load(Ordering::Relaxed) && p.connected.load(Ordering::Relaxed)),
+            &|p| u64::from(p.is_up()),
         )?;
         per_source(
             &mut enc,
@@ -332,6 +292,7 @@ async fn respond(mut conn: tokio::net::TcpStream, shared: Shared) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::LatencyHistogram;
 
     #[test]
     fn histogram_counts_per_bucket_and_sums_in_seconds() {

@@ -13,11 +13,12 @@ use anyhow::Context;
 use vitrine_config::{Config, Mqtt};
 use vitrine_signals::Windower;
 
-use crate::commands::{now_ms, run_config};
+use crate::clock::now_ms;
+use crate::daemon::run as run_config;
 
 /// The demo's configuration (also a documented example and a test fixture). Its media paths
 /// are relative: they resolve inside the media directory.
-pub const DEMO_CONFIG: &str = include_str!("../../firmware-config/examples/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../../firmware-config/examples/demo.toml");
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

@@ -19,7 +19,7 @@ use vitrine_signals::CameraSignals;
 
 use super::gt::{GroundTruth, VideoFacts};
 use super::mot::{Detections, Mot};
-use crate::analyser::{CameraAnalyser, LOW_SCORE};
+use crate::pipeline::analyser::{CameraAnalyser, LOW_SCORE};
 
 /// `eval/suite.toml`.
 #[derive(Debug, Deserialize)]
@@ -279,10 +279,10 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         m.input_size.map(|s| s as usize),
         LOW_SCORE,
         m.nms_iou,
-        crate::analyser::variant(m),
+        crate::pipeline::analyser::variant(m),
     )?;
     let (_, _, native, _) = probe(&seq.video)?;
-    let size = crate::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
+    let size = crate::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
     let mut video = VideoFile::open(&seq.video, seq.camera.fps, size, Pacing::AsFastAsPossible)?;
     let info = video.info().clone();
     let session = detector.session(info.width as usize, info.height as usize)?;
@@ -292,7 +292,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let mut detector_frames = 0;
     let mut model_s = 0.0;
     let high = m.detector_threshold;
-    let cpu0 = crate::cputime::process_and_children_s();
+    let cpu0 = crate::tools::cputime::process_and_children_s();
     let mut k = 0u64;
     while let Some(f) = video.next_frame()? {
         placed
@@ -310,7 +310,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         k += 1;
     }
     drop(video);
-    let cpu_s = crate::cputime::process_and_children_s() - cpu0;
+    let cpu_s = crate::tools::cputime::process_and_children_s() - cpu0;
     let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
     analyser.signals_mut().finish();
     placed.collect(analyser.signals_mut());

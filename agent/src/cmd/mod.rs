@@ -1,0 +1,62 @@
+//! The `vitrine` commands. Each returns the process exit code.
+
+pub mod probe;
+mod replay;
+mod seq;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use vitrine_config::{Config, ConfigErrors};
+
+pub use replay::{replay, ReplayArgs};
+
+/// sysexits.h EX_CONFIG-ish: the configuration is wrong, restarting will not help.
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Load a configuration or print every problem and return exit code 64.
+pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e: ConfigErrors| {
+        eprint!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+pub fn check_config(path: &Path) -> ExitCode {
+    match load_config(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok (device {}, store {}, {} camera(s), {} microphone(s), {} s windows, k_min {}, broker {})",
+                path.display(),
+                c.device.id,
+                c.device.store_id,
+                c.cameras.len(),
+                c.microphones.len(),
+                c.privacy.window_secs,
+                c.privacy.k_min,
+                c.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "none (outbox only)".into())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub struct RunArgs {
+    pub config: PathBuf,
+    pub realtime: bool,
+    /// Print a summary line per window on stdout (the demo).
+    pub print: bool,
+    /// Wall-clock ms of media time 0 (default: now).
+    pub base_ms: Option<u64>,
+}
+
+/// The daemon: every configured source through the pipeline, events numbered (persistent
+/// seq), published to the broker, or appended to the outbox directory when none is configured.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    crate::daemon::run(&cfg, args.realtime, args.print, args.base_ms)
+}

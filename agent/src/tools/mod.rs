@@ -1,0 +1,12 @@
+//! Developer tooling: benchmarks, the accuracy suite, the demo harness. Nothing in the
+//! daemon's code paths imports from here.
+
+// getrusage for CPU-time ratios.
+#![allow(unsafe_code)]
+
+pub mod bench;
+pub mod bench_capacity;
+pub mod bench_models;
+pub mod cputime;
+pub mod demo;
+pub mod eval;

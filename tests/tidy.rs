@@ -1,0 +1,150 @@
+//! Tidy tests (as rust-analyzer keeps them): properties of the source tree itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The agent crate's layers: a module may import only from the modules listed for it.
+/// Leaves first; developer tooling (`tools`) is imported by nothing but `main`.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("clock", &[]),
+    ("telemetry", &["clock"]),
+    ("outbox", &["clock", "telemetry"]),
+    ("pipeline", &["clock", "telemetry"]),
+    ("uplink", &["clock", "telemetry", "outbox"]),
+    ("observe", &["clock", "telemetry", "outbox"]),
+    (
+        "daemon",
+        &[
+            "clock",
+            "telemetry",
+            "outbox",
+            "pipeline",
+            "uplink",
+            "observe",
+        ],
+    ),
+    (
+        "cmd",
+        &[
+            "clock",
+            "telemetry",
+            "outbox",
+            "pipeline",
+            "uplink",
+            "observe",
+            "daemon",
+        ],
+    ),
+    (
+        "tools",
+        &[
+            "clock",
+            "telemetry",
+            "outbox",
+            "pipeline",
+            "uplink",
+            "observe",
+            "daemon",
+            "cmd",
+        ],
+    ),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read src").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`pipeline/queue.rs` → `pipeline`).
+fn module_of(file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src()).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    Some(first.trim_end_matches(".rs").to_string())
+}
+
+/// Every `crate::name` a file mentions, with its line number.
+fn crate_refs(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '{')
+                .collect();
+            out.push((n + 1, name));
+        }
+    }
+    out
+}
+
+#[test]
+fn agent_modules_import_only_from_the_layers_below() {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut wrong = Vec::new();
+    for f in &files {
+        let Some(module) = module_of(f) else { continue };
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let Some(ok) = allowed.get(module.as_str()) else {
+            wrong.push(format!(
+                "{}: module {module} has no layer; add it to ALLOWED in tests/tidy.rs and to ARCHITECTURE.md",
+                f.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(f).expect("read");
+        for (line, used) in crate_refs(&text) {
+            if used.starts_with('{') {
+                wrong.push(format!(
+                    "{}:{line}: write one `use crate::module::...` per module (grouped imports hide the layering)",
+                    f.display()
+                ));
+            } else if used != module && !ok.contains(&used.as_str()) {
+                wrong.push(format!(
+                    "{}:{line}: {module} imports from {used}, which is not below it",
+                    f.display()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_daemon_does_not_need_unsafe_code() {
+    // Unsafe code (libc calls for CPU time and malloc tuning) lives in developer tooling and
+    // `main`; the daemon's modules forbid it.
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("lib.rs");
+    assert!(
+        lib.contains("#![deny(unsafe_code)]"),
+        "lib.rs must deny unsafe code"
+    );
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    for f in files {
+        let module = module_of(&f).unwrap_or_default();
+        let text = std::fs::read_to_string(&f).expect("read");
+        if module != "tools" && module != "main" {
+            assert!(
+                !text.contains("allow(unsafe_code)"),
+                "{}: unsafe code outside developer tooling",
+                f.display()
+            );
+        }
+    }
+}
