@@ -78,6 +78,25 @@ fn bad_config_reports_every_problem_at_once_with_lines_and_exits_64() {
 }
 
 #[test]
+fn a_zero_length_counting_line_is_refused_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("line.toml");
+    std::fs::write(
+        &p,
+        "[device]\nid = \"a\"\nstore_id = \"b\"\n[[cameras]]\nid = \"door\"\nfile = \"x.mp4\"\n\
+         [[cameras.lines]]\nid = \"entry\"\nfrom = [0.4, 0.5]\nto = [0.4, 0.5]\nin = \"left\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&p);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("line.toml:10: cameras[0].lines[0].to: "),
+        "{err}"
+    );
+    assert!(err.contains("same point"), "{err}");
+}
+
+#[test]
 fn syntax_error_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("broken.toml");
