@@ -55,6 +55,7 @@ pub fn run(
         failed: sources.failed.clone(),
         outbox: outbox.clone(),
         uplink: uplink.as_ref().map(|(stats, _)| stats.clone()),
+        last_outbox: Arc::default(),
     };
     let supervisor = start_observers(&rt, cfg, &shared, &tasks)?;
     let counts = store_events(cfg, rx, &outbox, &tasks.wake, print);
@@ -189,7 +190,7 @@ fn start_observers(
         }
     }
     let supervisor = observe::supervise::Supervisor::start(shared.clone(), &cfg.status)?;
-    observe::supervise::ready(&shared.snapshot(now_ms()).line());
+    observe::supervise::ready(&shared.snapshot(now_ms(), observe::OUTBOX_PATIENCE).line());
     Ok(supervisor)
 }
 

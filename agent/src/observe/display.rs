@@ -505,6 +505,7 @@ pub fn sample_snapshot() -> Snapshot {
             connections: 2,
             connected: true,
         },
+        outbox_answers: true,
         outbox_events: 3,
         outbox_bytes: 3_100,
         outbox_oldest_s: Some(4),

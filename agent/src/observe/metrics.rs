@@ -52,7 +52,10 @@ fn gauge(
 
 impl prometheus_client::collector::Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.snapshot(crate::clock::now_ms());
+        // Never wait for the outbox on the async runtime: stale figures, flagged, instead.
+        let s = self
+            .0
+            .snapshot(crate::clock::now_ms(), std::time::Duration::ZERO);
         let per_source = |enc: &mut DescriptorEncoder,
                           name: &str,
                           help: &str,
@@ -145,6 +148,12 @@ impl prometheus_client::collector::Collector for AgentCollector {
             "vitrine_sources_failed",
             "Configured sources that could not be started",
             s.failed.len() as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "vitrine_outbox_answering",
+            "1 while the outbox could be read at scrape time (0: busy or a hung disk; the outbox figures are then the last ones read)",
+            i64::from(s.outbox_answers),
         )?;
         gauge(
             &mut enc,

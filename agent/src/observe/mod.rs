@@ -9,4 +9,4 @@ mod shared;
 pub mod supervise;
 
 pub use liveness::{Beat, Liveness, Verdict};
-pub use shared::Shared;
+pub use shared::{OutboxFigures, Shared, OUTBOX_PATIENCE};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 
 use super::display::{self, Panel};
-use super::{Liveness, Shared, Verdict};
+use super::{Liveness, Shared, Verdict, OUTBOX_PATIENCE};
 use crate::clock::mono_ms;
 
 fn notify(states: &[NotifyState<'_>]) {
@@ -93,15 +93,19 @@ fn run(
         None => redraw,
     };
     let liveness = watchdog.map(Liveness::for_watchdog);
+    // A hung outbox must be noticed well within the watchdog period.
+    let patience = liveness.map_or(OUTBOX_PATIENCE, |l| {
+        OUTBOX_PATIENCE.min(Duration::from_millis(l.stall_ms / 2))
+    });
     let mut stalled = false;
     let mut last_line = String::new();
     let mut last_draw: Option<Instant> = None;
     let mut display_failed = false;
     while !stop.load(Ordering::Relaxed) {
-        let snap = shared.snapshot(crate::clock::now_ms());
+        let snap = shared.snapshot(crate::clock::now_ms(), patience);
         let mut line = snap.line();
         if let Some(l) = &liveness {
-            match shared.verdict(l, mono_ms()) {
+            match shared.verdict(l, mono_ms(), &snap) {
                 Verdict::Alive => {
                     if stalled {
                         tracing::info!("pipeline progressing again: watchdog fed");

@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub failed: Vec<String>,
     pub broker: Broker,
     pub uplink: UplinkStats,
+    /// False when the outbox could not be read in time (a hung disk): the outbox figures
+    /// are the last ones read, and the watchdog is not fed.
+    pub outbox_answers: bool,
     pub outbox_events: u64,
     pub outbox_bytes: u64,
     pub outbox_oldest_s: Option<u64>,
@@ -68,11 +71,18 @@ impl Snapshot {
             Broker::Connected => "broker connected",
             Broker::Disconnected => "broker disconnected",
         };
+        let outbox = if self.outbox_answers {
+            format!("outbox {} events", self.outbox_events)
+        } else {
+            format!(
+                "outbox NOT ANSWERING (disk hung?), {} events when last read",
+                self.outbox_events
+            )
+        };
         format!(
-            "{}/{} sources up, {broker}, outbox {} events",
+            "{}/{} sources up, {broker}, {outbox}",
             self.sources_up(),
             self.sources_total(),
-            self.outbox_events
         )
     }
 }
@@ -99,6 +109,7 @@ mod tests {
             failed: vec![],
             broker: Broker::None,
             uplink: UplinkStats::default(),
+            outbox_answers: true,
             outbox_events: 0,
             outbox_bytes: 0,
             outbox_oldest_s: None,
