@@ -3,13 +3,14 @@
 //! sources end → drain. Each step is a function below; `run` reads as that list.
 
 mod outbox;
+mod reload;
 mod shell;
+mod sources;
 mod summary;
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
@@ -17,18 +18,28 @@ use tokio::sync::{watch, Notify};
 use vitrine_config::Config;
 
 pub use outbox::{gap_payload, open_outbox};
-pub use shell::{install_stop_signal, join, runtime};
+pub use shell::{install_signals, install_stop_signal, join, runtime, Signal};
 pub use summary::summary;
 
 use crate::clock::now_ms;
 use crate::observe::{self, Shared};
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::pipeline::{self, Options, Running, WindowOut, WINDOW_CHANNEL};
-use crate::telemetry::{SourceProgress, UplinkStats};
+use crate::pipeline::{Options, WindowOut, WINDOW_CHANNEL};
+use crate::telemetry::{SourceList, UplinkStats};
 use crate::uplink::Uplink;
+use sources::SourceSet;
 
 /// How long the uplink may keep sending what is left once the sources have ended.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the daemon's control loop reacts to.
+#[derive(Debug)]
+pub enum Control {
+    Signal(Signal),
+    /// A source's thread ended (end of a file, a fatal error, or asked to stop); the key
+    /// of that run of the source.
+    Ended(u64),
+}
 
 /// Run the agent for `cfg` until its sources end or a stop signal arrives.
 pub fn run(
@@ -38,98 +49,132 @@ pub fn run(
     base_ms: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    install_stop_signal(&rt, stop.clone());
+    let (control_tx, control) = channel::<Control>();
+    let ctl = control_tx.clone();
+    install_signals(&rt, move |sig| {
+        let _ = ctl.send(Control::Signal(sig));
+    });
     let outbox: SharedOutbox = Arc::new(Mutex::new(open_outbox(cfg)?));
     let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
+    let mut sources = SourceSet::new(tx, control_tx);
     let opts = Options::new(cfg, base_ms.unwrap_or_else(now_ms), realtime);
-    let sources = Sources::start(cfg, &opts, tx, &stop)?;
+    sources.start(cfg, &opts, None);
+    if sources.is_empty() {
+        anyhow::bail!(
+            "no source could be started ({}); see the errors above",
+            sources.failed().join(", ")
+        );
+    }
+    tracing::info!(
+        sources = sources.ids().len(),
+        failed = sources.failed().len(),
+        window_secs = cfg.privacy.window_secs,
+        "pipeline running"
+    );
     let tasks = Tasks::new();
-    let uplink = start_uplink(&rt, cfg, &outbox, &sources, &tasks)?;
+    let uplink = start_uplink(&rt, cfg, &outbox, &sources.list, &tasks)?;
     let shared = Shared {
         device_id: cfg.device.id.clone(),
         store_id: cfg.device.store_id.clone(),
         k_min: cfg.privacy.k_min,
         started: std::time::Instant::now(),
-        sources: sources.progress(),
-        failed: sources.failed.clone(),
+        sources: sources.list.clone(),
         outbox: outbox.clone(),
         uplink: uplink.as_ref().map(|(stats, _)| stats.clone()),
         last_outbox: Arc::default(),
     };
     let supervisor = start_observers(&rt, cfg, &shared, &tasks)?;
-    let counts = store_events(cfg, rx, &outbox, &tasks.wake, print);
-    let ended = join(sources.running);
+    let current = Arc::new(RwLock::new(cfg.clone()));
+    let writer = store_events(current.clone(), rx, &outbox, &tasks.wake, print);
+    let failed_at_start = sources.failed().to_vec();
+    let sources = control_loop(sources, &control, &current, realtime);
+    let counts = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("event thread panicked"));
     observe::supervise::stopping();
     supervisor.finish();
     let delivery = drain(&rt, &outbox, &tasks, uplink.map(|(_, task)| task))?;
     report(cfg, counts?, delivery, &outbox);
-    ended?;
-    if !sources.failed.is_empty() {
-        anyhow::bail!("source(s) not started: {}", sources.failed.join(", "));
+    sources?;
+    if !failed_at_start.is_empty() {
+        anyhow::bail!("source(s) not started: {}", failed_at_start.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured sources that started, and those that could not.
-struct Sources {
-    running: Vec<Running>,
-    failed: Vec<String>,
+/// React to signals and source ends until every source has ended. Returns the sources'
+/// result; the event channel closes when this returns (the set, holding its sender, is
+/// dropped), which ends the event writer.
+fn control_loop(
+    mut sources: SourceSet,
+    control: &Receiver<Control>,
+    current: &RwLock<Config>,
+    realtime: bool,
+) -> anyhow::Result<()> {
+    let mut stopping = false;
+    while !sources.is_empty() {
+        let Ok(msg) = control.recv() else { break };
+        match msg {
+            Control::Signal(Signal::Stop) => {
+                stopping = true;
+                sources.stop_all();
+            }
+            Control::Signal(Signal::Reload) if stopping => {
+                tracing::info!("reload ignored: the agent is stopping");
+            }
+            Control::Signal(Signal::Reload) => {
+                observe::supervise::reloading();
+                reload(&mut sources, current, realtime);
+                observe::supervise::ready("configuration reloaded");
+            }
+            Control::Ended(key) => sources.ended(key),
+        }
+    }
+    sources.result()
 }
 
-impl Sources {
-    /// Start every camera and microphone. One failing source never stops the others: it is
-    /// reported and the rest go on; with none running there is nothing to do.
-    fn start(
-        cfg: &Config,
-        opts: &Options,
-        tx: std::sync::mpsc::SyncSender<WindowOut>,
-        stop: &Arc<AtomicBool>,
-    ) -> anyhow::Result<Sources> {
-        let mut s = Sources {
-            running: Vec::new(),
-            failed: Vec::new(),
-        };
-        let models = pipeline::SharedModels::default();
-        for cam in &cfg.cameras {
-            let r = pipeline::start_camera(cfg, cam, None, opts, &models, tx.clone(), stop.clone());
-            s.add(&cam.id, "camera", r);
+/// SIGHUP: read the configuration file again. A file with errors is logged with all of them
+/// and changes nothing; a valid one restarts exactly the sources it changed (their open
+/// windows are closed and stored first).
+fn reload(sources: &mut SourceSet, current: &RwLock<Config>, realtime: bool) {
+    let old = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let new = match Config::load(&old.file) {
+        Ok(c) => c,
+        Err(errors) => {
+            tracing::error!(file = %old.file.display(), "reload refused, the running configuration stays:\n{errors}");
+            return;
         }
-        for mic in &cfg.microphones {
-            let r = pipeline::start_microphone(cfg, mic, None, opts, tx.clone(), stop.clone());
-            s.add(&mic.id, "microphone", r);
-        }
-        if s.running.is_empty() {
-            anyhow::bail!(
-                "no source could be started ({}); see the errors above",
-                s.failed.join(", ")
-            );
-        }
-        tracing::info!(
-            sources = s.running.len(),
-            failed = s.failed.len(),
-            window_secs = cfg.privacy.window_secs,
-            "pipeline running"
-        );
-        Ok(s)
+    };
+    let plan = reload::plan(&old, &new, &sources.ids());
+    if plan.is_empty() {
+        tracing::info!(file = %old.file.display(), "configuration reloaded: nothing changed");
+        return;
     }
-
-    fn add(&mut self, id: &str, kind: &str, started: anyhow::Result<Running>) {
-        match started {
-            Ok(r) => self.running.push(r),
-            Err(e) => {
-                tracing::error!(source = %id, error = %format!("{e:#}"), "{kind} not started");
-                self.failed.push(id.to_string());
-            }
-        }
+    let effective = reload::effective(&old, &new);
+    let mut going = plan.restart.clone();
+    going.extend(plan.stop.iter().cloned());
+    sources.stop_and_join(&going);
+    // The windows of stopped sources are in the event channel; events from now on are
+    // stamped with the new privacy settings.
+    *current.write().unwrap_or_else(|p| p.into_inner()) = effective.clone();
+    let mut coming = plan.restart.clone();
+    coming.extend(plan.start.iter().cloned());
+    if !coming.is_empty() {
+        let opts = Options::new(&effective, now_ms(), realtime);
+        sources.start(&effective, &opts, Some(&coming));
     }
-
-    fn progress(&self) -> Vec<(String, Arc<SourceProgress>)> {
-        self.running
-            .iter()
-            .map(|r| (r.source_id.clone(), r.progress.clone()))
-            .collect()
+    if !plan.need_restart.is_empty() {
+        tracing::warn!(sections = %plan.need_restart.join(", "), "changed sections take effect on the next restart (systemctl restart vitrine)");
     }
+    tracing::info!(
+        file = %old.file.display(),
+        restarted = %plan.restart.join(","),
+        started = %plan.start.join(","),
+        stopped = %plan.stop.join(","),
+        unchanged = %plan.keep.join(","),
+        failed = %sources.failed().join(","),
+        "configuration reloaded"
+    );
 }
 
 /// What the async tasks share: a wake-up for the uplink, and one stop for all of them.
@@ -154,13 +199,13 @@ fn start_uplink(
     rt: &Runtime,
     cfg: &Config,
     outbox: &SharedOutbox,
-    sources: &Sources,
+    sources: &Arc<SourceList>,
     tasks: &Tasks,
 ) -> anyhow::Result<Option<(Arc<Mutex<UplinkStats>>, UplinkTask)>> {
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
     };
-    let u = Uplink::new(cfg, m, outbox.clone(), sources.progress())?;
+    let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?;
     let stats = u.stats.clone();
     let task = rt.spawn(u.run(tasks.wake.clone(), tasks.stop.subscribe(), DRAIN));
     Ok(Some((stats, task)))
@@ -195,19 +240,20 @@ fn start_observers(
 }
 
 /// Closed windows are numbered and stored in the outbox on a plain thread (never on the
-/// runtime); the uplink is woken to send them. Returns (stored, refused) once every source
-/// has ended.
+/// runtime); the uplink is woken to send them. The thread returns (stored, refused) once the
+/// event channel closes.
 fn store_events(
-    cfg: &Config,
+    current: Arc<RwLock<Config>>,
     rx: Receiver<WindowOut>,
     outbox: &SharedOutbox,
     wake: &Arc<Notify>,
     print: bool,
-) -> anyhow::Result<(u64, u64)> {
-    let (cfg, ob, wk) = (cfg.clone(), outbox.clone(), wake.clone());
-    let writer = std::thread::spawn(move || {
+) -> std::thread::JoinHandle<(u64, u64)> {
+    let (ob, wk) = (outbox.clone(), wake.clone());
+    std::thread::spawn(move || {
         let (mut stored, mut refused) = (0, 0);
         for w in rx.iter() {
+            let cfg = current.read().unwrap_or_else(|p| p.into_inner()).clone();
             let mut event = None;
             let res = lock_outbox(&ob).try_append(now_ms(), |seq| {
                 let ev = w.into_event(&cfg, seq);
@@ -228,10 +274,7 @@ fn store_events(
             wk.notify_one();
         }
         (stored, refused)
-    });
-    writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("event thread panicked"))
+    })
 }
 
 /// Flush the outbox, let the uplink send what is left (bounded by [`DRAIN`]), checkpoint.

@@ -7,24 +7,54 @@ use anyhow::Context;
 
 use crate::pipeline::Running;
 
-/// Ctrl-C / SIGTERM set `stop`: sources close their current window and the pipeline drains.
-pub fn install_stop_signal(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+/// What a process signal asks of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C or SIGTERM: close the current windows, drain, exit.
+    Stop,
+    /// SIGHUP (`systemctl reload`): read the configuration file again.
+    Reload,
+}
+
+/// The one place process signals are handled: each one is passed to `on` (from the async
+/// runtime; `on` must not block). SIGHUP no longer kills the process.
+pub fn install_signals(rt: &tokio::runtime::Runtime, on: impl Fn(Signal) + Send + 'static) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Registered now, before `run` goes on: a SIGHUP right after start must not kill us.
+    let _in_runtime = rt.enter();
+    let term = signal(SignalKind::terminate());
+    let hup = signal(SignalKind::hangup());
     rt.spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+        let (mut term, mut hup) = match (term, hup) {
+            (Ok(t), Ok(h)) => (t, h),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot handle process signals");
+                return;
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term => {},
+        loop {
+            let sig = tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+            if sig == Signal::Stop {
+                tracing::info!("stop requested: finishing the current windows");
+                crate::observe::supervise::stopping();
+            }
+            on(sig);
         }
-        tracing::info!("stop requested: finishing the current windows");
-        crate::observe::supervise::stopping();
-        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Ctrl-C / SIGTERM set `stop` (one-shot commands such as `replay`, which have nothing to
+/// reload: SIGHUP is logged and ignored).
+pub fn install_stop_signal(rt: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+    install_signals(rt, move |sig| match sig {
+        Signal::Stop => stop.store(true, Ordering::Relaxed),
+        Signal::Reload => {
+            tracing::info!("SIGHUP ignored: only `vitrine run` reloads its configuration")
+        }
     });
 }
 

@@ -63,7 +63,7 @@ impl prometheus_client::collector::Collector for AgentCollector {
                           get: &dyn Fn(&crate::telemetry::SourceProgress) -> u64|
          -> Result<(), std::fmt::Error> {
             let mut m = enc.encode_descriptor(name, help, None, ty)?;
-            for (id, p) in &self.0.sources {
+            for (id, p) in &self.0.sources.get().running {
                 let labels = [("source", id.as_str()), ("kind", p.kind)];
                 let fam = m.encode_family(&labels)?;
                 match ty {
@@ -136,7 +136,7 @@ impl prometheus_client::collector::Collector for AgentCollector {
                 None,
                 MetricType::Histogram,
             )?;
-            for (id, p) in &self.0.sources {
+            for (id, p) in &self.0.sources.get().running {
                 let labels = [("source", id.as_str()), ("kind", p.kind)];
                 let (sum, count, buckets) = p.latency.read();
                 m.encode_family(&labels)?

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::liveness::{Beat, Liveness, Verdict};
 use crate::outbox::SharedOutbox;
-use crate::telemetry::{Broker, Snapshot, SourceProgress, SourceStatus, UplinkStats};
+use crate::telemetry::{Broker, Snapshot, SourceList, SourceStatus, UplinkStats};
 
 /// Handles on the running agent's state, from which snapshots are taken.
 #[derive(Clone)]
@@ -16,8 +16,7 @@ pub struct Shared {
     pub store_id: String,
     pub k_min: u32,
     pub started: Instant,
-    pub sources: Vec<(String, Arc<SourceProgress>)>,
-    pub failed: Vec<String>,
+    pub sources: Arc<SourceList>,
     pub outbox: SharedOutbox,
     /// `None` when no broker is configured.
     pub uplink: Option<Arc<Mutex<UplinkStats>>>,
@@ -48,8 +47,9 @@ impl Shared {
             .as_ref()
             .map(|u| *u.lock().unwrap_or_else(|p| p.into_inner()))
             .unwrap_or_default();
-        let sources = self
-            .sources
+        let listing = self.sources.get();
+        let sources = listing
+            .running
             .iter()
             .map(|(id, p)| {
                 let occupancy = (p.kind == "camera")
@@ -70,7 +70,7 @@ impl Shared {
             store_id: self.store_id.clone(),
             uptime_s: self.started.elapsed().as_secs(),
             sources,
-            failed: self.failed.clone(),
+            failed: listing.failed,
             broker: match &self.uplink {
                 None => Broker::None,
                 Some(_) if uplink.connected => Broker::Connected,
@@ -88,8 +88,9 @@ impl Shared {
     /// The watchdog's question, asked of the live state and of a snapshot just taken (whose
     /// `outbox_answers` says whether the outbox could be read).
     pub fn verdict(&self, liveness: &Liveness, now_mono_ms: u64, snap: &Snapshot) -> Verdict {
-        let beats: Vec<Beat<'_>> = self
-            .sources
+        let listing = self.sources.get();
+        let beats: Vec<Beat<'_>> = listing
+            .running
             .iter()
             .map(|(id, p)| Beat {
                 id,
@@ -129,6 +130,7 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::outbox::{DirStorage, Limits, Outbox};
+    use crate::telemetry::{Listing, SourceProgress};
 
     fn shared(dir: &std::path::Path) -> Shared {
         let storage = DirStorage::open(dir).expect("dir");
@@ -143,8 +145,10 @@ mod tests {
             store_id: "s".into(),
             k_min: 3,
             started: Instant::now(),
-            sources: vec![("door".into(), Arc::new(SourceProgress::new("camera")))],
-            failed: vec![],
+            sources: Arc::new(SourceList::new(Listing {
+                running: vec![("door".into(), Arc::new(SourceProgress::new("camera")))],
+                failed: vec![],
+            })),
             outbox: Arc::new(Mutex::new(outbox)),
             uplink: None,
             last_outbox: Arc::default(),

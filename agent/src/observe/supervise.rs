@@ -28,6 +28,14 @@ pub fn ready(line: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(line)]);
 }
 
+/// Tell systemd a reload is under way (`ready` follows when it is done).
+pub fn reloading() {
+    notify(&[
+        NotifyState::Reloading,
+        NotifyState::Status("reloading the configuration"),
+    ]);
+}
+
 /// Tell systemd a clean shutdown is under way.
 pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);

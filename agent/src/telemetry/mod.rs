@@ -12,6 +12,31 @@ use vitrine_signals::cadence::Step;
 
 pub use snapshot::{Broker, Snapshot, SourceStatus};
 
+/// The sources running now and those that could not be started; replaced as a whole when a
+/// reload restarts sources. Observers and the uplink's health message read it.
+#[derive(Debug, Default)]
+pub struct SourceList(std::sync::RwLock<Listing>);
+
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub running: Vec<(String, std::sync::Arc<SourceProgress>)>,
+    pub failed: Vec<String>,
+}
+
+impl SourceList {
+    pub fn new(listing: Listing) -> SourceList {
+        SourceList(std::sync::RwLock::new(listing))
+    }
+
+    pub fn get(&self) -> Listing {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, listing: Listing) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = listing;
+    }
+}
+
 /// Upper bounds of the latency buckets, milliseconds (a Pi 4 runs a detector in 50–500 ms).
 pub const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 

@@ -89,7 +89,7 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let outbox = Arc::new(std::sync::Mutex::new(open_outbox(&cfg)?));
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let uplink = Uplink::new(&cfg, &mqtt, outbox.clone(), Vec::new())?;
+    let uplink = Uplink::new(&cfg, &mqtt, outbox.clone(), Default::default())?;
     let task = rt.spawn(uplink.run(wake.clone(), stop_rx, Duration::from_secs(30)));
     // Let the connection come up before timing.
     std::thread::sleep(Duration::from_millis(500));

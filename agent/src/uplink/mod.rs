@@ -27,7 +27,7 @@ use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use vitrine_config::{Config, Mqtt};
 
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::telemetry::SourceProgress;
+use crate::telemetry::SourceList;
 use crate::telemetry::UplinkStats;
 
 use topics::topic_of;
@@ -96,7 +96,7 @@ impl Conn {
 
 pub struct Uplink {
     cfg: Config,
-    sources: Vec<(String, Arc<SourceProgress>)>,
+    sources: Arc<SourceList>,
     started: std::time::Instant,
     mqtt: Mqtt,
     topics: Topics,
@@ -110,7 +110,7 @@ impl Uplink {
         cfg: &Config,
         mqtt: &Mqtt,
         outbox: SharedOutbox,
-        sources: Vec<(String, Arc<SourceProgress>)>,
+        sources: Arc<SourceList>,
     ) -> anyhow::Result<Uplink> {
         if let Some(t) = &mqtt.tls {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -194,7 +194,7 @@ impl Uplink {
             self.started.elapsed(),
             &outbox,
             &uplink,
-            &self.sources,
+            &self.sources.get().running,
         )
     }
 
