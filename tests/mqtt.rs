@@ -334,6 +334,75 @@ fn sighup_reloads_the_config_restarts_only_changed_sources_and_loses_nothing() {
     );
 }
 
+/// The uplink runs on the async runtime's only worker; while the outbox is stuck (a hung disk
+/// holding its lock), that worker must stay free: other tasks (metrics, signals, timers) go
+/// on. Before the outbox had an IO thread of its own, this ticker stopped dead.
+#[test]
+fn the_uplink_never_blocks_the_runtime_on_a_hung_disk() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n",
+            media("demo-mic.wav").display(),
+            broker.port
+        ),
+    );
+    let cfg = vitrine_config::Config::load(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outbox = std::sync::Arc::new(std::sync::Mutex::new(
+        vitrine::daemon::open_outbox(&cfg).unwrap(),
+    ));
+    let uplink = vitrine::uplink::Uplink::new(
+        &cfg,
+        cfg.mqtt.as_ref().unwrap(),
+        outbox.clone(),
+        Default::default(),
+    )
+    .unwrap();
+    let stats = uplink.stats.clone();
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = rt.spawn(uplink.run(wake.clone(), stop_rx, Duration::from_secs(2)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !stats.lock().unwrap().connected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uplink did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let t = ticks.clone();
+    rt.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            every.tick().await;
+            t.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // The disk hangs: the outbox lock is held for 1.5 s while the uplink keeps working
+    // (its group-commit tick every 50 ms, a wake-up to send).
+    let hung = outbox.lock().unwrap();
+    let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    wake.notify_one();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+    drop(hung);
+    stop.send(true).unwrap();
+    rt.block_on(task).unwrap().unwrap();
+    // 75 ticks in 1.5 s when free; a blocked worker gives 0 or 1.
+    assert!(
+        during >= 30,
+        "the runtime's worker was blocked: {during} ticks in 1.5 s"
+    );
+}
+
 /// Fault: the broker is killed (SIGKILL) while events flow and comes back 8 s later. Events
 /// closed during the outage wait in the outbox and are delivered after the reconnection;
 /// every seq reaches the subscriber and the outbox ends empty.

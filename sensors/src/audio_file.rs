@@ -306,7 +306,11 @@ mod tests {
         std::fs::write(&p, &bytes[..44 + 16_000 * 2 * 12 / 10 + 1]).expect("cut");
         let mut f = AudioFile::open(&p, Pacing::AsFastAsPossible).expect("open");
         let mut blocks = 0;
-        while f.next_block().expect("a cut file is not an error").is_some() {
+        while f
+            .next_block()
+            .expect("a cut file is not an error")
+            .is_some()
+        {
             blocks += 1;
         }
         let secs = blocks as f64 * BLOCK as f64 / f64::from(RATE);

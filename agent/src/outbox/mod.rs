@@ -20,10 +20,12 @@
 //!   loss is always counted and published, never silent. If nothing can be written at all, the
 //!   lost seqs are remembered and reported in a gap record as soon as writing works again.
 
+pub mod io;
 pub mod storage;
 
 use std::collections::BTreeMap;
 
+pub use io::OutboxIo;
 pub use storage::{DirStorage, SimStorage, Storage};
 
 /// The daemon's outbox, shared by the event writer, the uplink and the observers.

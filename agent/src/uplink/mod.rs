@@ -26,7 +26,7 @@ use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use vitrine_config::{Config, Mqtt};
 
-use crate::outbox::{lock_outbox, SharedOutbox};
+use crate::outbox::{OutboxIo, SharedOutbox};
 use crate::telemetry::SourceList;
 use crate::telemetry::UplinkStats;
 
@@ -101,7 +101,9 @@ pub struct Uplink {
     mqtt: Mqtt,
     topics: Topics,
     qos: QoS,
-    outbox: SharedOutbox,
+    /// Every outbox operation goes through the outbox's IO thread: the runtime never waits
+    /// on the disk.
+    outbox: OutboxIo,
     pub stats: Arc<Mutex<UplinkStats>>,
 }
 
@@ -127,7 +129,7 @@ impl Uplink {
             } else {
                 QoS::AtLeastOnce
             },
-            outbox,
+            outbox: OutboxIo::start(outbox)?,
             stats: Arc::new(Mutex::new(UplinkStats::default())),
         })
     }
@@ -176,32 +178,35 @@ impl Uplink {
     }
 
     /// The health message: what a remote operator needs to see that the box works.
-    fn health(&self) -> Vec<u8> {
+    async fn health(&self) -> anyhow::Result<Vec<u8>> {
         let now = crate::clock::now_ms();
-        let outbox = {
-            let o = lock_outbox(&self.outbox);
-            let (unacked, bytes) = o.depth();
-            payloads::OutboxHealth {
-                unacked,
-                bytes,
-                oldest_age_ms: o.oldest_age_ms(now),
-                stats: o.stats,
-            }
-        };
+        let outbox = self
+            .outbox
+            .call(move |o| {
+                let (unacked, bytes) = o.depth();
+                payloads::OutboxHealth {
+                    unacked,
+                    bytes,
+                    oldest_age_ms: o.oldest_age_ms(now),
+                    stats: o.stats,
+                }
+            })
+            .await?;
         let uplink = *self.stat();
-        payloads::health(
+        Ok(payloads::health(
             &self.cfg,
             self.started.elapsed(),
             &outbox,
             &uplink,
             &self.sources.get().running,
-        )
+        ))
     }
 
     /// Send synced, unacknowledged records until the in-flight window is full.
-    fn fill(&self, c: &mut Conn) -> anyhow::Result<()> {
+    async fn fill(&self, c: &mut Conn) -> anyhow::Result<()> {
         while c.connected && c.pending() < MAX_INFLIGHT {
-            let next = lock_outbox(&self.outbox).next_unacked(c.cursor)?;
+            let cursor = c.cursor;
+            let next = self.outbox.call(move |o| o.next_unacked(cursor)).await??;
             let Some((seq, payload)) = next else { break };
             let topic = topic_of(&self.topics, &payload);
             c.client
@@ -214,7 +219,7 @@ impl Uplink {
         Ok(())
     }
 
-    fn on_event(&self, c: &mut Conn, ev: Event) -> anyhow::Result<()> {
+    async fn on_event(&self, c: &mut Conn, ev: Event) -> anyhow::Result<()> {
         match ev {
             Event::Incoming(Packet::ConnAck(_)) => {
                 c.connected = true;
@@ -223,7 +228,7 @@ impl Uplink {
                     s.connected = true;
                     s.connections += 1;
                 }
-                let (n, _) = lock_outbox(&self.outbox).depth();
+                let (n, _) = self.outbox.call(|o| o.depth()).await?;
                 tracing::info!(broker = %format!("{}:{}", self.mqtt.host, self.mqtt.port), unacked = n, "connected to MQTT broker; sending what the outbox holds");
                 // Every connection replaces the retained last will with "online".
                 c.client
@@ -236,14 +241,14 @@ impl Uplink {
                     .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
                 c.queued.push_back(Label::Status);
                 c.cursor = None;
-                self.fill(c)?;
+                self.fill(c).await?;
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(label) = c.queued.pop_front() {
                     if pkid == 0 {
                         // QoS 0: no acknowledgement will come; sent is all there is.
                         if let Label::Record(seq) = label {
-                            lock_outbox(&self.outbox).ack(seq)?;
+                            self.outbox.call(move |o| o.ack(seq)).await??;
                         }
                     } else {
                         c.inflight.insert(pkid, label);
@@ -257,7 +262,7 @@ impl Uplink {
                         PubAckReason::Success | PubAckReason::NoMatchingSubscribers,
                         Some(Label::Record(seq)),
                     ) => {
-                        lock_outbox(&self.outbox).ack(seq)?;
+                        self.outbox.call(move |o| o.ack(seq)).await??;
                         self.stat().acked += 1;
                     }
                     (PubAckReason::Success | PubAckReason::NoMatchingSubscribers, _) => {}
@@ -267,7 +272,7 @@ impl Uplink {
                     }
                     (reason, _) => tracing::error!(?reason, "broker refused the status message"),
                 }
-                self.fill(c)?;
+                self.fill(c).await?;
             }
             Event::Incoming(Packet::Disconnect(d)) => {
                 tracing::warn!(reason = ?d.reason_code, "broker closed the connection")
@@ -297,9 +302,10 @@ impl Uplink {
                     stopping_since = Some(tokio::time::Instant::now());
                 }
                 if let Some(since) = stopping_since {
-                    let nothing_left = lock_outbox(&self.outbox)
-                        .next_unacked(None)
-                        .map(|n| n.is_none())
+                    let nothing_left = self
+                        .outbox
+                        .call(|o| o.next_unacked(None).map(|n| n.is_none()).unwrap_or(true))
+                        .await
                         .unwrap_or(true);
                     if (c.connected && c.pending() == 0 && nothing_left) || since.elapsed() >= drain
                     {
@@ -309,7 +315,7 @@ impl Uplink {
                 tokio::select! {
                     ev = c.events.recv() => match ev.unwrap_or(Err(ConnectionError::RequestsDone)) {
                         Ok(ev) => {
-                            if let Err(e) = self.on_event(&mut c, ev) {
+                            if let Err(e) = self.on_event(&mut c, ev).await {
                                 break Err(e);
                             }
                             if c.connected {
@@ -328,17 +334,22 @@ impl Uplink {
                         }
                     },
                     _ = wake.notified() => {
-                        if let Err(e) = self.fill(&mut c) { break Err(e); }
+                        if let Err(e) = self.fill(&mut c).await { break Err(e); }
                     }
                     _ = tick.tick() => {
                         let t = crate::clock::now_ms();
-                        if let Err(e) = lock_outbox(&self.outbox).tick(t) { tracing::error!(error = %e, "outbox"); }
-                        if let Err(e) = self.fill(&mut c) { break Err(e); }
+                        match self.outbox.call(move |o| o.tick(t)).await {
+                            Ok(Err(e)) => tracing::error!(error = %e, "outbox"),
+                            Err(e) => break Err(e.into()),
+                            Ok(Ok(_)) => {}
+                        }
+                        if let Err(e) = self.fill(&mut c).await { break Err(e); }
                     }
                     _ = health.tick() => {
                         if c.connected {
                             // QoS 0: the latest state matters, not every sample; no packet id.
-                            if c.client.try_publish(self.topics.health(), QoS::AtMostOnce, false, self.health()).is_ok() {
+                            let health = match self.health().await { Ok(h) => h, Err(e) => break Err(e) };
+                            if c.client.try_publish(self.topics.health(), QoS::AtMostOnce, false, health).is_ok() {
                                 c.queued.push_back(Label::Status);
                             }
                         }
@@ -363,7 +374,7 @@ impl Uplink {
                                 .await
                             {
                                 Ok(Some(Ok(ev))) => {
-                                    let _ = self.on_event(&mut c, ev);
+                                    let _ = self.on_event(&mut c, ev).await;
                                 }
                                 Ok(_) => break,
                                 Err(_) => {}
