@@ -9,6 +9,7 @@
 #   iptables iproute2 openssl   network-fault tests (namespaces, DROP, loss) and the TLS tests' PKI
 #   systemd          systemd-analyze, for the offline checks of the service unit
 #   procps           pgrep (the watchdog test freezes the agent's decoder)
+#   libfaketime      the clock tests (a box booting in 1970, clock steps)
 #   libclang-dev pkg-config   nokhwa's V4L2 bindings (bindgen) at build time
 #   libasound2-dev   cpal's ALSA bindings at build time (libasound2 at run time)
 #   nasm             openh264's x86 assembly (its bundled C++ source is built by cargo)
@@ -39,7 +40,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pgrep >/dev/null || need+=(procps)
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
+for p in libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
          gstreamer1.0-plugins-bad; do
   pkg_missing "$p" && need+=("$p")

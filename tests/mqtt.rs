@@ -403,6 +403,94 @@ fn the_uplink_never_blocks_the_runtime_on_a_hung_disk() {
     );
 }
 
+/// libfaketime's preload library, if installed (scripts/setup.sh installs it).
+fn libfaketime() -> Option<std::path::PathBuf> {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1",
+        ])
+        .output()
+        .ok()?;
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!p.is_empty()).then(|| p.into())
+}
+
+/// A box without a real-time clock boots in 1970 (libfaketime: 20,000 days back); NTP then
+/// sets the clock, and later a correction steps it 30 s back. No window is published with a
+/// 1970 date, every window is delivered, and no stretch of time is counted twice: within any
+/// window's bounds, the analysed seconds of all its parts add up to at most its length.
+#[test]
+fn a_box_booting_in_1970_holds_its_windows_until_the_clock_is_set_and_steps_split_windows() {
+    let Some(faketime) = libfaketime() else {
+        eprintln!("SKIPPED: libfaketime is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("faketime");
+    std::fs::write(&clock, "-20000d\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n",
+            media("demo-mic.wav").display(),
+            broker.port
+        ),
+    );
+    let child = vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .env("LD_PRELOAD", &faketime)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    std::fs::write(&clock, "+0\n").unwrap(); // NTP answers
+    std::thread::sleep(Duration::from_secs(8));
+    std::fs::write(&clock, "-30s\n").unwrap(); // a correction 30 s back
+    std::thread::sleep(Duration::from_secs(8));
+    let out = sigterm_and_wait(child);
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        log.matches("the wall clock was stepped").count(),
+        2,
+        "{log}"
+    );
+    let msgs = sub.drain(Duration::from_secs(1));
+    let events = windows(&msgs);
+    let seqs: BTreeSet<u64> = events
+        .iter()
+        .map(|(_, e)| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_contiguous(&seqs, 5, "every window delivered");
+    let mut by_window: std::collections::BTreeMap<String, f64> = Default::default();
+    for (_, e) in &events {
+        assert_valid(&schema(), e);
+        let start = e["window"]["start"].as_str().unwrap();
+        assert!(
+            start >= "2026",
+            "a window stamped with the unset clock: {e}"
+        );
+        assert!(e["window"]["end"].as_str().unwrap() > start, "{e}");
+        *by_window.entry(start.to_string()).or_default() +=
+            e["coverage"]["seconds_analysed"].as_f64().unwrap();
+    }
+    for (start, secs) in &by_window {
+        assert!(
+            *secs <= 5.1,
+            "{secs} s analysed in the window starting {start}: time counted twice\n{log}"
+        );
+    }
+    let analysed: f64 = by_window.values().sum();
+    assert!(analysed > 18.0, "{analysed} s analysed of ~24 s\n{log}");
+}
+
 /// Fault: the broker is killed (SIGKILL) while events flow and comes back 8 s later. Events
 /// closed during the outage wait in the outbox and are delivered after the reconnection;
 /// every seq reaches the subscriber and the outbox ends empty.

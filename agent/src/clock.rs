@@ -1,5 +1,6 @@
-//! The clocks: wall time for stamping events, a monotonic clock for heartbeats and timeouts.
-//! A leaf: nothing else in the crate is imported here.
+//! The clocks: wall time for stamping events, a monotonic clock for heartbeats and timeouts,
+//! and [`ClockWatch`], the pure decision whether the wall clock is plausible and when it was
+//! stepped. A leaf: nothing else in the crate is imported here.
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -17,4 +18,99 @@ pub fn now_ms() -> u64 {
 pub fn mono_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Wall-clock times before this are not trusted (a box without a real-time clock boots in
+/// 1970 until NTP answers): 2026-01-01T00:00:00Z, no earlier than this release was built.
+pub const PLAUSIBLE_FLOOR_MS: u64 = 1_767_225_600_000;
+
+/// A change of (wall − monotonic) larger than this is a step of the wall clock (NTP slews
+/// far less; a step is a boot-time sync, an RTC correction or a manual `date`).
+pub const STEP_MS: i64 = 2_000;
+
+pub fn plausible(wall_ms: u64) -> bool {
+    wall_ms >= PLAUSIBLE_FLOOR_MS
+}
+
+/// A step of the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockStep {
+    /// How far the wall clock moved relative to the monotonic clock, ms (negative: back).
+    pub by_ms: i64,
+    /// Whether the wall clock was plausible before the step, and is after it.
+    pub was_plausible: bool,
+    pub plausible: bool,
+}
+
+/// Watches the wall clock against the monotonic clock; takes both readings as arguments.
+#[derive(Debug, Clone)]
+pub struct ClockWatch {
+    offset_ms: i64,
+    plausible: bool,
+}
+
+impl ClockWatch {
+    pub fn new(wall_ms: u64, mono_ms: u64) -> ClockWatch {
+        ClockWatch {
+            offset_ms: wall_ms as i64 - mono_ms as i64,
+            plausible: plausible(wall_ms),
+        }
+    }
+
+    pub fn plausible(&self) -> bool {
+        self.plausible
+    }
+
+    /// A new pair of readings: `Some` when the wall clock was stepped since the last one.
+    pub fn observe(&mut self, wall_ms: u64, mono_ms: u64) -> Option<ClockStep> {
+        let offset = wall_ms as i64 - mono_ms as i64;
+        let by_ms = offset - self.offset_ms;
+        if by_ms.abs() <= STEP_MS {
+            // Slewing (NTP's gentle corrections) is followed, never accumulated into a step.
+            self.offset_ms = offset;
+            return None;
+        }
+        let step = ClockStep {
+            by_ms,
+            was_plausible: self.plausible,
+            plausible: plausible(wall_ms),
+        };
+        self.offset_ms = offset;
+        self.plausible = step.plausible;
+        Some(step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = PLAUSIBLE_FLOOR_MS + 400 * 86_400_000;
+
+    #[test]
+    fn a_box_booting_in_1970_is_implausible_until_ntp_steps_the_clock() {
+        let mut w = ClockWatch::new(5_000, 1_000);
+        assert!(!w.plausible());
+        assert_eq!(w.observe(6_000, 2_000), None, "time runs, no step");
+        let step = w.observe(NOW, 3_000).expect("a step");
+        assert_eq!(step.by_ms, NOW as i64 - 3_000 - 4_000);
+        assert!(!step.was_plausible && step.plausible);
+        assert!(w.plausible());
+    }
+
+    #[test]
+    fn slewing_is_not_a_step_and_a_step_back_is() {
+        let mut w = ClockWatch::new(NOW, 0);
+        assert_eq!(w.observe(NOW + 10_500, 10_000), None, "500 ms of slew");
+        let back = w
+            .observe(NOW + 20_000 - 30_000, 20_000)
+            .expect("a step back");
+        assert_eq!(back.by_ms, -30_500);
+        assert!(back.was_plausible && back.plausible);
+        assert_eq!(
+            w.observe(NOW - 10_000 + 1_000, 21_000),
+            None,
+            "measured from the new offset"
+        );
+    }
 }

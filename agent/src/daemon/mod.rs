@@ -2,6 +2,8 @@
 //! open the outbox → start the sources → the uplink → the observers → store events until the
 //! sources end → drain. Each step is a function below; `run` reads as that list.
 
+mod clockwatch;
+mod events;
 mod outbox;
 mod reload;
 mod shell;
@@ -9,6 +11,7 @@ mod sources;
 mod summary;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -21,7 +24,7 @@ pub use outbox::{gap_payload, open_outbox};
 pub use shell::{install_signals, install_stop_signal, join, runtime, Signal};
 pub use summary::summary;
 
-use crate::clock::now_ms;
+use crate::clock::{mono_ms, now_ms, ClockStep};
 use crate::observe::{self, Shared};
 use crate::outbox::{lock_outbox, SharedOutbox};
 use crate::pipeline::{Options, WindowOut, WINDOW_CHANNEL};
@@ -36,6 +39,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub enum Control {
     Signal(Signal),
+    /// The wall clock was stepped (see `clock::ClockWatch`).
+    Clock(ClockStep),
     /// A source's thread ended (end of a file, a fatal error, or asked to stop); the key
     /// of that run of the source.
     Ended(u64),
@@ -56,6 +61,7 @@ pub fn run(
     });
     let outbox: SharedOutbox = Arc::new(Mutex::new(open_outbox(cfg)?));
     let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
+    let control_tx_for_clock = control_tx.clone();
     let mut sources = SourceSet::new(tx, control_tx);
     let opts = Options::new(cfg, base_ms.unwrap_or_else(now_ms), realtime);
     sources.start(cfg, &opts, None);
@@ -85,9 +91,26 @@ pub fn run(
     };
     let supervisor = start_observers(&rt, cfg, &shared, &tasks)?;
     let current = Arc::new(RwLock::new(cfg.clone()));
-    let writer = store_events(current.clone(), rx, &outbox, &tasks.wake, print);
+    let shift = Arc::new(AtomicI64::new(events::NO_SHIFT));
+    let writer = events::store_events(
+        current.clone(),
+        rx,
+        &outbox,
+        &tasks.wake,
+        shift.clone(),
+        print,
+    );
     let failed_at_start = sources.failed().to_vec();
-    let sources = control_loop(sources, &control, &current, realtime);
+    let watch = clockwatch::start(control_tx_for_clock)?;
+    let mut ctl = ControlState {
+        current: &current,
+        realtime,
+        shift: &shift,
+        ahead_ms: 0,
+        stopping: false,
+    };
+    let sources = ctl.run(sources, &control);
+    watch.finish();
     let counts = writer
         .join()
         .map_err(|_| anyhow::anyhow!("event thread panicked"));
@@ -102,41 +125,91 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// React to signals and source ends until every source has ended. Returns the sources'
-/// result; the event channel closes when this returns (the set, holding its sender, is
-/// dropped), which ends the event writer.
-fn control_loop(
-    mut sources: SourceSet,
-    control: &Receiver<Control>,
-    current: &RwLock<Config>,
+/// The control loop's state: the configuration in effect (replaced by reloads), how the
+/// clock steps shift held windows, how far the sources' timeline runs ahead of the wall clock.
+struct ControlState<'a> {
+    current: &'a RwLock<Config>,
     realtime: bool,
-) -> anyhow::Result<()> {
-    let mut stopping = false;
-    while !sources.is_empty() {
-        let Ok(msg) = control.recv() else { break };
-        match msg {
-            Control::Signal(Signal::Stop) => {
-                stopping = true;
-                sources.stop_all();
+    shift: &'a AtomicI64,
+    /// After a step back the timeline resumes where the last window ended, ahead of the wall
+    /// clock by at most the step, so no two windows of a source overlap.
+    ahead_ms: u64,
+    stopping: bool,
+}
+
+impl ControlState<'_> {
+    /// React to signals, clock steps and source ends until every source has ended. Returns
+    /// the sources' result; the event channel closes when this returns (the set, holding its
+    /// sender, is dropped), which ends the event writer.
+    fn run(&mut self, mut sources: SourceSet, control: &Receiver<Control>) -> anyhow::Result<()> {
+        while !sources.is_empty() {
+            let Ok(msg) = control.recv() else { break };
+            match msg {
+                Control::Signal(Signal::Stop) => {
+                    self.stopping = true;
+                    sources.stop_all();
+                }
+                Control::Signal(Signal::Reload) | Control::Clock(_) if self.stopping => {
+                    tracing::info!("ignored while stopping: {msg:?}");
+                }
+                Control::Signal(Signal::Reload) => {
+                    observe::supervise::reloading();
+                    reload(&mut sources, self.current, self.realtime, self.ahead_ms);
+                    observe::supervise::ready("configuration reloaded");
+                }
+                Control::Clock(step) => self.clock_stepped(&mut sources, step),
+                Control::Ended(key) => sources.ended(key),
             }
-            Control::Signal(Signal::Reload) if stopping => {
-                tracing::info!("reload ignored: the agent is stopping");
-            }
-            Control::Signal(Signal::Reload) => {
-                observe::supervise::reloading();
-                reload(&mut sources, current, realtime);
-                observe::supervise::ready("configuration reloaded");
-            }
-            Control::Ended(key) => sources.ended(key),
         }
+        sources.result()
     }
-    sources.result()
+
+    /// The wall clock was stepped: every source closes its window on the old timeline and
+    /// starts again on the new one (no catch-up of windows that never happened, no overlap).
+    fn clock_stepped(&mut self, sources: &mut SourceSet, step: ClockStep) {
+        let cfg = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let window_ms = u64::from(cfg.privacy.window_secs) * 1000;
+        if !step.was_plausible {
+            // Windows held while the clock was implausible move with it.
+            let known = self.shift.load(Ordering::Relaxed);
+            let total = if known == events::NO_SHIFT {
+                step.by_ms
+            } else {
+                known + step.by_ms
+            };
+            self.shift.store(total, Ordering::Relaxed);
+        }
+        let now = now_ms();
+        // Where the old timeline is now, and the end of the window it is in.
+        let old_now = (now as i64 + self.ahead_ms as i64 - step.by_ms).max(0) as u64;
+        let old_end = old_now.div_ceil(window_ms.max(1)) * window_ms.max(1);
+        let base = if step.by_ms < 0 {
+            old_end.max(now)
+        } else {
+            now
+        };
+        self.ahead_ms = base - now;
+        tracing::warn!(
+            by_ms = step.by_ms,
+            plausible = step.plausible,
+            ahead_ms = self.ahead_ms,
+            "the wall clock was stepped: windows split at the step, sources restart on the new time"
+        );
+        let ids = sources.ids();
+        sources.stop_and_join(&ids);
+        let opts = Options::new(&cfg, base, self.realtime);
+        sources.start(&cfg, &opts, Some(&ids));
+    }
 }
 
 /// SIGHUP: read the configuration file again. A file with errors is logged with all of them
 /// and changes nothing; a valid one restarts exactly the sources it changed (their open
 /// windows are closed and stored first).
-fn reload(sources: &mut SourceSet, current: &RwLock<Config>, realtime: bool) {
+fn reload(sources: &mut SourceSet, current: &RwLock<Config>, realtime: bool, ahead_ms: u64) {
     let old = current.read().unwrap_or_else(|p| p.into_inner()).clone();
     let new = match Config::load(&old.file) {
         Ok(c) => c,
@@ -160,7 +233,7 @@ fn reload(sources: &mut SourceSet, current: &RwLock<Config>, realtime: bool) {
     let mut coming = plan.restart.clone();
     coming.extend(plan.start.iter().cloned());
     if !coming.is_empty() {
-        let opts = Options::new(&effective, now_ms(), realtime);
+        let opts = Options::new(&effective, now_ms() + ahead_ms, realtime);
         sources.start(&effective, &opts, Some(&coming));
     }
     if !plan.need_restart.is_empty() {
@@ -235,46 +308,8 @@ fn start_observers(
         }
     }
     let supervisor = observe::supervise::Supervisor::start(shared.clone(), &cfg.status)?;
-    observe::supervise::ready(&shared.snapshot(now_ms(), observe::OUTBOX_PATIENCE).line());
+    observe::supervise::ready(&shared.snapshot(mono_ms(), observe::OUTBOX_PATIENCE).line());
     Ok(supervisor)
-}
-
-/// Closed windows are numbered and stored in the outbox on a plain thread (never on the
-/// runtime); the uplink is woken to send them. The thread returns (stored, refused) once the
-/// event channel closes.
-fn store_events(
-    current: Arc<RwLock<Config>>,
-    rx: Receiver<WindowOut>,
-    outbox: &SharedOutbox,
-    wake: &Arc<Notify>,
-    print: bool,
-) -> std::thread::JoinHandle<(u64, u64)> {
-    let (ob, wk) = (outbox.clone(), wake.clone());
-    std::thread::spawn(move || {
-        let (mut stored, mut refused) = (0, 0);
-        for w in rx.iter() {
-            let cfg = current.read().unwrap_or_else(|p| p.into_inner()).clone();
-            let mut event = None;
-            let res = lock_outbox(&ob).try_append(now_ms(), |seq| {
-                let ev = w.into_event(&cfg, seq);
-                let bytes = serde_json::to_vec(&ev);
-                event = Some(ev);
-                bytes
-            });
-            match res {
-                Ok(_) => stored += 1,
-                Err(e) => {
-                    refused += 1;
-                    tracing::error!(error = %e, "event not stored");
-                }
-            }
-            if let (true, Some(ev)) = (print, &event) {
-                println!("{}", summary(ev));
-            }
-            wk.notify_one();
-        }
-        (stored, refused)
-    })
 }
 
 /// Flush the outbox, let the uplink send what is left (bounded by [`DRAIN`]), checkpoint.
@@ -284,7 +319,7 @@ fn drain(
     tasks: &Tasks,
     uplink: Option<UplinkTask>,
 ) -> anyhow::Result<Option<UplinkStats>> {
-    lock_outbox(outbox).flush(now_ms())?;
+    lock_outbox(outbox).flush(mono_ms())?;
     let _ = tasks.stop.send(true);
     tasks.wake.notify_one();
     let delivery = match uplink {
@@ -294,7 +329,7 @@ fn drain(
         ),
         None => None,
     };
-    lock_outbox(outbox).checkpoint(now_ms())?;
+    lock_outbox(outbox).checkpoint(mono_ms())?;
     Ok(delivery)
 }
 

@@ -88,9 +88,9 @@ mod tests {
     use super::*;
 
     const BASE: &str = "[device]\nid = \"box\"\nstore_id = \"s\"\n\
-        [[cameras]]\nid = \"door\"\nfile = \"door.mp4\"\n\
-        [[cameras]]\nid = \"aisle\"\nfile = \"aisle.mp4\"\n\
-        [[microphones]]\nid = \"mic\"\nfile = \"mic.wav\"\n";
+        [[cameras]]\nid = \"door\"\nrtsp = \"rtsp://10.0.0.5/door\"\n\
+        [[cameras]]\nid = \"aisle\"\nrtsp = \"rtsp://10.0.0.6/aisle\"\n\
+        [[microphones]]\nid = \"mic\"\ndevice = \"default\"\n";
 
     fn cfg(text: &str) -> Config {
         Config::parse(text, Path::new("agent.toml")).expect("config")
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn only_the_changed_source_restarts() {
-        let new = BASE.replace("aisle.mp4", "aisle2.mp4");
+        let new = BASE.replace("10.0.0.6/aisle", "10.0.0.7/aisle");
         let p = plan(&cfg(BASE), &cfg(&new), &running());
         assert_eq!(p.keep, ["door", "mic"]);
         assert_eq!(p.restart, ["aisle"]);
@@ -111,10 +111,7 @@ mod tests {
 
     #[test]
     fn added_and_removed_sources_start_and_stop() {
-        let new = BASE.replace(
-            "id = \"aisle\"\nfile = \"aisle.mp4\"",
-            "id = \"till\"\nfile = \"till.mp4\"",
-        );
+        let new = BASE.replace("id = \"aisle\"", "id = \"till\"");
         let p = plan(&cfg(BASE), &cfg(&new), &running());
         assert_eq!(p.stop, ["aisle"]);
         assert_eq!(p.start, ["till"]);

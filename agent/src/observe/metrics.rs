@@ -52,10 +52,11 @@ fn gauge(
 
 impl prometheus_client::collector::Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        // Never wait for the outbox on the async runtime: stale figures, flagged, instead.
+        // Rendered on a blocking thread (spawn_blocking); a hung outbox costs a scrape at most
+        // the patience, then shows the last figures, flagged.
         let s = self
             .0
-            .snapshot(crate::clock::now_ms(), std::time::Duration::ZERO);
+            .snapshot(crate::clock::mono_ms(), super::OUTBOX_PATIENCE);
         let per_source = |enc: &mut DescriptorEncoder,
                           name: &str,
                           help: &str,

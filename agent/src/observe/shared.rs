@@ -39,8 +39,8 @@ pub const OUTBOX_PATIENCE: Duration = Duration::from_secs(2);
 impl Shared {
     /// A snapshot, waiting at most `patience` for the outbox: if it does not answer (a hung
     /// disk), the last figures are shown and `outbox_answers` is false. Never blocks longer.
-    pub fn snapshot(&self, now_wall_ms: u64, patience: Duration) -> Snapshot {
-        let outbox = self.read_outbox(now_wall_ms, patience);
+    pub fn snapshot(&self, now_mono_ms: u64, patience: Duration) -> Snapshot {
+        let outbox = self.read_outbox(now_mono_ms, patience);
         let last = *self.last_outbox.lock().unwrap_or_else(|p| p.into_inner());
         let uplink = self
             .uplink
@@ -102,7 +102,7 @@ impl Shared {
     }
 
     /// The outbox's figures if its lock can be taken within `patience` (and remembered).
-    fn read_outbox(&self, now_wall_ms: u64, patience: Duration) -> Option<OutboxFigures> {
+    fn read_outbox(&self, now_mono_ms: u64, patience: Duration) -> Option<OutboxFigures> {
         let deadline = Instant::now() + patience;
         let o = loop {
             match self.outbox.try_lock() {
@@ -118,7 +118,7 @@ impl Shared {
         let figures = OutboxFigures {
             events: n as u64,
             bytes: b,
-            oldest_s: o.oldest_age_ms(now_wall_ms).map(|a| a / 1000),
+            oldest_s: o.oldest_age_ms(now_mono_ms).map(|a| a / 1000),
         };
         drop(o);
         *self.last_outbox.lock().unwrap_or_else(|p| p.into_inner()) = figures;

@@ -110,7 +110,7 @@ fn run(
     let mut last_draw: Option<Instant> = None;
     let mut display_failed = false;
     while !stop.load(Ordering::Relaxed) {
-        let snap = shared.snapshot(crate::clock::now_ms(), patience);
+        let snap = shared.snapshot(mono_ms(), patience);
         let mut line = snap.line();
         if let Some(l) = &liveness {
             match shared.verdict(l, mono_ms(), &snap) {

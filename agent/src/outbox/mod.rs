@@ -140,11 +140,10 @@ pub struct Stats {
 }
 
 /// Wall clock for `open` (recovered records' age); everything else takes time as an argument.
+/// The outbox's times are intervals (group commit, watermark writes) and ages: monotonic
+/// milliseconds, so a step of the wall clock neither stalls the fsync nor ages records.
 fn storage_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::mono_ms()
 }
 
 fn seg_name(first_seq: u64) -> String {

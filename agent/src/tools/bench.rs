@@ -105,9 +105,8 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let t0 = now_ms();
     for i in 0..events {
         let (s, e) = (t0 + i * 60_000, t0 + (i + 1) * 60_000);
-        lock_outbox(&outbox).append(now_ms(), |seq| {
+        lock_outbox(&outbox).try_append(crate::clock::mono_ms(), |seq| {
             serde_json::to_vec(&WindowEvent::new(&meta, seq, s, e, body.clone()))
-                .unwrap_or_default()
         })?;
         wake.notify_one();
         if interval_ms > 0 {

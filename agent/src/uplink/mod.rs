@@ -179,7 +179,7 @@ impl Uplink {
 
     /// The health message: what a remote operator needs to see that the box works.
     async fn health(&self) -> anyhow::Result<Vec<u8>> {
-        let now = crate::clock::now_ms();
+        let now = crate::clock::mono_ms();
         let outbox = self
             .outbox
             .call(move |o| {
@@ -337,7 +337,7 @@ impl Uplink {
                         if let Err(e) = self.fill(&mut c).await { break Err(e); }
                     }
                     _ = tick.tick() => {
-                        let t = crate::clock::now_ms();
+                        let t = crate::clock::mono_ms();
                         match self.outbox.call(move |o| o.tick(t)).await {
                             Ok(Err(e)) => tracing::error!(error = %e, "outbox"),
                             Err(e) => break Err(e.into()),
