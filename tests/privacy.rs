@@ -4,10 +4,186 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+
+/// Bytes per block the media scanner judges at a time.
+const BLOCK: usize = 4096;
+
+/// Why a block of bytes looks like raw pixels or samples rather than the agent's framed JSON:
+/// raw RGB/YUV and PCM (s16 or f32) have no magic bytes, but they are dense with bytes that
+/// never appear in JSON text, and carry far more entropy per byte than text does.
+fn media_like(block: &[u8]) -> Option<String> {
+    let binary = block
+        .iter()
+        .filter(|b| !(b.is_ascii_graphic() || b" \t\r\n".contains(b)))
+        .count();
+    let mut hist = [0u32; 256];
+    block.iter().for_each(|b| hist[*b as usize] += 1);
+    let n = block.len() as f64;
+    let entropy: f64 = hist
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    let share = binary as f64 / n;
+    (share > 0.2 || entropy > 6.5).then(|| {
+        format!(
+            "{:.0} % non-text bytes, {entropy:.1} bits/byte",
+            share * 100.0
+        )
+    })
+}
+
+/// Every file under `dir` (recursively) that holds magic bytes of a media format or a block
+/// that looks like raw pixels or samples.
+fn scan_for_media(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for p in entries.flatten().map(|e| e.path()) {
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            // A file may vanish between listing and reading (segments are deleted on ack).
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            found.extend(media_in(&p, &bytes));
+        }
+    }
+    found
+}
+
+fn media_in(p: &Path, bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    if bytes.len() > 4 * 1024 * 1024 {
+        found.push(format!(
+            "{}: {} bytes is large for aggregates",
+            p.display(),
+            bytes.len()
+        ));
+    }
+    for magic in [
+        &b"\xff\xd8\xff"[..],
+        b"\x89PNG",
+        b"RIFF",
+        b"fLaC",
+        b"\x1aE\xdf\xa3",
+        b"ftyp",
+    ] {
+        if bytes.windows(magic.len()).any(|w| w == magic) {
+            found.push(format!("{}: media magic bytes {magic:?}", p.display()));
+        }
+    }
+    for (i, block) in bytes.chunks(BLOCK).enumerate() {
+        if block.len() >= 256 {
+            if let Some(why) = media_like(block) {
+                found.push(format!(
+                    "{}: block {i} looks like raw media ({why})",
+                    p.display()
+                ));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Scans `dirs` every 200 ms until stopped: catches what a file holds while the agent runs
+/// (events waiting for their acknowledgement, temp files) and not only what is left after.
+struct Scanner {
+    stop: Arc<AtomicBool>,
+    found: Arc<Mutex<Vec<String>>>,
+    rounds: Arc<Mutex<u32>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Scanner {
+    fn start(dirs: Vec<PathBuf>) -> Scanner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let found = Arc::new(Mutex::new(Vec::new()));
+        let rounds = Arc::new(Mutex::new(0));
+        let (st, f, r) = (stop.clone(), found.clone(), rounds.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                for d in &dirs {
+                    f.lock().unwrap().extend(scan_for_media(d));
+                }
+                *r.lock().unwrap() += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Scanner {
+            stop,
+            found,
+            rounds,
+            thread,
+        }
+    }
+
+    fn finish(self) -> (Vec<String>, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        let found = self.found.lock().unwrap().clone();
+        let rounds = *self.rounds.lock().unwrap();
+        (found, rounds)
+    }
+}
+
+/// Numbers that could time an individual: a Unix time (s or ms) that is not a window
+/// boundary, anywhere in a payload (in numbers, or digit runs inside strings such as keys).
+fn finer_than_the_window(v: &Value, window_ms: u64) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut check = |path: &str, n: u64| {
+        let ms = if (1_000_000_000..10_000_000_000).contains(&n) {
+            Some(n * 1000)
+        } else if (1_000_000_000_000..10_000_000_000_000).contains(&n) {
+            Some(n)
+        } else {
+            None
+        };
+        if ms.is_some_and(|ms| ms % window_ms != 0) {
+            bad.push(format!("{path}: {n}"));
+        }
+    };
+    walk(v, "", &mut |path, x| match x {
+        Value::Number(n) => {
+            if let Some(n) = n.as_u64() {
+                check(path, n);
+            } else if let Some(f) = n.as_f64() {
+                if f >= 1e9 {
+                    check(path, f as u64);
+                }
+            }
+        }
+        Value::String(s) => {
+            for run in s
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|r| r.len() >= 10)
+            {
+                if let Ok(n) = run.parse::<u64>() {
+                    check(path, n);
+                }
+            }
+        }
+        _ => {}
+    });
+    bad
+}
 
 /// Keys that would carry per-person or raw data. None may appear anywhere in a payload.
 const FORBIDDEN_KEYS: &[&str] = &[
@@ -68,13 +244,27 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
             broker.port
         ),
     );
+    // Every directory the agent may write: its state, its temp and home directories.
+    let (tmp, home) = (dir.path().join("tmp"), dir.path().join("home"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let scanner = Scanner::start(vec![dir.path().join("state"), tmp.clone(), home.clone()]);
     // Most verbose logging: even debug output must not carry raw or per-person data.
     let out = vitrine()
         .env("VITRINE_LOG", "debug")
+        .env("TMPDIR", &tmp)
+        .env("HOME", &home)
         .args(["run", "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
+    let (found, rounds) = scanner.finish();
+    assert!(rounds >= 3, "the scanner ran {rounds} times");
+    assert!(
+        found.is_empty(),
+        "media-like bytes on disk while running:\n{}",
+        found.join("\n")
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -97,6 +287,9 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
             "{topic}: control bytes in payload"
         );
         let v: Value = serde_json::from_str(text).expect("payloads are JSON");
+        // No number or digit run finer than the window (10 s) in any payload.
+        let fine = finer_than_the_window(&v, 10_000);
+        assert!(fine.is_empty(), "{topic}: {fine:?}");
         if topic.contains("/window/") {
             // The strict schema (additionalProperties: false everywhere) admits no extra field.
             assert_valid(&schema, &v);
@@ -151,26 +344,146 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
         );
     }
 
-    // 3. The disk: the outbox holds framed JSON aggregates and nothing media-like.
-    let state = dir.path().join("state");
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let p = entry.unwrap().path();
-        let bytes = std::fs::read(&p).unwrap();
-        assert!(bytes.len() < 1024 * 1024, "{} is large", p.display());
-        for magic in [
-            &b"\xff\xd8\xff"[..],
-            b"\x89PNG",
-            b"RIFF",
-            b"fLaC",
-            b"\x1aE\xdf\xa3",
-        ] {
-            assert!(
-                !bytes.windows(magic.len()).any(|w| w == magic),
-                "{} holds media bytes",
-                p.display()
-            );
-        }
+    // 3. The disk, after the run too (the live scan above saw it while events waited).
+    for d in [dir.path().join("state"), tmp, home] {
+        let found = scan_for_media(&d);
+        assert!(found.is_empty(), "{}", found.join("\n"));
     }
     // Everything published was acknowledged and removed: nothing is left behind.
-    assert!(outbox_events(&state).is_empty());
+    assert!(outbox_events(&dir.path().join("state")).is_empty());
+}
+
+/// Events waiting in the outbox (no broker configured: nothing is acknowledged, nothing
+/// deleted) are the same aggregates: JSON that passes the strict schema, nothing media-like
+/// in the segments.
+#[test]
+fn events_waiting_in_the_outbox_are_aggregates_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[privacy]\nwindow_secs = 10\n",
+            walkway_camera(2),
+            media("prompts.wav").display()
+        ),
+    );
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = dir.path().join("state");
+    let events = outbox_events(&state);
+    assert!(events.len() >= 4, "{} events kept", events.len());
+    let schema = schema();
+    for e in &events {
+        assert_valid(&schema, e);
+        let fine = finer_than_the_window(e, 10_000);
+        assert!(fine.is_empty(), "{fine:?}");
+    }
+    let found = scan_for_media(&state);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// The scanner itself can fail: raw RGB frames and PCM blocks of the real media, planted
+/// between JSON records as a leak would put them, are found; the agent's own segments are not.
+#[test]
+fn the_media_scanner_finds_raw_frames_and_samples() {
+    let raw = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .args(args)
+            .arg("-")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let video = media("vtest.avi");
+    let audio = media("prompts.wav");
+    let v = video.to_str().unwrap();
+    let a = audio.to_str().unwrap();
+    let leaks = [
+        (
+            "rgb24",
+            raw(&[
+                v,
+                "-frames:v",
+                "1",
+                "-s",
+                "320x240",
+                "-pix_fmt",
+                "rgb24",
+                "-f",
+                "rawvideo",
+            ]),
+        ),
+        (
+            "yuv420p",
+            raw(&[
+                v,
+                "-frames:v",
+                "1",
+                "-s",
+                "320x240",
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "rawvideo",
+            ]),
+        ),
+        (
+            "s16le",
+            raw(&[
+                a, "-ss", "2", "-t", "1", "-ac", "1", "-ar", "16000", "-f", "s16le",
+            ]),
+        ),
+        (
+            "f32le",
+            raw(&[
+                a, "-ss", "2", "-t", "1", "-ac", "1", "-ar", "16000", "-f", "f32le",
+            ]),
+        ),
+    ];
+    let json = br#"{"schema":"vitrine.window.v1","people":{"mean":1.5,"max":3}}"#.repeat(40);
+    for (what, bytes) in &leaks {
+        assert!(bytes.len() > 8192, "{what}: {} bytes", bytes.len());
+        // A leak of one frame or block (or any 8 KiB of it) between two records.
+        let mut seg = json.clone();
+        seg.extend_from_slice(&bytes[..8192]);
+        seg.extend_from_slice(&json);
+        let found = media_in(Path::new(what), &seg);
+        assert!(!found.is_empty(), "{what} leaked and not found");
+    }
+    // A real outbox with real events: nothing found.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[privacy]\nwindow_secs = 5\n",
+            media("prompts.wav").display()
+        ),
+    );
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!outbox_events(&dir.path().join("state")).is_empty());
+    let found = scan_for_media(&dir.path().join("state"));
+    assert!(found.is_empty(), "false alarm: {}", found.join("\n"));
 }
