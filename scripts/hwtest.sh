@@ -4,7 +4,8 @@
 #   vivid        Linux's virtual camera driver: YUYV capture, then an unplug (the driver is
 #                unbound from the device mid-stream) and a replug (bound again)
 #   v4l2loopback a camera fed MJPEG frames of the real pedestrian video by a writer
-#                (built from Debian's v4l2loopback-dkms source against the guest kernel)
+#                (built from Debian's v4l2loopback-dkms source against the guest kernel);
+#                then the writer is paused (open, silent): the read times out as lost
 # Both are captured by vitrine's own V4l2Camera (sensors/examples/v4l2_check.rs), with the
 # capture mode chosen from what the driver offers, and a missing format refused by name.
 # Needs root and Debian packages only (installed here: qemu-system-x86, busybox-static, the
@@ -60,9 +61,17 @@ wait
 sed 's/^/[vivid-yuyv] /' /tmp/cap.log
 insmod ./v4l2loopback.ko video_nr=10 exclusive_caps=1 card_label=fakecam
 ./v4l2_check feed /dev/video10 640 480 10 f0.jpg f1.jpg f2.jpg > /tmp/feed.log 2>&1 &
+FEED=$!
 sleep 2
 ./v4l2_check capture /dev/video10 mjpeg 10 2>&1 | sed 's/^/[loopback-mjpeg] /'
 ./v4l2_check capture /dev/video10 nv12 1 2>&1 | sed 's/^/[loopback-no-nv12] /'
+./v4l2_check capture /dev/video10 mjpeg 3 --stall > /tmp/stall.log 2>&1 &
+STALL=$!
+i=0; while ! grep -q READY-FOR-STALL /tmp/stall.log && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done
+kill -STOP $FEED
+wait $STALL
+kill -CONT $FEED
+sed 's/^/[loopback-stall] /' /tmp/stall.log
 sed 's/^/[feeder] /' /tmp/feed.log
 echo "VMTEST-DONE"; poweroff -f
 EOI
@@ -80,5 +89,6 @@ check "replugged camera reopened and captured"           '^\[vivid-yuyv\] REOPEN
 check "v4l2loopback MJPEG opened"                        '^\[loopback-mjpeg\] opened: mjpeg 640x480'
 check "MJPEG frames decoded (real picture, not flat)"    '^\[loopback-mjpeg\] frame 9: 640x480 .* stddev ([2-9][0-9]|[1-9][0-9][0-9])'
 check "a format the camera lacks is refused by name"     '^\[loopback-no-nv12\] ERROR: .*does not offer nv12'
+check "a camera open but silent times out as lost"    '^\[loopback-stall\] LOST: .*stopped sending'
 check "the guest finished"                               'VMTEST-DONE'
 exit $fail

@@ -1,5 +1,8 @@
 //! `vitrine check-config` and argument handling, through the real binary.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,9 @@
 //! the status screen written as a PNG by the running agent, and the Prometheus endpoint
 //! scraped over TCP while a real Mosquitto acknowledges events.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::os::unix::net::UnixDatagram;

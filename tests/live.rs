@@ -4,6 +4,9 @@
 //! speech and noise. USB cameras go through the real V4L2 drivers in a QEMU guest:
 //! `scripts/hwtest.sh` (see the README).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! `vitrine run` on real media into a real Mosquitto started by the test.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,9 @@
 //! The subscriber runs inside the broker's namespace, so only the agent's link is faulty.
 //! Needs root (ip netns, iptables); CI runs as root.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,9 @@
 //! The whole pipeline on real media (Debian's vtest.avi, alsa-utils voice prompts, espeak-ng
 //! speech, sox noise) through the real models, via `vitrine replay`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

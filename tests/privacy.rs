@@ -2,6 +2,9 @@
 //! logs and the disk is aggregates only. No pixel or sample bytes, nothing per person (ids,
 //! boxes, positions), no timestamp finer than the window.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

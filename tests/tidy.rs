@@ -1,5 +1,8 @@
 //! Tidy tests (as rust-analyzer keeps them): properties of the source tree itself.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

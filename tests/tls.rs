@@ -1,6 +1,9 @@
 //! TLS with a private CA and per-device client certificates (mutual TLS) against a real
 //! Mosquitto: delivery works, the broker's hostname is checked, a world-readable key is refused.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1166,3 +1166,90 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         }]),
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// Every section of the file with its keys, as the README lists them.
+    const SECTIONS: &[(&str, &str, &[&str])] = &[
+        ("[device]", "RawDevice", DEVICE_KEYS),
+        ("[[cameras]]", "RawCamera", CAMERA_KEYS),
+        ("[[cameras.lines]]", "RawLine", LINE_KEYS),
+        ("[[cameras.zones]]", "RawArea", AREA_KEYS),
+        ("[[cameras.displays]]", "RawDisplay", DISPLAY_KEYS),
+        ("[[microphones]]", "RawMicrophone", MIC_KEYS),
+        ("[models]", "RawModels", MODELS_KEYS),
+        ("[mqtt]", "RawMqtt", MQTT_KEYS),
+        ("[mqtt.tls]", "RawTls", TLS_KEYS),
+        ("[privacy]", "RawPrivacy", PRIVACY_KEYS),
+        ("[outbox]", "RawOutbox", OUTBOX_KEYS),
+        ("[status]", "RawStatus", STATUS_KEYS),
+    ];
+
+    /// The serde field names of `struct name` in raw.rs (renames applied).
+    fn raw_fields(name: &str) -> Vec<String> {
+        let src = include_str!("raw.rs");
+        let start = src
+            .find(&format!("pub struct {name} {{"))
+            .unwrap_or_else(|| panic!("{name} in raw.rs"));
+        let body = &src[start..start + src[start..].find("\n}").expect("end of struct")];
+        let mut out = Vec::new();
+        let mut rename = None;
+        for line in body.lines().skip(1).map(str::trim) {
+            if let Some(r) = line.strip_prefix("#[serde(rename = \"") {
+                rename = r.split('"').next().map(String::from);
+            } else if let Some(f) = line.strip_prefix("pub ") {
+                let field = f.split(':').next().unwrap_or("").trim().to_string();
+                out.push(rename.take().unwrap_or(field));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_key_lists_match_the_raw_structs() {
+        for (section, raw, keys) in SECTIONS {
+            let mut a = raw_fields(raw);
+            let mut b: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(
+                a, b,
+                "{section}: raw.rs ({raw}) and the key list in validate.rs differ"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_config_key() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("\n## Configuration")
+            .expect("README has a Configuration section");
+        let section = &readme[start + 1..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let mut missing = Vec::new();
+        for (header, _, keys) in SECTIONS {
+            let quoted = format!("`{header}`");
+            let Some(at) = section.find(&quoted) else {
+                missing.push(format!("{header} (the section itself)"));
+                continue;
+            };
+            let rest = &section[at + quoted.len()..];
+            let span = &rest[..rest.find("`[").unwrap_or(rest.len())];
+            for key in keys
+                .iter()
+                .filter(|k| !["zones", "lines", "displays", "tls"].contains(k))
+            {
+                if !span.contains(&format!("`{key}`")) {
+                    missing.push(format!("{header} {key}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys missing from README's Configuration section: {missing:?}"
+        );
+    }
+}

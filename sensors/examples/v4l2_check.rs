@@ -71,10 +71,26 @@ fn run_capture(args: &[String]) -> Result<(), String> {
     let format = PixelFormat::parse(args.get(1).ok_or("FORMAT")?).ok_or("unknown FORMAT")?;
     let frames: usize = args.get(2).ok_or("FRAMES")?.parse().map_err(|_| "FRAMES")?;
     let unplug = args.iter().any(|a| a == "--unplug");
+    let stall = args.iter().any(|a| a == "--stall");
     let mut req = LiveRequest::new(10.0, None, Instant::now());
     req.format = Some(format);
     let mut cam = open(device, &req)?;
     capture(&mut cam, frames)?;
+    if stall {
+        // The feeder is paused (kept open, sending nothing): the read must time out.
+        println!("READY-FOR-STALL");
+        let t0 = Instant::now();
+        loop {
+            match cam.next_frame() {
+                Ok(_) if t0.elapsed() < Duration::from_secs(120) => continue,
+                Ok(_) => return Err("frames never stopped".into()),
+                Err(e) => {
+                    println!("LOST: {e}");
+                    return Ok(());
+                }
+            }
+        }
+    }
     if !unplug {
         return Ok(());
     }
@@ -156,7 +172,7 @@ fn main() {
         Some("capture") => run_capture(&args[1..]),
         Some("feed") => run_feed(&args[1..]),
         Some("probe") => run_probe(),
-        _ => Err("usage: v4l2_check capture DEVICE FORMAT FRAMES [--unplug] | feed DEVICE W H FPS JPEG...".into()),
+        _ => Err("usage: v4l2_check capture DEVICE FORMAT FRAMES [--unplug|--stall] | feed DEVICE W H FPS JPEG...".into()),
     };
     if let Err(e) = result {
         println!("ERROR: {e}");

@@ -2,10 +2,14 @@
 //! from what the device offers (`live::choose`), frames that are not due are skipped before
 //! any conversion, and the rest are converted to RGB by `convert`. A read error (the camera
 //! was unplugged) ends this source with an error; the agent reopens it with backoff.
+//!
+//! nokhwa chooses and sets the mode; the frames are read from a memory-mapped stream of the
+//! `v4l` crate (the one nokhwa uses) opened with a read timeout, because nokhwa's own stream
+//! has none: a camera that stays open but stops sending would block its reader forever.
+//! After [`READ_TIMEOUT`] without a frame the read fails and the camera counts as lost.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nokhwa::backends::capture::V4LCaptureDevice;
 use nokhwa::camera_traits::CaptureBackendTrait;
@@ -13,6 +17,8 @@ use nokhwa::utils::{
     ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
     Resolution,
 };
+
+use v4l::io::traits::CaptureStream;
 
 use crate::convert::{to_rgb, PixelFormat};
 use crate::live::{choose, frame_at_size, Choice, LiveRequest, Offer, RateGate};
@@ -106,8 +112,18 @@ fn offers(dev: &mut V4LCaptureDevice<'static>, what: &str) -> Result<Vec<Offer>,
     Ok(out)
 }
 
+/// How long a read waits for the next frame before the camera counts as lost.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Buffers of the memory-mapped capture stream (nokhwa uses 4 too).
+const BUFFERS: u32 = 4;
+
 pub struct V4l2Camera {
-    dev: V4LCaptureDevice<'static>,
+    // Field order is drop order: the stream is stopped before the device handles close.
+    stream: v4l::io::mmap::Stream<'static>,
+    _capture: v4l::Device,
+    /// nokhwa's handle, which set the mode; kept open so the mode stays while we stream.
+    _dev: V4LCaptureDevice<'static>,
     what: String,
     choice: Choice,
     req: LiveRequest,
@@ -138,7 +154,11 @@ impl V4l2Camera {
             choice.fps,
         ))
         .map_err(|e| open_err(&what, e))?;
-        dev.open_stream().map_err(|e| open_err(&what, e))?;
+        let capture = v4l::Device::new(index as usize).map_err(|e| open_err(&what, e))?;
+        let mut stream =
+            v4l::io::mmap::Stream::with_buffers(&capture, v4l::buffer::Type::VideoCapture, BUFFERS)
+                .map_err(|e| open_err(&what, e))?;
+        stream.set_timeout(READ_TIMEOUT);
         tracing::info!(
             camera = %device.display(),
             format = %choice.format,
@@ -149,7 +169,9 @@ impl V4l2Camera {
         );
         let (w, h) = req.size.unwrap_or((choice.width, choice.height));
         Ok(V4l2Camera {
-            dev,
+            stream,
+            _capture: capture,
+            _dev: dev,
             what,
             choice,
             req: req.clone(),
@@ -184,10 +206,24 @@ impl FrameSource for V4l2Camera {
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         loop {
-            let raw: Cow<'_, [u8]> = self.dev.frame_raw().map_err(|e| SourceError::Read {
-                what: self.what.clone(),
-                message: e.to_string(),
-            })?;
+            let raw = match self.stream.next() {
+                Ok((data, _)) => data,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(SourceError::Read {
+                        what: self.what.clone(),
+                        message: format!(
+                            "no frame for {} s: the camera is open but stopped sending",
+                            READ_TIMEOUT.as_secs()
+                        ),
+                    })
+                }
+                Err(e) => {
+                    return Err(SourceError::Read {
+                        what: self.what.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            };
             let now = self.req.epoch.elapsed();
             if !self.gate.admit(now) {
                 continue;
@@ -195,7 +231,7 @@ impl FrameSource for V4l2Camera {
             let (w, h) = (self.choice.width, self.choice.height);
             match to_rgb(
                 self.choice.format,
-                &raw,
+                raw,
                 w as usize,
                 h as usize,
                 &mut self.rgb,

@@ -4,6 +4,8 @@
 //! conversion of the same bytes. Chroma upsampling differs (nearest here, bilinear in swscale),
 //! so the check is a PSNR floor, not equality.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,5 +1,7 @@
 //! Shared harness for the integration tests: where the real media and models are, the
 //! `vitrine` binary, a real Mosquitto on a free port, and the published JSON Schema.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
