@@ -65,12 +65,73 @@ pub enum RtspTransport {
     Udp,
 }
 
+/// A USB camera's capture format (`format = "mjpeg"` etc.).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    Mjpeg,
+    Yuyv,
+    Nv12,
+    Rgb24,
+    Bgr24,
+    Gray,
+}
+
+impl CaptureFormat {
+    pub const ALL: [CaptureFormat; 6] = [
+        CaptureFormat::Mjpeg,
+        CaptureFormat::Yuyv,
+        CaptureFormat::Nv12,
+        CaptureFormat::Rgb24,
+        CaptureFormat::Bgr24,
+        CaptureFormat::Gray,
+    ];
+
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureFormat::Mjpeg => "mjpeg",
+            CaptureFormat::Yuyv => "yuyv",
+            CaptureFormat::Nv12 => "nv12",
+            CaptureFormat::Rgb24 => "rgb24",
+            CaptureFormat::Bgr24 => "bgr24",
+            CaptureFormat::Gray => "gray",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaptureFormat> {
+        let s = s.to_ascii_lowercase();
+        CaptureFormat::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// Which file of a model with an int8 variant runs (`[models] variant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelVariant {
+    F32,
+    /// The verified int8 file (tools/quantize.py); required.
+    Int8,
+    /// The faster of the two on this box, when the int8 one passed verification.
+    Auto,
+}
+
+impl ModelVariant {
+    pub const ALL: [ModelVariant; 3] = [ModelVariant::Auto, ModelVariant::F32, ModelVariant::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelVariant::F32 => "f32",
+            ModelVariant::Int8 => "int8",
+            ModelVariant::Auto => "auto",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
     pub id: String,
     pub source: VideoSource,
-    /// A capture format a USB camera must use (`mjpeg`, `yuyv`, ...); `None` lets Vitrine choose.
-    pub format: Option<String>,
+    /// A capture format a USB camera must use; `None` lets Vitrine choose.
+    pub format: Option<CaptureFormat>,
     pub rtsp_transport: RtspTransport,
     /// Frames analysed per second.
     pub fps: f32,
@@ -145,10 +206,8 @@ pub struct Models {
     /// Longer side of the detector's input in pixels (a multiple of 32, see
     /// [`DETECTOR_INPUT_SIZES`]); `None`: the model's own size (416 for yolox-nano).
     pub input_size: Option<u32>,
-    /// For each model with an int8 variant (detector, face detector): `f32`, `int8` (a
-    /// verified int8 file from tools/quantize.py, required) or `auto` (the faster of the two on
-    /// this box when the int8 one passed verification; else float).
-    pub variant: String,
+    /// For each model with an int8 variant (detector, face detector).
+    pub variant: ModelVariant,
     /// Name of the voice-activity model in the pinned manifest.
     pub vad: String,
     pub vad_threshold: f32,

@@ -399,7 +399,6 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
         }
         Some(VideoSource::Rtsp(u))
     };
-    const FORMATS: [&str; 6] = ["mjpeg", "yuyv", "nv12", "rgb24", "bgr24", "gray"];
     let format = match &raw.format {
         None => None,
         Some(_) if raw.device.is_none() => {
@@ -410,16 +409,14 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             );
             None
         }
-        Some(f) if FORMATS.contains(&f.to_ascii_lowercase().as_str()) => {
-            Some(f.to_ascii_lowercase())
-        }
+        Some(f) if CaptureFormat::parse(f).is_some() => CaptureFormat::parse(f),
         Some(f) => {
             c.push(
                 format!("{at}.format"),
                 format!("{f:?} is not a capture format"),
                 Some(format!(
                     "use one of {} (or leave it out to let Vitrine choose)",
-                    FORMATS.join(", ")
+                    CaptureFormat::ALL.map(CaptureFormat::name).join(", ")
                 )),
             );
             None
@@ -630,7 +627,12 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         }
         v
     };
-    let variant = pick("variant", raw.variant, "auto", &["auto", "f32", "int8"]);
+    let names = ModelVariant::ALL.map(ModelVariant::name);
+    let variant = pick("variant", raw.variant, "auto", &names);
+    let variant = ModelVariant::ALL
+        .into_iter()
+        .find(|v| v.name() == variant)
+        .unwrap_or(ModelVariant::Auto);
     let faces = pick("faces", raw.faces, "yunet", FACES);
     let head_pose = pick("head_pose", raw.head_pose, "fsanet", HEAD_POSES);
     let audio_events = pick("audio_events", raw.audio_events, "yamnet", AUDIO_EVENTS);

@@ -6,8 +6,6 @@
 //! restarts the service after `WatchdogSec`. Without `NOTIFY_SOCKET` (not under systemd) every
 //! notification is a no-op.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,7 +40,8 @@ pub fn stopping() {
 }
 
 pub struct Supervisor {
-    stop: Arc<AtomicBool>,
+    /// Dropping it (in `finish`) wakes the thread at once and ends it.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -69,19 +68,18 @@ impl Supervisor {
         if let Some(w) = watchdog {
             tracing::info!(period_ms = w.as_millis() as u64, "systemd watchdog on");
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
+        let (stop, stopped) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("supervise".into())
-            .spawn(move || run(shared, watchdog, panel, redraw, st))?;
+            .spawn(move || run(shared, watchdog, panel, redraw, stopped))?;
         Ok(Supervisor {
-            stop,
+            stop: Some(stop),
             handle: Some(handle),
         })
     }
 
     pub fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -93,7 +91,7 @@ fn run(
     watchdog: Option<Duration>,
     mut panel: Option<Box<dyn Panel>>,
     redraw: Duration,
-    stop: Arc<AtomicBool>,
+    stopped: std::sync::mpsc::Receiver<()>,
 ) {
     // Feed three times per period (systemd's advice is at least twice).
     let tick = match watchdog {
@@ -109,7 +107,7 @@ fn run(
     let mut last_line = String::new();
     let mut last_draw: Option<Instant> = None;
     let mut display_failed = false;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let snap = shared.snapshot(mono_ms(), patience);
         let mut line = snap.line();
         if let Some(l) = &liveness {
@@ -151,10 +149,10 @@ fn run(
                 }
             }
         }
-        // Sleep in short steps so a stop is prompt.
-        let until = Instant::now() + tick;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(tick));
+        // Wait for the next tick; a stop (the sender dropped) ends the wait at once.
+        match stopped.recv_timeout(tick) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
     }
 }

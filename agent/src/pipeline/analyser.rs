@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use vitrine_config::{Camera, Models};
+use vitrine_config::{Camera, ModelVariant, Models};
 use vitrine_models::detector::Variant;
 use vitrine_models::{Detector, FaceAnalyser, ModelError, PeopleDetector};
 use vitrine_sensors::motion::{MotionDetector, MotionParams};
@@ -34,10 +34,10 @@ pub const LOW_SCORE: f32 = 0.1;
 
 /// The configured model variant (detector and face detector).
 pub fn variant(models: &Models) -> Variant {
-    match models.variant.as_str() {
-        "f32" => Variant::F32,
-        "int8" => Variant::Int8,
-        _ => Variant::Auto,
+    match models.variant {
+        ModelVariant::F32 => Variant::F32,
+        ModelVariant::Int8 => Variant::Int8,
+        ModelVariant::Auto => Variant::Auto,
     }
 }
 
