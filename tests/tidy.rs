@@ -137,6 +137,23 @@ fn the_daemon_does_not_need_unsafe_code() {
         lib.contains("#![deny(unsafe_code)]"),
         "lib.rs must deny unsafe code"
     );
+    // Every module of the daemon's code paths forbids it (forbid cannot be allowed again).
+    for root in [
+        "clock.rs",
+        "telemetry/mod.rs",
+        "outbox/mod.rs",
+        "pipeline/mod.rs",
+        "uplink/mod.rs",
+        "observe/mod.rs",
+        "daemon/mod.rs",
+        "cmd/mod.rs",
+    ] {
+        let text = std::fs::read_to_string(src().join(root)).expect("module root");
+        assert!(
+            text.contains("#![forbid(unsafe_code)]"),
+            "{root} must forbid unsafe code"
+        );
+    }
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     for f in files {

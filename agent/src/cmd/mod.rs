@@ -1,5 +1,7 @@
 //! The `vitrine` commands. Each returns the process exit code.
 
+#![forbid(unsafe_code)]
+
 pub mod probe;
 mod replay;
 mod seq;

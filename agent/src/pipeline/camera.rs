@@ -13,7 +13,7 @@ use vitrine_config::{Camera, Config, VideoSource};
 use vitrine_models::FaceAnalyser;
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{FrameSource, Pacing, SourceError};
-use vitrine_signals::{Body, CameraSignals, Windower};
+use vitrine_signals::{Body, Windower};
 
 use super::analyser::{self, CameraAnalyser};
 use super::live::{live_camera, live_reader, Opener};
@@ -41,35 +41,11 @@ pub fn start_camera(
     tx: SyncSender<WindowOut>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
-    let path: Option<PathBuf> = match (input, &cam.source) {
-        (Some(p), _) => Some(p.to_path_buf()),
-        (None, VideoSource::File(p)) => Some(p.clone()),
-        (None, _) => None,
-    };
-    let m = &cfg.models;
     let detector = models
         .detector(cfg)
         .with_context(|| format!("camera {:?}", cam.id))?;
-    // Attention needs faces only where displays are configured.
-    let faces = if cam.displays.is_empty() {
-        None
-    } else {
-        let (f, why) =
-            FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, analyser::variant(m))
-                .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
-        tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
-        Some(f)
-    };
-    let source = match &path {
-        Some(path) => {
-            let open = || {
-                let size = analyser::decode_size(cam, &detector, path)?;
-                VideoFile::open(path, cam.fps, size, opts.pacing)
-            };
-            Input::File(open().with_context(|| format!("camera {:?}", cam.id))?)
-        }
-        None => Input::Live(live_camera(cam, opts)?),
-    };
+    let faces = load_faces(cfg, cam)?;
+    let source = open_input(cam, input, &detector, opts)?;
     let live = matches!(source, Input::Live(_));
     let (fw, fh) = match &source {
         Input::File(f) => (f.info().width, f.info().height),
@@ -90,114 +66,204 @@ pub fn start_camera(
         Overflow::Block
     };
     let queue = Arc::new(BoundedQueue::new(FRAME_QUEUE, policy));
-    let (q, st, rp) = (queue.clone(), stop.clone(), progress.clone());
-    let id = cam.id.clone();
-    let rid = id.clone();
-    let reader = std::thread::Builder::new()
-        .name(format!("read-{id}"))
-        .spawn(move || -> Result<(), SourceError> {
-            let mut source = match source {
-                Input::File(f) => f,
-                Input::Live(open) => {
-                    live_reader(&rid, open, &q, &st, &rp);
-                    return Ok(());
-                }
-            };
-            let result = loop {
-                if st.load(Ordering::Relaxed) {
-                    break Ok(());
-                }
-                match source.next_frame() {
-                    Ok(Some(f)) => {
-                        if !q.push(f) {
-                            break Ok(());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
-            q.close();
-            result
-        })?;
-    let mut analyser = CameraAnalyser::new(cam, m, session, faces);
-    let (opts, p) = (opts.clone(), progress.clone());
+    let reader = spawn_reader(&cam.id, source, &queue, &stop, &progress)?;
+    let analysis = Analysis {
+        id: cam.id.clone(),
+        analyser: CameraAnalyser::new(cam, &cfg.models, session, faces),
+        windower: Windower::new(opts.window_secs),
+        opts: opts.clone(),
+        p: progress.clone(),
+        tx,
+        queue,
+        stop,
+        live,
+    };
     let handle = std::thread::Builder::new()
-        .name(format!("cam-{id}"))
-        .spawn(move || -> anyhow::Result<()> {
-            let mut windower = Windower::new(opts.window_secs);
-            let send = |w: WindowOut| {
-                tx.send(w)
-                    .map_err(|_| anyhow::anyhow!("event consumer stopped"))
-            };
-            let close =
-                |signals: &mut CameraSignals, windows: Vec<(u64, u64)>| -> anyhow::Result<()> {
-                    for (s, e) in windows {
-                        let body = Body::Camera(signals.take_window(s, e, opts.k_min));
-                        p.windows.fetch_add(1, Ordering::Relaxed);
-                        send(WindowOut {
-                            source_id: id.clone(),
-                            start_ms: s,
-                            end_ms: e,
-                            body,
-                        })?;
-                    }
-                    Ok(())
-                };
-            loop {
-                let (frame, dropped) = match queue.pop_timeout(TICK) {
-                    Popped::Item(f, d) => (f, d),
-                    Popped::Closed => break,
-                    Popped::Timeout => {
-                        if live {
-                            // No frame (camera lost, or slower than the tick): windows still
-                            // close on time, the analysis thread is alive.
-                            close(analyser.signals_mut(), windower.advance(opts.now_ms()))?;
-                            p.beat();
-                        }
-                        if stop.load(Ordering::Relaxed) {
-                            queue.close();
-                        }
-                        continue;
-                    }
-                };
-                for t in dropped {
-                    let t = opts.base_ms + t;
-                    close(analyser.signals_mut(), windower.advance(t))?;
-                    analyser.signals_mut().frame_dropped(t);
-                    p.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                let t = opts.base_ms + frame.t_ms;
-                close(analyser.signals_mut(), windower.advance(t))?;
-                let stepped = analyser.step(t, &frame)?;
-                drop(frame);
-                match stepped.inference {
-                    Some(took) => p.inferred(took),
-                    None => p.skipped(stepped.step),
-                }
-                p.occupancy
-                    .store(analyser.signals().people_now() as u64, Ordering::Relaxed);
-                p.media_ms.store(t - opts.base_ms, Ordering::Relaxed);
-                if stop.load(Ordering::Relaxed) {
-                    queue.close();
-                }
-            }
-            let signals = analyser.signals_mut();
-            signals.finish();
-            if live {
-                // The live timeline ends now, not at the last frame.
-                close(signals, windower.advance(opts.now_ms()))?;
-            }
-            // The window in progress is published too (its coverage shows the part not seen).
-            close(signals, windower.current().into_iter().collect())?;
-            p.done.store(true, Ordering::Relaxed);
-            join_reader(reader, live)
-        })?;
+        .name(format!("cam-{}", cam.id))
+        .spawn(move || analysis.run(reader))?;
     Ok(Running {
         source_id: cam.id.clone(),
         progress,
         handle,
     })
+}
+
+/// Attention needs faces only where displays are configured.
+fn load_faces(cfg: &Config, cam: &Camera) -> anyhow::Result<Option<FaceAnalyser>> {
+    if cam.displays.is_empty() {
+        return Ok(None);
+    }
+    let m = &cfg.models;
+    let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, analyser::variant(m))
+        .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
+    tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
+    Ok(Some(f))
+}
+
+/// A recording (`input`, or the configured file) is opened now, decoded at the size the
+/// detector wants; a live camera is opened later, by its reader.
+fn open_input(
+    cam: &Camera,
+    input: Option<&Path>,
+    detector: &PeopleDetector,
+    opts: &Options,
+) -> anyhow::Result<Input> {
+    let path: Option<PathBuf> = match (input, &cam.source) {
+        (Some(p), _) => Some(p.to_path_buf()),
+        (None, VideoSource::File(p)) => Some(p.clone()),
+        (None, _) => None,
+    };
+    let Some(path) = path else {
+        return Ok(Input::Live(live_camera(cam, opts)?));
+    };
+    let open = || {
+        let size = analyser::decode_size(cam, detector, &path)?;
+        VideoFile::open(&path, cam.fps, size, opts.pacing)
+    };
+    Ok(Input::File(
+        open().with_context(|| format!("camera {:?}", cam.id))?,
+    ))
+}
+
+/// The reader thread: frames into the bounded queue until the input ends or a stop.
+fn spawn_reader(
+    id: &str,
+    source: Input,
+    q: &Arc<BoundedQueue<vitrine_sensors::Frame>>,
+    stop: &Arc<AtomicBool>,
+    p: &Arc<SourceProgress>,
+) -> std::io::Result<JoinHandle<Result<(), SourceError>>> {
+    let (q, stop, p, id) = (q.clone(), stop.clone(), p.clone(), id.to_string());
+    std::thread::Builder::new()
+        .name(format!("read-{id}"))
+        .spawn(move || match source {
+            Input::File(f) => read_file(f, &q, &stop),
+            Input::Live(open) => {
+                live_reader(&id, open, &q, &stop, &p);
+                Ok(())
+            }
+        })
+}
+
+fn read_file(
+    mut source: VideoFile,
+    q: &BoundedQueue<vitrine_sensors::Frame>,
+    stop: &AtomicBool,
+) -> Result<(), SourceError> {
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match source.next_frame() {
+            Ok(Some(f)) => {
+                if !q.push(f) {
+                    break Ok(());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    q.close();
+    result
+}
+
+/// The analysis thread of a camera: every frame through the frame step, windows closed on the
+/// frames' time (and on the clock for a live camera, so an outage still closes windows).
+struct Analysis {
+    id: String,
+    analyser: CameraAnalyser,
+    windower: Windower,
+    opts: Options,
+    p: Arc<SourceProgress>,
+    tx: SyncSender<WindowOut>,
+    queue: Arc<BoundedQueue<vitrine_sensors::Frame>>,
+    stop: Arc<AtomicBool>,
+    live: bool,
+}
+
+impl Analysis {
+    fn run(mut self, reader: JoinHandle<Result<(), SourceError>>) -> anyhow::Result<()> {
+        loop {
+            match self.queue.pop_timeout(TICK) {
+                Popped::Item(frame, dropped) => self.frame(frame, dropped)?,
+                Popped::Closed => break,
+                Popped::Timeout => self.tick()?,
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                self.queue.close();
+            }
+        }
+        self.analyser.signals_mut().finish();
+        if self.live {
+            // The live timeline ends now, not at the last frame.
+            self.close_until(self.opts.now_ms())?;
+        }
+        // The window in progress is published too (its coverage shows the part not seen).
+        let current = self.windower.current().into_iter().collect();
+        self.close(current)?;
+        self.p.done.store(true, Ordering::Relaxed);
+        join_reader(reader, self.live)
+    }
+
+    /// No frame within a tick (camera lost, or slower than the tick): a live camera's
+    /// windows still close on time, and the analysis thread says it is alive.
+    fn tick(&mut self) -> anyhow::Result<()> {
+        if self.live {
+            self.close_until(self.opts.now_ms())?;
+            self.p.beat();
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, frame: vitrine_sensors::Frame, dropped: Vec<u64>) -> anyhow::Result<()> {
+        for t in dropped {
+            let t = self.opts.base_ms + t;
+            self.close_until(t)?;
+            self.analyser.signals_mut().frame_dropped(t);
+            self.p.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let t = self.opts.base_ms + frame.t_ms;
+        self.close_until(t)?;
+        let stepped = self.analyser.step(t, &frame)?;
+        drop(frame);
+        match stepped.inference {
+            Some(took) => self.p.inferred(took),
+            None => self.p.skipped(stepped.step),
+        }
+        let people = self.analyser.signals().people_now() as u64;
+        self.p.occupancy.store(people, Ordering::Relaxed);
+        self.p
+            .media_ms
+            .store(t - self.opts.base_ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Close every window that ended before `t_ms`.
+    fn close_until(&mut self, t_ms: u64) -> anyhow::Result<()> {
+        let windows = self.windower.advance(t_ms);
+        self.close(windows)
+    }
+
+    fn close(&mut self, windows: Vec<(u64, u64)>) -> anyhow::Result<()> {
+        for (s, e) in windows {
+            let body = Body::Camera(
+                self.analyser
+                    .signals_mut()
+                    .take_window(s, e, self.opts.k_min),
+            );
+            self.p.windows.fetch_add(1, Ordering::Relaxed);
+            self.tx
+                .send(WindowOut {
+                    source_id: self.id.clone(),
+                    start_ms: s,
+                    end_ms: e,
+                    body,
+                })
+                .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Join a reader thread. A live reader may sit in a driver call that has no timeout (a V4L2

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use vitrine_config::{Camera, CaptureFormat, VideoSource};
 use vitrine_sensors::live::{Backoff, LiveRequest};
-use vitrine_sensors::{AudioSource, FrameSource, SourceError};
+#[cfg(feature = "alsa")]
+use vitrine_sensors::AudioSource;
+use vitrine_sensors::{FrameSource, SourceError};
 
 use super::queue::BoundedQueue;
 use super::*;
@@ -15,11 +17,8 @@ use crate::telemetry::SourceProgress;
 /// Opens a live camera (again): what the reader thread calls after each loss.
 pub(super) type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, SourceError> + Send>;
 
-#[cfg_attr(
-    not(all(feature = "v4l", feature = "rtsp")),
-    allow(unused_variables, unused_assignments, unused_mut)
-)]
 /// The sensors' pixel format for a configured capture format.
+#[cfg_attr(not(feature = "v4l"), allow(dead_code))]
 fn pixel_format(f: CaptureFormat) -> vitrine_sensors::convert::PixelFormat {
     use vitrine_sensors::convert::PixelFormat as P;
     match f {
@@ -32,6 +31,10 @@ fn pixel_format(f: CaptureFormat) -> vitrine_sensors::convert::PixelFormat {
     }
 }
 
+#[cfg_attr(
+    not(all(feature = "v4l", feature = "rtsp")),
+    allow(unused_variables, unused_assignments, unused_mut)
+)]
 pub(super) fn live_camera(cam: &Camera, opts: &Options) -> anyhow::Result<Opener> {
     let mut req = LiveRequest::new(cam.fps, cam.size, opts.epoch);
     req.format = cam.format.map(pixel_format);

@@ -26,6 +26,8 @@ enum AudioInput {
     Live(String),
 }
 
+/// Start a microphone: the models are loaded (and a recording opened) before the thread
+/// starts, so a missing model or file is reported at once, by name.
 pub fn start_microphone(
     cfg: &Config,
     mic: &Microphone,
@@ -35,13 +37,51 @@ pub fn start_microphone(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
     let m = &cfg.models;
-    let mut vad = Vad::load(&m.vad, &m.dir).with_context(|| format!("microphone {:?}", mic.id))?;
+    let vad = Vad::load(&m.vad, &m.dir).with_context(|| format!("microphone {:?}", mic.id))?;
+    let source = open_input(mic, input, opts)?;
+    let progress = Arc::new(SourceProgress::new("microphone"));
+    #[allow(irrefutable_let_patterns)] // without the `alsa` feature there are only files
+    if let AudioInput::File(f) = &source {
+        progress
+            .duration_ms
+            .store(f.duration_ms().unwrap_or(0), Ordering::Relaxed);
+    }
+    let mut signals = AudioSignals::new(m.vad_threshold);
+    let sounds = load_sounds(cfg, mic)?;
+    if sounds.is_some() {
+        signals.enable_sounds();
+    }
+    let mut analysis = Analysis {
+        id: mic.id.clone(),
+        vad,
+        sounds,
+        signals,
+        windower: Windower::new(opts.window_secs),
+        opts: opts.clone(),
+        p: progress.clone(),
+        tx,
+    };
+    let handle = std::thread::Builder::new()
+        .name(format!("mic-{}", mic.id))
+        .spawn(move || analysis.run(source, &stop))?;
+    Ok(Running {
+        source_id: mic.id.clone(),
+        progress,
+        handle,
+    })
+}
+
+fn open_input(
+    mic: &Microphone,
+    input: Option<&Path>,
+    opts: &Options,
+) -> anyhow::Result<AudioInput> {
     let file_audio = |p: &Path| -> anyhow::Result<AudioInput> {
         Ok(AudioInput::File(Box::new(
             AudioFile::open(p, opts.pacing).with_context(|| format!("microphone {:?}", mic.id))?,
         )))
     };
-    let source = match (input, &mic.source) {
+    Ok(match (input, &mic.source) {
         (Some(p), _) => file_audio(p)?,
         (None, AudioCfg::File(p)) => file_audio(p)?,
         #[cfg(feature = "alsa")]
@@ -51,103 +91,105 @@ pub fn start_microphone(
             "microphone {:?}: live capture ({d}) is not in this build (built without the `alsa` feature)",
             mic.id
         ),
-    };
-    let progress = Arc::new(SourceProgress::new("microphone"));
-    #[allow(irrefutable_let_patterns)] // without the `alsa` feature there are only files
-    if let AudioInput::File(f) = &source {
-        progress
-            .duration_ms
-            .store(f.duration_ms().unwrap_or(0), Ordering::Relaxed);
-    }
-    let mut signals = AudioSignals::new(m.vad_threshold);
-    let mut sounds = match &m.audio_events {
-        None => None,
-        Some(name) => match AudioEvents::load(name, &m.dir) {
-            Ok(a) => Some(a),
-            // Optional model (no public upstream): without it the microphone still reports
-            // speech and level; the windows simply carry no `sounds`.
-            Err(e @ ModelError::Missing { .. }) => {
-                tracing::warn!(microphone = %mic.id, "sound categories OFF: {e}; set `audio_events = \"none\"` in [models] to silence this");
-                None
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("microphone {:?}", mic.id))),
-        },
-    };
-    if sounds.is_some() {
-        signals.enable_sounds();
-    }
-    let (opts, p, id) = (opts.clone(), progress.clone(), mic.id.clone());
-    let handle = std::thread::Builder::new()
-        .name(format!("mic-{id}"))
-        .spawn(move || -> anyhow::Result<()> {
-            let mut windower = Windower::new(opts.window_secs);
-            let window_s = f64::from(opts.window_secs);
-            let mut close =
-                |signals: &mut AudioSignals, windows: Vec<(u64, u64)>| -> anyhow::Result<()> {
-                    for (s, e) in windows {
-                        let body = Body::Microphone(signals.take_window(window_s));
-                        p.windows.fetch_add(1, Ordering::Relaxed);
-                        tx.send(WindowOut {
-                            source_id: id.clone(),
-                            start_ms: s,
-                            end_ms: e,
-                            body,
-                        })
-                        .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
-                    }
-                    Ok(())
-                };
-            type Close<'a> =
-                dyn FnMut(&mut AudioSignals, Vec<(u64, u64)>) -> anyhow::Result<()> + 'a;
-            let mut analyse = |signals: &mut AudioSignals,
-                               windower: &mut Windower,
-                               close: &mut Close<'_>,
-                               block: vitrine_sensors::AudioBlock|
-             -> anyhow::Result<()> {
-                let t = opts.base_ms + block.t_ms;
-                close(signals, windower.advance(t))?;
-                let started = std::time::Instant::now();
-                let prob = vad.process(&block.samples)?;
-                p.inferred(started.elapsed());
-                let seconds =
-                    block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
-                signals.observe(seconds, prob, rms(&block.samples));
-                if let Some(a) = sounds.as_mut() {
-                    for sound in a.push(&block.samples)? {
-                        signals.observe_sound(
-                            vitrine_models::audio_events::SECONDS_PER_CLASSIFICATION,
-                            sound,
-                        );
-                    }
-                }
-                p.media_ms.store(block.t_ms, Ordering::Relaxed);
-                Ok(())
-            };
-            match source {
-                AudioInput::File(mut source) => {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Some(block) = source.next_block()? else {
-                            break;
-                        };
-                        analyse(&mut signals, &mut windower, &mut close, block)?;
-                    }
-                }
-                #[cfg(feature = "alsa")]
-                AudioInput::Live(device) => {
-                    live_microphone(&id, &device, &opts, &stop, &p, &mut |block| match block {
-                        Some(b) => analyse(&mut signals, &mut windower, &mut close, b),
-                        None => close(&mut signals, windower.advance(opts.now_ms())),
-                    })?;
-                    close(&mut signals, windower.advance(opts.now_ms()))?;
-                }
-            }
-            close(&mut signals, windower.current().into_iter().collect())?;
-            p.done.store(true, Ordering::Relaxed);
-            Ok(())
-        })?;
-    Ok(Running {
-        source_id: mic.id.clone(),
-        progress,
-        handle,
     })
+}
+
+/// The sound classifier, if configured. It is optional (no public upstream): without it the
+/// microphone still reports speech and level; the windows simply carry no `sounds`.
+fn load_sounds(cfg: &Config, mic: &Microphone) -> anyhow::Result<Option<AudioEvents>> {
+    let m = &cfg.models;
+    let Some(name) = &m.audio_events else {
+        return Ok(None);
+    };
+    match AudioEvents::load(name, &m.dir) {
+        Ok(a) => Ok(Some(a)),
+        Err(e @ ModelError::Missing { .. }) => {
+            tracing::warn!(microphone = %mic.id, "sound categories OFF: {e}; set `audio_events = \"none\"` in [models] to silence this");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("microphone {:?}", mic.id))),
+    }
+}
+
+/// The analysis thread of a microphone: every block through voice activity, level and sound
+/// categories; windows closed on the blocks' time (and on the clock while a device is down).
+struct Analysis {
+    id: String,
+    vad: Vad,
+    sounds: Option<AudioEvents>,
+    signals: AudioSignals,
+    windower: Windower,
+    opts: Options,
+    p: Arc<SourceProgress>,
+    tx: SyncSender<WindowOut>,
+}
+
+impl Analysis {
+    fn run(&mut self, source: AudioInput, stop: &AtomicBool) -> anyhow::Result<()> {
+        match source {
+            AudioInput::File(mut source) => {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(block) = source.next_block()? else {
+                        break;
+                    };
+                    self.block(block)?;
+                }
+            }
+            #[cfg(feature = "alsa")]
+            AudioInput::Live(device) => {
+                let (id, opts, p) = (self.id.clone(), self.opts.clone(), self.p.clone());
+                live_microphone(&id, &device, &opts, stop, &p, &mut |block| match block {
+                    Some(b) => self.block(b),
+                    None => self.close_until(self.opts.now_ms()),
+                })?;
+                self.close_until(self.opts.now_ms())?;
+            }
+        }
+        let current = self.windower.current().into_iter().collect();
+        self.close(current)?;
+        self.p.done.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn block(&mut self, block: vitrine_sensors::AudioBlock) -> anyhow::Result<()> {
+        let t = self.opts.base_ms + block.t_ms;
+        self.close_until(t)?;
+        let started = std::time::Instant::now();
+        let prob = self.vad.process(&block.samples)?;
+        self.p.inferred(started.elapsed());
+        let seconds = block.samples.len() as f64 / f64::from(vitrine_models::vad::SAMPLE_RATE);
+        self.signals.observe(seconds, prob, rms(&block.samples));
+        if let Some(a) = self.sounds.as_mut() {
+            for sound in a.push(&block.samples)? {
+                self.signals.observe_sound(
+                    vitrine_models::audio_events::SECONDS_PER_CLASSIFICATION,
+                    sound,
+                );
+            }
+        }
+        self.p.media_ms.store(block.t_ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn close_until(&mut self, t_ms: u64) -> anyhow::Result<()> {
+        let windows = self.windower.advance(t_ms);
+        self.close(windows)
+    }
+
+    fn close(&mut self, windows: Vec<(u64, u64)>) -> anyhow::Result<()> {
+        let window_s = f64::from(self.opts.window_secs);
+        for (s, e) in windows {
+            let body = Body::Microphone(self.signals.take_window(window_s));
+            self.p.windows.fetch_add(1, Ordering::Relaxed);
+            self.tx
+                .send(WindowOut {
+                    source_id: self.id.clone(),
+                    start_ms: s,
+                    end_ms: e,
+                    body,
+                })
+                .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
+        }
+        Ok(())
+    }
 }

@@ -13,10 +13,12 @@
 //! is sent again from the outbox (rumqttc's in-memory queue is never trusted). A PUBACK with a
 //! failure reason keeps the record and raises an error in the log and the counters.
 
+#![forbid(unsafe_code)]
+
 mod payloads;
+pub mod session;
 mod topics;
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,12 +31,11 @@ use vitrine_config::{Config, Mqtt};
 use crate::outbox::{OutboxIo, SharedOutbox};
 use crate::telemetry::SourceList;
 use crate::telemetry::UplinkStats;
+pub use session::MAX_INFLIGHT;
+use session::{Acked, Label, Session};
 
 use topics::topic_of;
 pub use topics::{Topics, GAP_SCHEMA};
-
-/// Records in flight at once (sent, PUBACK pending).
-pub const MAX_INFLIGHT: usize = 32;
 
 fn tls(t: &vitrine_config::Tls) -> anyhow::Result<TlsConfiguration> {
     let read = |p: &std::path::Path| {
@@ -68,30 +69,13 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as i64 + base as i64 * jitter / 1000).max(100) as u64)
 }
 
-enum Label {
-    Record(u64),
-    Status,
-}
-
 struct Conn {
     client: AsyncClient,
     /// Events of this connection. `EventLoop::poll` is not cancel-safe (a poll dropped
     /// mid-connect drops the connection), so it runs in its own task and nothing cancels it.
     events: tokio::sync::mpsc::Receiver<Result<Event, ConnectionError>>,
     poller: tokio::task::JoinHandle<()>,
-    /// Publishes handed to the client, waiting for their packet id (FIFO: one client, one
-    /// request channel, so ids come back in order).
-    queued: VecDeque<Label>,
-    inflight: HashMap<u16, Label>,
-    /// Last record sent on this connection.
-    cursor: Option<u64>,
-    connected: bool,
-}
-
-impl Conn {
-    fn pending(&self) -> usize {
-        self.queued.len() + self.inflight.len()
-    }
+    session: Session,
 }
 
 pub struct Uplink {
@@ -166,10 +150,7 @@ impl Uplink {
             client,
             events,
             poller,
-            queued: VecDeque::new(),
-            inflight: HashMap::new(),
-            cursor: None,
-            connected: false,
+            session: Session::default(),
         })
     }
 
@@ -204,16 +185,15 @@ impl Uplink {
 
     /// Send synced, unacknowledged records until the in-flight window is full.
     async fn fill(&self, c: &mut Conn) -> anyhow::Result<()> {
-        while c.connected && c.pending() < MAX_INFLIGHT {
-            let cursor = c.cursor;
+        while c.session.can_send() {
+            let cursor = c.session.cursor();
             let next = self.outbox.call(move |o| o.next_unacked(cursor)).await??;
             let Some((seq, payload)) = next else { break };
             let topic = topic_of(&self.topics, &payload);
             c.client
                 .try_publish(topic, self.qos, false, payload)
                 .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
-            c.queued.push_back(Label::Record(seq));
-            c.cursor = Some(seq);
+            c.session.handed_over(Label::Record(seq));
             self.stat().sent += 1;
         }
         Ok(())
@@ -222,7 +202,7 @@ impl Uplink {
     async fn on_event(&self, c: &mut Conn, ev: Event) -> anyhow::Result<()> {
         match ev {
             Event::Incoming(Packet::ConnAck(_)) => {
-                c.connected = true;
+                c.session.connected();
                 {
                     let mut s = self.stat();
                     s.connected = true;
@@ -239,38 +219,32 @@ impl Uplink {
                         payloads::status("online", "connected", &self.cfg),
                     )
                     .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
-                c.queued.push_back(Label::Status);
-                c.cursor = None;
+                c.session.handed_over(Label::Status);
                 self.fill(c).await?;
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                if let Some(label) = c.queued.pop_front() {
-                    if pkid == 0 {
-                        // QoS 0: no acknowledgement will come; sent is all there is.
-                        if let Label::Record(seq) = label {
-                            self.outbox.call(move |o| o.ack(seq)).await??;
-                        }
-                    } else {
-                        c.inflight.insert(pkid, label);
-                    }
+                if let Some(seq) = c.session.went_out(pkid) {
+                    self.outbox.call(move |o| o.ack(seq)).await??;
                 }
             }
             Event::Incoming(Packet::PubAck(ack)) => {
-                let label = c.inflight.remove(&ack.pkid);
-                match (ack.reason, label) {
-                    (
-                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers,
-                        Some(Label::Record(seq)),
-                    ) => {
+                let success = matches!(
+                    ack.reason,
+                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                );
+                match c.session.puback(ack.pkid, success) {
+                    Acked::Record(seq) => {
                         self.outbox.call(move |o| o.ack(seq)).await??;
                         self.stat().acked += 1;
                     }
-                    (PubAckReason::Success | PubAckReason::NoMatchingSubscribers, _) => {}
-                    (reason, Some(Label::Record(seq))) => {
+                    Acked::Refused(seq) => {
                         self.stat().rejected += 1;
-                        tracing::error!(?reason, seq, "broker refused an event: kept in the outbox, retried on the next connection; check the broker's ACL for this device");
+                        tracing::error!(reason = ?ack.reason, seq, "broker refused an event: kept in the outbox, retried on the next connection; check the broker's ACL for this device");
                     }
-                    (reason, _) => tracing::error!(?reason, "broker refused the status message"),
+                    Acked::Other if !success => {
+                        tracing::error!(reason = ?ack.reason, "broker refused the status message")
+                    }
+                    Acked::Other => {}
                 }
                 self.fill(c).await?;
             }
@@ -307,7 +281,8 @@ impl Uplink {
                         .call(|o| o.next_unacked(None).map(|n| n.is_none()).unwrap_or(true))
                         .await
                         .unwrap_or(true);
-                    if (c.connected && c.pending() == 0 && nothing_left) || since.elapsed() >= drain
+                    if (c.session.is_connected() && c.session.pending() == 0 && nothing_left)
+                        || since.elapsed() >= drain
                     {
                         break Ok(true);
                     }
@@ -318,12 +293,13 @@ impl Uplink {
                             if let Err(e) = self.on_event(&mut c, ev).await {
                                 break Err(e);
                             }
-                            if c.connected {
+                            if c.session.is_connected() {
                                 attempt = 0;
                             }
                         }
                         Err(e) => {
-                            let was = c.connected;
+                            let was = c.session.is_connected();
+                            c.session.disconnected();
                             self.stat().connected = false;
                             if was {
                                 tracing::warn!(error = %e, "MQTT connection lost; unacknowledged events stay in the outbox");
@@ -346,11 +322,11 @@ impl Uplink {
                         if let Err(e) = self.fill(&mut c).await { break Err(e); }
                     }
                     _ = health.tick() => {
-                        if c.connected {
+                        if c.session.is_connected() {
                             // QoS 0: the latest state matters, not every sample; no packet id.
                             let health = match self.health().await { Ok(h) => h, Err(e) => break Err(e) };
                             if c.client.try_publish(self.topics.health(), QoS::AtMostOnce, false, health).is_ok() {
-                                c.queued.push_back(Label::Status);
+                                c.session.handed_over(Label::Status);
                             }
                         }
                     }
@@ -359,7 +335,7 @@ impl Uplink {
             };
             match result {
                 Ok(true) => {
-                    if c.connected {
+                    if c.session.is_connected() {
                         let _ = c.client.try_publish(
                             self.topics.status.clone(),
                             QoS::AtLeastOnce,
@@ -368,8 +344,8 @@ impl Uplink {
                         );
                         let until = tokio::time::Instant::now() + Duration::from_secs(2);
                         // Drive the connection until the goodbye is acknowledged.
-                        c.queued.push_back(Label::Status);
-                        while c.pending() > 0 && tokio::time::Instant::now() < until {
+                        c.session.handed_over(Label::Status);
+                        while c.session.pending() > 0 && tokio::time::Instant::now() < until {
                             match tokio::time::timeout(Duration::from_millis(200), c.events.recv())
                                 .await
                             {
