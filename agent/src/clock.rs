@@ -2,8 +2,6 @@
 //! and [`ClockWatch`], the pure decision whether the wall clock is plausible and when it was
 //! stepped. A leaf: nothing else in the crate is imported here.
 
-#![forbid(unsafe_code)]
-
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

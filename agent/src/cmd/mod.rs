@@ -1,7 +1,5 @@
 //! The `vitrine` commands. Each returns the process exit code.
 
-#![forbid(unsafe_code)]
-
 pub mod probe;
 mod replay;
 mod seq;

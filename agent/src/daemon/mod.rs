@@ -2,8 +2,6 @@
 //! open the outbox → start the sources → the uplink → the observers → store events until the
 //! sources end → drain. Each step is a function below; `run` reads as that list.
 
-#![forbid(unsafe_code)]
-
 mod clockwatch;
 mod events;
 mod outbox;

@@ -2,8 +2,6 @@
 //! notifications (`supervise`, deciding with `liveness`), the Prometheus endpoint (`metrics`)
 //! and the status display (`display`). All of them read a [`Shared`] snapshot.
 
-#![forbid(unsafe_code)]
-
 pub mod display;
 pub mod liveness;
 pub mod metrics;

@@ -20,8 +20,6 @@
 //!   loss is always counted and published, never silent. If nothing can be written at all, the
 //!   lost seqs are remembered and reported in a gap record as soon as writing works again.
 
-#![forbid(unsafe_code)]
-
 pub mod io;
 pub mod storage;
 

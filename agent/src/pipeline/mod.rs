@@ -16,8 +16,6 @@
 //! as down in status, display and metrics, and its heartbeat continues (the watchdog is for a
 //! stuck pipeline, not a missing camera).
 
-#![forbid(unsafe_code)]
-
 pub mod analyser;
 mod camera;
 mod live;

@@ -3,8 +3,6 @@
 //! [`Snapshot`] that the status screen, metrics, health and the watchdog read.
 //! A leaf: it imports only the clock.
 
-#![forbid(unsafe_code)]
-
 mod snapshot;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,9 +1,6 @@
 //! Developer tooling: benchmarks, the accuracy suite, the demo harness. Nothing in the
 //! daemon's code paths imports from here.
 
-// getrusage for CPU-time ratios.
-#![allow(unsafe_code)]
-
 pub mod bench;
 pub mod bench_capacity;
 pub mod bench_models;

@@ -13,8 +13,6 @@
 //! is sent again from the outbox (rumqttc's in-memory queue is never trusted). A PUBACK with a
 //! failure reason keeps the record and raises an error in the log and the counters.
 
-#![forbid(unsafe_code)]
-
 mod payloads;
 pub mod session;
 mod topics;
