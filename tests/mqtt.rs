@@ -289,10 +289,7 @@ fn sighup_reloads_the_config_restarts_only_changed_sources_and_loses_nothing() {
     );
     let msgs = sub.drain(Duration::from_secs(1));
     let events = windows(&msgs);
-    let seqs: BTreeSet<u64> = events
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = window_seqs(&msgs);
     assert_contiguous(
         &seqs,
         8,
@@ -467,10 +464,7 @@ fn a_box_booting_in_1970_holds_its_windows_until_the_clock_is_set_and_steps_spli
     );
     let msgs = sub.drain(Duration::from_secs(1));
     let events = windows(&msgs);
-    let seqs: BTreeSet<u64> = events
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = window_seqs(&msgs);
     assert_contiguous(&seqs, 5, "every window delivered");
     let mut by_window: std::collections::BTreeMap<String, f64> = Default::default();
     for (_, e) in &events {
@@ -706,10 +700,7 @@ fn acl_denial_keeps_events_and_raises_an_alarm() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let seqs: BTreeSet<u64> = windows(&sub.drain(Duration::from_secs(2)))
-        .iter()
-        .map(|(_, e)| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs = window_seqs(&sub.drain(Duration::from_secs(2)));
     assert!(
         seqs.is_superset(&(1..=kept.len() as u64).collect()),
         "{seqs:?}"

@@ -247,20 +247,9 @@ impl Analysis {
 
     fn close(&mut self, windows: Vec<(u64, u64)>) -> anyhow::Result<()> {
         for (s, e) in windows {
-            let body = Body::Camera(
-                self.analyser
-                    .signals_mut()
-                    .take_window(s, e, self.opts.k_min),
-            );
-            self.p.windows.fetch_add(1, Ordering::Relaxed);
-            self.tx
-                .send(WindowOut {
-                    source_id: self.id.clone(),
-                    start_ms: s,
-                    end_ms: e,
-                    body,
-                })
-                .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
+            let signals = self.analyser.signals_mut();
+            let body = Body::Camera(signals.take_window(s, e, self.opts.k_min));
+            hand_off(&self.tx, &self.p, &self.id, (s, e), body)?;
         }
         Ok(())
     }

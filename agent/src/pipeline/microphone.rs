@@ -180,15 +180,7 @@ impl Analysis {
         let window_s = f64::from(self.opts.window_secs);
         for (s, e) in windows {
             let body = Body::Microphone(self.signals.take_window(window_s));
-            self.p.windows.fetch_add(1, Ordering::Relaxed);
-            self.tx
-                .send(WindowOut {
-                    source_id: self.id.clone(),
-                    start_ms: s,
-                    end_ms: e,
-                    body,
-                })
-                .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
+            hand_off(&self.tx, &self.p, &self.id, (s, e), body)?;
         }
         Ok(())
     }

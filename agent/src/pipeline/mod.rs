@@ -25,6 +25,8 @@ pub mod queue;
 pub use camera::start_camera;
 pub use microphone::start_microphone;
 
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,6 +54,25 @@ pub struct WindowOut {
     pub start_ms: u64,
     pub end_ms: u64,
     pub body: Body,
+}
+
+/// Hand a closed window to the event writer (waits while the channel is full: windows are
+/// never dropped) and count it.
+fn hand_off(
+    tx: &SyncSender<WindowOut>,
+    p: &SourceProgress,
+    source_id: &str,
+    (start_ms, end_ms): (u64, u64),
+    body: Body,
+) -> anyhow::Result<()> {
+    p.windows.fetch_add(1, Ordering::Relaxed);
+    tx.send(WindowOut {
+        source_id: source_id.to_string(),
+        start_ms,
+        end_ms,
+        body,
+    })
+    .map_err(|_| anyhow::anyhow!("event consumer stopped"))
 }
 
 impl WindowOut {
