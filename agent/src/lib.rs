@@ -24,4 +24,5 @@ pub mod daemon;
 
 pub mod cmd;
 
+#[cfg(feature = "tools")]
 pub mod tools;

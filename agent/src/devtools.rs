@@ -1,0 +1,301 @@
+//! The developer tooling's commands (`vitrine demo`, `vitrine bench ...`, `vitrine eval ...`),
+//! compiled with the `tools` feature (default on). A daemon-only build leaves them out:
+//! `cargo build -p vitrine --no-default-features --features v4l,rtsp,alsa`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum ToolCommand {
+    /// Demo: real people video and speech through the real models, to a local broker.
+    Demo(vitrine::tools::demo::DemoArgs),
+    /// Benchmarks (one run, ratios and rates on this machine).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Accuracy on annotated media (tables): tracking and counting against MOT ground truth,
+    /// voice activity on labelled speech in noise.
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Decode + preprocess cost per frame per camera type (USB YUYV/NV12/MJPEG, RTSP H.264)
+    /// at 640x480 and 1080p, on frames of a real video.
+    Capture {
+        /// The video to take frames from (default: the demo's pedestrian video).
+        #[arg(long, default_value = ".cache/media/vtest.avi")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        frames: usize,
+    },
+    /// Per model: tract f32 and int8 latency, onnxruntime f32 and int8 on the same input
+    /// (onnxruntime from the venv of tools/setup-venv.sh); then, in the same run, the
+    /// pipeline table of `bench pipeline` (10 fps, 30 s) unless --no-pipeline.
+    Models {
+        #[arg(long)]
+        no_pipeline: bool,
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        /// Python with onnxruntime (default: .cache/pyenv/bin/python when present).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Where ort_bench.py lives.
+        #[arg(long, default_value = "tools")]
+        tools: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// The whole camera pipeline's analysed frames per CPU-second, busy and idle scene, with
+    /// and without motion gating.
+    Pipeline {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        fps: u32,
+        /// Seconds of video per run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+    },
+    /// N busy cameras and a microphone through the real daemon in real time: frames dropped,
+    /// CPU, peak and steady memory.
+    Capacity {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        cameras: u32,
+        /// Seconds of video (at most the clip's 79 s).
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
+    /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
+    Delivery {
+        #[arg(long, default_value_t = 5000)]
+        events: u64,
+        /// Pause between events (a store's trickle: each event then gets its own fsync).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Use this broker instead of starting a local Mosquitto.
+        #[arg(long)]
+        broker: Option<String>,
+    },
+}
+
+/// Settings `vitrine eval` can try instead of the configs' (to measure a knob).
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalKnobs {
+    /// Frames analysed per second.
+    #[arg(long)]
+    fps: Option<f32>,
+    /// Run the detector on every n-th moving frame.
+    #[arg(long)]
+    detect_every: Option<u32>,
+    /// Detector input size (longer side, pixels).
+    #[arg(long)]
+    input_size: Option<u32>,
+    /// Detector score threshold (tracks start and lead from here).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Detector model (yolox-nano, person-lw).
+    #[arg(long)]
+    detector: Option<String>,
+    /// Motion gating on or off.
+    #[arg(long)]
+    motion_gating: Option<bool>,
+    /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
+    #[arg(long, env = "VITRINE_MODELS_DIR")]
+    models: Option<PathBuf>,
+}
+
+impl EvalKnobs {
+    fn overrides(&self) -> vitrine::tools::eval::suite::Overrides {
+        vitrine::tools::eval::suite::Overrides {
+            fps: self.fps,
+            detect_every: self.detect_every,
+            input_size: self.input_size,
+            threshold: self.threshold,
+            detector: self.detector.clone(),
+            motion_gating: self.motion_gating,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum EvalWhat {
+    /// The accuracy suite: every sequence of eval/suite.toml, Vitrine and the onnxruntime +
+    /// ByteTrack anchor side by side (line counts, false crossings, MOTA, IDF1,
+    /// precision/recall, people in view, frames per CPU-second).
+    Suite {
+        #[arg(long, default_value = "eval/suite.toml")]
+        suite: PathBuf,
+        /// Where videos not beside the suite are found by name (e.g. vtest.avi).
+        #[arg(long, env = "VITRINE_MEDIA_DIR", default_value = ".cache/media")]
+        media: PathBuf,
+        /// Skip the onnxruntime + ByteTrack anchor.
+        #[arg(long)]
+        no_anchor: bool,
+        /// Only sequences whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        #[command(flatten)]
+        knobs: EvalKnobs,
+    },
+    /// The same scores for one video: your recording, its MOT-style ground truth
+    /// (frame,id,x,y,w,h,conf,...) and the config whose first camera holds the geometry.
+    Tracking {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        video: PathBuf,
+        #[arg(long)]
+        gt: PathBuf,
+        /// The line whose count is the headline (default: the first).
+        #[arg(long)]
+        main_line: Option<String>,
+        /// Lines along the walking direction (counts beyond the truth are false crossings).
+        #[arg(long)]
+        along: Vec<String>,
+        /// Also run the onnxruntime + ByteTrack anchor (needs tools/setup-venv.sh).
+        #[arg(long)]
+        anchor: bool,
+        #[command(flatten)]
+        knobs: EvalKnobs,
+    },
+    /// Voice-activity frame agreement: clean speech mixed with noise at an SNR.
+    Vad {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long)]
+        speech: PathBuf,
+        #[arg(long)]
+        noise: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        snr_db: f64,
+    },
+}
+
+pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
+    match t {
+        ToolCommand::Demo(args) => vitrine::tools::demo::demo(args),
+        ToolCommand::Bench {
+            what:
+                BenchWhat::Delivery {
+                    events,
+                    interval_ms,
+                    broker,
+                },
+        } => {
+            vitrine::tools::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS)
+        }
+        ToolCommand::Bench {
+            what: BenchWhat::Capture { media, frames },
+        } => vitrine::tools::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
+        ToolCommand::Bench {
+            what:
+                BenchWhat::Models {
+                    no_pipeline,
+                    models,
+                    media,
+                    python,
+                    tools,
+                    runs,
+                },
+        } => {
+            let python = python.or_else(|| {
+                let p = PathBuf::from(".cache/pyenv/bin/python");
+                p.is_file().then_some(p)
+            });
+            vitrine::tools::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
+                .and_then(|_| {
+                    if no_pipeline {
+                        return Ok(());
+                    }
+                    println!();
+                    vitrine::tools::bench_models::pipeline(&models, &media, 10, 30)
+                })
+                .map(|_| ExitCode::SUCCESS)
+        }
+        ToolCommand::Bench {
+            what:
+                BenchWhat::Capacity {
+                    models,
+                    media,
+                    cameras,
+                    seconds,
+                },
+        } => vitrine::tools::bench_capacity::capacity(&models, &media, cameras, seconds)
+            .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Bench {
+            what:
+                BenchWhat::Pipeline {
+                    models,
+                    media,
+                    fps,
+                    seconds,
+                },
+        } => vitrine::tools::bench_models::pipeline(&models, &media, fps, seconds)
+            .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Suite {
+                    suite,
+                    media,
+                    no_anchor,
+                    only,
+                    knobs,
+                },
+        } => vitrine::tools::eval::suite(vitrine::tools::eval::SuiteArgs {
+            suite,
+            media: vec![media],
+            models: knobs.models.clone(),
+            overrides: knobs.overrides(),
+            anchor: !no_anchor,
+            only,
+        })
+        .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Tracking {
+                    config,
+                    video,
+                    gt,
+                    main_line,
+                    along,
+                    anchor,
+                    knobs,
+                },
+        } => vitrine::tools::eval::tracking(vitrine::tools::eval::TrackingArgs {
+            config,
+            video,
+            gt,
+            main_line,
+            along,
+            anchor,
+            models: knobs.models.clone(),
+            overrides: knobs.overrides(),
+        })
+        .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Vad {
+                    models,
+                    speech,
+                    noise,
+                    snr_db,
+                },
+        } => vitrine::tools::eval::vad(&models, &speech, &noise, snr_db, 0.5)
+            .map(|_| ExitCode::SUCCESS),
+    }
+}
