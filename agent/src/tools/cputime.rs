@@ -2,38 +2,28 @@
 //! a benchmark): what `vitrine bench` and `vitrine eval` measure speed with — frames per
 //! CPU-second, not per wall second, so a loaded machine skews the figures less.
 //!
-//! Read from `/proc/self/stat` (no unsafe code): utime, stime, cutime and cstime, in clock
-//! ticks of `USER_HZ`, which Linux fixes at 100 on every architecture the agent ships for.
+//! getrusage(2), the one unsafe call in the library, allowed here only: developer tooling
+//! behind the `tools` feature. (`/proc/self/stat` would avoid it, but qemu-user, which runs
+//! the ARM tests, reports zeros there.)
 
-/// Clock ticks per second of `/proc` times (Linux's `USER_HZ`).
-const USER_HZ: f64 = 100.0;
+#![allow(unsafe_code)]
 
-/// (this process, its waited-for children) CPU seconds, user + system.
-fn cpu_s() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces, so split after its ')').
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|v| v.parse::<f64>().unwrap_or(0.0) / USER_HZ)
-        .collect();
-    match f.as_slice() {
-        [ut, st, cut, cst] => (ut + st, cut + cst),
-        _ => (0.0, 0.0),
-    }
+fn rusage_s(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// CPU seconds (user + system) of waited-for children so far.
 pub fn children_s() -> f64 {
-    cpu_s().1
+    rusage_s(libc::RUSAGE_CHILDREN)
 }
 
 /// CPU seconds of this process and its waited-for children so far.
 pub fn process_and_children_s() -> f64 {
-    let (own, children) = cpu_s();
-    own + children
+    rusage_s(libc::RUSAGE_SELF) + children_s()
 }
 
 #[cfg(test)]
