@@ -370,16 +370,7 @@ fn events_waiting_in_the_outbox_are_aggregates_only() {
             media("prompts.wav").display()
         ),
     );
-    let out = vitrine()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&cfg);
     let state = dir.path().join("state");
     let events = outbox_events(&state);
     assert!(events.len() >= 4, "{} events kept", events.len());
@@ -476,16 +467,7 @@ fn the_media_scanner_finds_raw_frames_and_samples() {
             media("prompts.wav").display()
         ),
     );
-    let out = vitrine()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&cfg);
     assert!(!outbox_events(&dir.path().join("state")).is_empty());
     let found = scan_for_media(&dir.path().join("state"));
     assert!(found.is_empty(), "false alarm: {}", found.join("\n"));

@@ -61,6 +61,21 @@ pub fn vitrine() -> Command {
     c
 }
 
+/// `vitrine run --config cfg` to the end of its recordings; panics with its log on failure.
+pub fn run_to_end(cfg: &Path) -> std::process::Output {
+    let out = vitrine()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(repo().join("signals/schema/window-event.v1.json")).unwrap();
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
