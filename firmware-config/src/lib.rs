@@ -11,6 +11,7 @@
 
 mod error;
 mod locate;
+mod operations;
 mod raw;
 mod validate;
 
@@ -44,6 +45,9 @@ pub struct Config {
 pub struct Device {
     pub id: String,
     pub store_id: String,
+    /// The store's IANA time zone (`Europe/Berlin`): hours and days of the traffic forecast
+    /// are the store's. `None`: the box's own (`/etc/localtime`).
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +148,76 @@ pub struct Camera {
     pub zones: Vec<Area>,
     pub lines: Vec<Line>,
     pub displays: Vec<DisplayArea>,
+    /// Waiting lines: a waiting area and its service point.
+    pub queues: Vec<Queue>,
+    /// An occupancy grid of person-seconds per window (`None`: not published).
+    pub heatmap: Option<Heatmap>,
+    /// The shopper funnel: passed by → entered → engaged → reached checkout.
+    pub funnel: Option<Funnel>,
+    /// Real-time alerts on a line's rate, a zone's occupancy or a queue's wait.
+    pub alerts: Vec<AlertRule>,
+}
+
+/// A waiting line: people stand in `area` until they reach `service` (a till, a counter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue {
+    pub area: Area,
+    pub service: Vec<Point>,
+    /// Someone who waited at least this long and left without reaching the service point
+    /// abandoned the queue (shorter: they walked through).
+    pub abandon_secs: f32,
+}
+
+/// The heatmap's grid (cells across, cells down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heatmap {
+    pub cols: u32,
+    pub rows: u32,
+}
+
+/// Where a funnel stage is reached: crossing a line inwards, or being inside an area (a zone,
+/// a display's area or a queue's waiting area).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageAt {
+    Line(String),
+    Area(String),
+}
+
+/// The funnel's stages. A person counts at a stage when they reach it after every earlier
+/// one (`passed` is optional: without it, everyone seen has passed by).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Funnel {
+    pub passed: Option<StageAt>,
+    pub entered: StageAt,
+    /// Areas where staying `engaged_secs` counts as engaging.
+    pub engaged: Vec<String>,
+    pub engaged_secs: f32,
+    pub checkout: StageAt,
+}
+
+/// What an alert watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertOn {
+    /// Crossings of a line (both directions) per minute, over the last minute.
+    LineRate(String),
+    /// People inside a zone (or a display's or a queue's area) now.
+    Occupancy(String),
+    /// A queue's estimated wait now, seconds.
+    QueueWait(String),
+}
+
+/// A real-time alert: raised when the watched value stays above `above` (or above
+/// `forecast_factor` times its forecast) for `hold_secs`; cleared when it stays below
+/// `clear_below` as long; raised at most once per `min_interval_secs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    pub id: String,
+    pub on: AlertOn,
+    pub above: Option<f64>,
+    pub forecast_factor: Option<f64>,
+    pub clear_below: Option<f64>,
+    pub hold_secs: f32,
+    pub min_interval_secs: f32,
 }
 
 /// A display (shelf, screen, window) whose viewers are counted: `area` is where its viewers

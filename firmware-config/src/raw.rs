@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub struct RawDevice {
     pub id: String,
     pub store_id: String,
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +34,53 @@ pub struct RawCamera {
     pub lines: Vec<toml::Value>,
     #[serde(default)]
     pub displays: Vec<toml::Value>,
+    #[serde(default)]
+    pub queues: Vec<toml::Value>,
+    pub heatmap: Option<toml::Value>,
+    pub funnel: Option<toml::Value>,
+    #[serde(default)]
+    pub alerts: Vec<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub id: String,
+    pub polygon: Vec<Vec<f64>>,
+    pub service: Vec<Vec<f64>>,
+    pub abandon_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeatmap {
+    pub cols: Option<i64>,
+    pub rows: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFunnel {
+    pub passed: Option<String>,
+    pub entered: String,
+    #[serde(default)]
+    pub engaged: Vec<String>,
+    pub engaged_secs: Option<f64>,
+    pub checkout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    pub id: String,
+    pub line: Option<String>,
+    pub zone: Option<String>,
+    pub queue: Option<String>,
+    pub above: Option<f64>,
+    pub forecast_factor: Option<f64>,
+    pub clear_below: Option<f64>,
+    pub hold_secs: Option<f64>,
+    pub min_interval_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,12 +24,16 @@ const CAMERA_KEYS: &[&str] = &[
     "zones",
     "lines",
     "displays",
+    "queues",
+    "heatmap",
+    "funnel",
+    "alerts",
 ];
 const AREA_KEYS: &[&str] = &["id", "polygon"];
 const DISPLAY_KEYS: &[&str] = &["id", "polygon", "gaze_yaw", "gaze_pitch", "gaze_tolerance"];
 const LINE_KEYS: &[&str] = &["id", "from", "to", "in"];
 const MIC_KEYS: &[&str] = &["id", "file", "device"];
-const DEVICE_KEYS: &[&str] = &["id", "store_id"];
+const DEVICE_KEYS: &[&str] = &["id", "store_id", "timezone"];
 const MODELS_KEYS: &[&str] = &[
     "dir",
     "detector",
@@ -58,7 +62,7 @@ const OUTBOX_KEYS: &[&str] = &["dir", "max_mb", "reserve_mb"];
 const STATUS_KEYS: &[&str] = &["metrics", "display", "display_secs"];
 
 /// Deserialize one item; on failure record a located, hinted problem and return None.
-fn item<T: DeserializeOwned>(
+pub(crate) fn item<T: DeserializeOwned>(
     c: &mut Collector,
     at: &str,
     value: toml::Value,
@@ -135,7 +139,7 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Ids end up in MQTT topics and payloads: keep them to a safe alphabet.
-fn check_id(c: &mut Collector, field: &str, id: &str) {
+pub(crate) fn check_id(c: &mut Collector, field: &str, id: &str) {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -242,7 +246,7 @@ fn display(c: &mut Collector, at: &str, v: toml::Value) -> Option<DisplayArea> {
     })
 }
 
-fn polygon_area_of(
+pub(crate) fn polygon_area_of(
     c: &mut Collector,
     at: &str,
     id: String,
@@ -526,6 +530,45 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             displays.push(d);
         }
     }
+    let mut queues = Vec::new();
+    for (i, q) in raw.queues.into_iter().enumerate() {
+        let qat = format!("{at}.queues[{i}]");
+        if let Some(q) = operations::queue(c, &qat, q) {
+            unique(
+                c,
+                &mut seen,
+                format!("{qat}.id"),
+                &q.area.id,
+                "zone/line/display/queue",
+            );
+            queues.push(q);
+        }
+    }
+    let geometry = operations::Geometry {
+        lines: lines.iter().map(|l| l.id.clone()).collect(),
+        areas: zones
+            .iter()
+            .chain(displays.iter().map(|d| &d.area))
+            .chain(queues.iter().map(|q| &q.area))
+            .map(|a| a.id.clone())
+            .collect(),
+        queues: queues.iter().map(|q| q.area.id.clone()).collect(),
+    };
+    let heatmap = raw
+        .heatmap
+        .and_then(|v| operations::heatmap(c, &format!("{at}.heatmap"), v));
+    let funnel = raw
+        .funnel
+        .and_then(|v| operations::funnel(c, &format!("{at}.funnel"), v, &geometry));
+    let mut alerts = Vec::new();
+    let mut alert_ids = HashSet::new();
+    for (i, a) in raw.alerts.into_iter().enumerate() {
+        let aat = format!("{at}.alerts[{i}]");
+        if let Some(a) = operations::alert(c, &aat, a, &geometry) {
+            unique(c, &mut alert_ids, format!("{aat}.id"), &a.id, "alert");
+            alerts.push(a);
+        }
+    }
     Some(Camera {
         id: raw.id,
         source: source?,
@@ -538,6 +581,10 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
         zones,
         lines,
         displays,
+        queues,
+        heatmap,
+        funnel,
+        alerts,
     })
 }
 
@@ -1068,6 +1115,9 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
     if let Some(d) = &device {
         check_id(&mut c, "device.id", &d.id);
         check_id(&mut c, "device.store_id", &d.store_id);
+        if let Some(tz) = &d.timezone {
+            operations::timezone(&mut c, "device.timezone", tz);
+        }
     }
 
     let list = |c: &mut Collector, name: &str, v: Option<toml::Value>| -> Vec<toml::Value> {
@@ -1139,6 +1189,9 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         .remove("mqtt")
         .and_then(|v| mqtt(&mut c, v, device.as_ref().map(|d| d.id.as_str()), base));
     let privacy = privacy(&mut c, top.remove("privacy"));
+    if let Some(p) = &privacy {
+        operations::alert_floors(&mut c, &cameras, p.k_min);
+    }
     let outbox = outbox(&mut c, top.remove("outbox"), base);
     let status = status(&mut c, top.remove("status"), base);
 
@@ -1151,6 +1204,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             device: Device {
                 id: d.id,
                 store_id: d.store_id,
+                timezone: d.timezone,
             },
             cameras,
             microphones,
@@ -1180,6 +1234,10 @@ mod docs_tests {
         ("[[cameras.lines]]", "RawLine", LINE_KEYS),
         ("[[cameras.zones]]", "RawArea", AREA_KEYS),
         ("[[cameras.displays]]", "RawDisplay", DISPLAY_KEYS),
+        ("[[cameras.queues]]", "RawQueue", operations::QUEUE_KEYS),
+        ("[cameras.heatmap]", "RawHeatmap", operations::HEATMAP_KEYS),
+        ("[cameras.funnel]", "RawFunnel", operations::FUNNEL_KEYS),
+        ("[[cameras.alerts]]", "RawAlert", operations::ALERT_KEYS),
         ("[[microphones]]", "RawMicrophone", MIC_KEYS),
         ("[models]", "RawModels", MODELS_KEYS),
         ("[mqtt]", "RawMqtt", MQTT_KEYS),
@@ -1242,7 +1300,13 @@ mod docs_tests {
             let span = &rest[..rest.find("`[").unwrap_or(rest.len())];
             for key in keys
                 .iter()
-                .filter(|k| !["zones", "lines", "displays", "tls"].contains(k))
+                .filter(|k| {
+                    ![
+                        "zones", "lines", "displays", "tls", "queues", "heatmap", "funnel",
+                        "alerts",
+                    ]
+                    .contains(k)
+                })
             {
                 if !span.contains(&format!("`{key}`")) {
                     missing.push(format!("{header} {key}"));

@@ -88,7 +88,7 @@ fn status(nothing: bool, blind: f64, window_secs: f64) -> CoverageStatus {
     }
 }
 
-pub(crate) fn round3(x: f64) -> f64 {
+pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -228,7 +228,77 @@ pub struct CameraBody {
     pub zones: Vec<AreaStats>,
     pub lines: Vec<LineStats>,
     pub displays: Vec<AreaStats>,
+    /// Configured queues (`[[cameras.queues]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueStats>,
+    /// Configured heatmap (`[cameras.heatmap]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<HeatmapStats>,
+    /// Configured funnel (`[cameras.funnel]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<FunnelStats>,
 }
+
+/// A waiting line over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    pub id: String,
+    /// People in the waiting area per analysed frame.
+    pub length_mean: Option<f64>,
+    pub length_max: Option<u32>,
+    /// People who reached the service point from the queue in this window.
+    pub served: Option<u32>,
+    /// Their waits, from joining the queue to reaching the service point.
+    pub wait_seconds: Option<DwellStats>,
+    /// People who waited at least `abandon_secs` and left unserved.
+    pub abandoned: Option<u32>,
+    pub suppressed: bool,
+}
+
+/// Person-seconds per cell of a `cols` x `rows` grid over the image, row by row from the top
+/// left; a cell fewer than `k_min` different people stood in is null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeatmapStats {
+    pub cols: u32,
+    pub rows: u32,
+    pub person_seconds: Vec<Option<f64>>,
+    pub suppressed_cells: u32,
+}
+
+/// People reaching each stage of the funnel in this window (each stage only after the earlier
+/// ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunnelStats {
+    pub passed: Option<u32>,
+    pub entered: Option<u32>,
+    pub engaged: Option<u32>,
+    pub checkout: Option<u32>,
+    pub suppressed: bool,
+}
+
+/// Expected values of one series: the next hours, and the rest of the local day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesForecast {
+    pub next_hours: Vec<Option<f64>>,
+    pub rest_of_today: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineForecast {
+    pub id: String,
+    /// Crossings per hour, both directions.
+    pub crossings: SeriesForecast,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneForecast {
+    pub id: String,
+    /// Visits starting per hour.
+    pub visits: SeriesForecast,
+    /// Mean people inside per hour (no day total).
+    pub occupancy: SeriesForecast,
+}
+
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Level {
@@ -468,6 +538,28 @@ mod schema_tests {
                     ..AreaStats::new("shelf".into(), Some(0.4), 2, 9, None, k)
                 },
             ],
+            queues: vec![QueueStats {
+                id: "till".into(),
+                length_mean: Some(2.5),
+                length_max: suppress(6, k),
+                served: suppress(7, k),
+                wait_seconds: DwellStats::from_ms(&mut [30_000, 95_000, 60_000]),
+                abandoned: suppress(1, k),
+                suppressed: k > 1,
+            }],
+            heatmap: Some(HeatmapStats {
+                cols: 2,
+                rows: 2,
+                person_seconds: vec![Some(12.5), None, Some(0.0), Some(3.25)],
+                suppressed_cells: 1,
+            }),
+            funnel: Some(FunnelStats {
+                passed: suppress(40, k),
+                entered: suppress(12, k),
+                engaged: suppress(6, k),
+                checkout: suppress(2, k),
+                suppressed: k > 2,
+            }),
         };
         for (blind, k) in [(false, 0), (false, 5), (true, 5)] {
             check(&WindowEvent::new(
@@ -520,6 +612,9 @@ mod schema_tests {
             zones: vec![],
             lines: vec![],
             displays: vec![],
+            queues: vec![],
+            heatmap: None,
+            funnel: None,
         });
         let mut v = serde_json::to_value(WindowEvent::new(&meta(), 1, 0, 60_000, body)).unwrap();
         v["people"]["bbox"] = serde_json::json!([0.1, 0.2, 0.3, 0.4]);

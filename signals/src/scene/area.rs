@@ -30,10 +30,12 @@ pub const TAKEOVER_HEIGHTS: f32 = 1.0;
 pub struct AreaState {
     pub(crate) area: Area,
     open: HashMap<u64, Visit>,
-    visits: u32,
+    pub(crate) visits: u32,
     dwell_ms: Vec<u64>,
     occupancy_sum: u64,
     pub(crate) occupancy_max: u32,
+    /// People inside in the last frame (alerts).
+    pub(crate) occupancy_now: u32,
     /// New tracks may take a lost one's visit over (off for annotated, trusted identities).
     pub(crate) takeover: bool,
 }
@@ -47,6 +49,7 @@ impl AreaState {
             dwell_ms: Vec::new(),
             occupancy_sum: 0,
             occupancy_max: 0,
+            occupancy_now: 0,
             takeover: true,
         }
     }
@@ -103,6 +106,7 @@ impl AreaState {
         }
         self.occupancy_sum += occupancy;
         self.occupancy_max = self.occupancy_max.max(occupancy as u32);
+        self.occupancy_now = occupancy as u32;
     }
 
     /// The open visit of someone out of sight within the grace, last seen near `p` (the most
@@ -124,6 +128,11 @@ impl AreaState {
         if let Some(v) = self.open.remove(&key) {
             self.dwell_ms.push(v.last_inside_ms - v.entered_ms);
         }
+    }
+
+    /// Person-seconds inside so far in this window, frames `interval_ms` apart.
+    pub(crate) fn person_seconds(&self, interval_ms: u64) -> f64 {
+        self.occupancy_sum as f64 * interval_ms as f64 / 1000.0
     }
 
     /// The window's figures (`frames` analysed), then a fresh window; open visits go on.

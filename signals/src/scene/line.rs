@@ -66,6 +66,11 @@ pub struct LineState {
     people: HashMap<u64, Person>,
     pub(crate) ins: u32,
     pub(crate) outs: u32,
+    /// People who crossed inwards since the camera last looked (the funnel reads it after
+    /// every frame; bounded by the people in view).
+    pub(crate) crossed_in: Vec<u64>,
+    /// Crossings in either direction since the line started (alerts read the rate of it).
+    pub(crate) crossings: u64,
 }
 
 impl LineState {
@@ -75,6 +80,8 @@ impl LineState {
             people: HashMap::new(),
             ins: 0,
             outs: 0,
+            crossed_in: Vec::new(),
+            crossings: 0,
         }
     }
 
@@ -145,8 +152,12 @@ impl LineState {
         person.settled = Some((q.side, at));
         person.pending = None;
         if self.crossed(from, q.first) {
+            self.crossings += 1;
             if q.side == self.line.in_side {
                 self.ins += 1;
+                if self.crossed_in.len() < 1024 {
+                    self.crossed_in.push(key);
+                }
             } else {
                 self.outs += 1;
             }

@@ -14,18 +14,27 @@
 
 mod area;
 pub mod foot;
+mod funnel;
+mod heat;
 mod line;
 pub mod presence;
+mod queue;
 
 pub use area::AreaState;
 pub use foot::{Foot, Footing};
 pub use line::{LineState, BAND_HEIGHTS, MIN_BAND, SETTLE_MS, SETTLE_OBSERVATIONS};
 pub use presence::{Presence, GRACE_MS};
+pub use queue::{QueueState, RATE_HORIZON_MS};
 
-use vitrine_config::{Camera, DisplayArea};
+use std::collections::VecDeque;
 
+use vitrine_config::{AlertOn, Camera, DisplayArea};
+
+use crate::alert::{AlertChange, AlertState};
 use crate::attention::{self, AttentionAcc, Face};
 use crate::event::{CameraBody, Coverage, LineStats, PeopleStats};
+use funnel::FunnelState;
+use heat::HeatAcc;
 use crate::geom::in_polygon;
 use crate::track::{Detection, TrackUpdate, TrackView, Tracker, TrackerParams};
 
@@ -70,6 +79,41 @@ pub struct CameraSignals {
     anchor: Option<(u64, Vec<TrackView>)>,
     /// Every placed frame's people, for an evaluation that compares them with annotations.
     recording: Option<Vec<(u64, Vec<TrackView>)>>,
+    queues: Vec<QueueState>,
+    heat: Option<HeatAcc>,
+    funnel: Option<FunnelState>,
+    ops: Operations,
+    /// The last closed window's totals (see [`CameraSignals::window_totals`]).
+    totals: WindowTotals,
+}
+
+/// The real-time side: alert rules, the crossing times their line rates need, the forecast
+/// band of each rule for the current hour, and the changes not yet taken by the pipeline.
+#[derive(Debug, Default)]
+struct Operations {
+    alerts: Vec<AlertState>,
+    /// Per line: times of its crossings within the last minute.
+    crossings: Vec<VecDeque<u64>>,
+    /// Per alert rule: its forecast for this hour, in the rule's unit.
+    bands: Vec<Option<f64>>,
+    changes: Vec<AlertChange>,
+    k_min: u32,
+}
+
+/// The window a line's rate is measured over (alerts: crossings per minute).
+pub const RATE_WINDOW_MS: u64 = 60_000;
+/// Alert changes held for the pipeline at most (it takes them after every frame).
+const MAX_CHANGES: usize = 64;
+
+/// What the forecast learns from a closed window: unsuppressed counts that never leave the box
+/// (the forecast keeps hourly sums of them), by line and zone id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowTotals {
+    pub covered_ms: u64,
+    /// (line id, crossings in both directions).
+    pub lines: Vec<(String, u32)>,
+    /// (zone id, visits started, person-seconds inside).
+    pub zones: Vec<(String, u32, f64)>,
 }
 
 /// Most frames that wait for a detection (beyond, they are placed by prediction at once).
@@ -105,6 +149,27 @@ impl CameraSignals {
             waiting: Vec::new(),
             anchor: None,
             recording: None,
+            queues: camera.queues.iter().cloned().map(QueueState::new).collect(),
+            heat: camera.heatmap.map(HeatAcc::new),
+            funnel: camera.funnel.as_ref().map(|f| {
+                FunnelState::new(f, |id| {
+                    camera
+                        .zones
+                        .iter()
+                        .chain(camera.displays.iter().map(|d| &d.area))
+                        .chain(camera.queues.iter().map(|q| &q.area))
+                        .find(|a| a.id == id)
+                        .map(|a| a.polygon.clone())
+                })
+            }),
+            ops: Operations {
+                alerts: camera.alerts.iter().cloned().map(AlertState::new).collect(),
+                crossings: vec![VecDeque::new(); camera.lines.len()],
+                bands: vec![None; camera.alerts.len()],
+                changes: Vec::new(),
+                k_min: 0,
+            },
+            totals: WindowTotals::default(),
         }
     }
 
@@ -252,6 +317,7 @@ impl CameraSignals {
         for l in &mut self.lines {
             l.observe(now_ms, &observed);
         }
+        self.operations(now_ms, &feet);
         if self.attention {
             for d in &mut self.displays {
                 for f in &feet {
@@ -267,6 +333,99 @@ impl CameraSignals {
         self.last_people = people;
         self.forget(&gone);
         update
+    }
+
+    /// Queues, heatmap, funnel and alerts see the frame.
+    fn operations(&mut self, now_ms: u64, feet: &[Foot]) {
+        let interval = self.frame_interval_ms();
+        for q in &mut self.queues {
+            q.observe(now_ms, feet);
+        }
+        if let Some(h) = self.heat.as_mut() {
+            h.observe(now_ms, feet, interval);
+        }
+        let crossed: Vec<(&str, u64)> = self
+            .lines
+            .iter()
+            .flat_map(|l| l.crossed_in.iter().map(|k| (l.line.id.as_str(), *k)))
+            .collect();
+        if let Some(f) = self.funnel.as_mut() {
+            f.observe(now_ms, feet, &crossed);
+        }
+        for (l, times) in self.lines.iter_mut().zip(&mut self.ops.crossings) {
+            l.crossed_in.clear();
+            let new = std::mem::take(&mut l.crossings);
+            times.extend(std::iter::repeat_n(now_ms, new.min(1024) as usize));
+            while times.front().is_some_and(|t| now_ms.saturating_sub(*t) > RATE_WINDOW_MS) {
+                times.pop_front();
+            }
+            while times.len() > 4096 {
+                times.pop_front();
+            }
+        }
+        self.evaluate_alerts(now_ms);
+    }
+
+    /// Each alert rule sees its value now.
+    fn evaluate_alerts(&mut self, now_ms: u64) {
+        for i in 0..self.ops.alerts.len() {
+            let value = self.alert_value(now_ms, &self.ops.alerts[i].rule.on);
+            let (band, k) = (self.ops.bands[i], self.ops.k_min);
+            if let Some(c) = self.ops.alerts[i].observe(now_ms, value, band, k) {
+                if self.ops.changes.len() < MAX_CHANGES {
+                    self.ops.changes.push(c);
+                }
+            }
+        }
+    }
+
+    /// The value an alert watches, now.
+    fn alert_value(&self, now_ms: u64, on: &AlertOn) -> Option<f64> {
+        match on {
+            AlertOn::LineRate(id) => {
+                let i = self.lines.iter().position(|l| &l.line.id == id)?;
+                Some(self.ops.crossings[i].len() as f64 * 60_000.0 / RATE_WINDOW_MS as f64)
+            }
+            AlertOn::Occupancy(id) => self
+                .zones
+                .iter()
+                .chain(self.displays.iter().map(|d| &d.area))
+                .find(|a| &a.area.id == id)
+                .map(|a| f64::from(a.occupancy_now))
+                .or_else(|| {
+                    self.queues
+                        .iter()
+                        .find(|q| &q.queue.area.id == id)
+                        .map(|q| f64::from(q.length_now()))
+                }),
+            AlertOn::QueueWait(id) => {
+                let q = self.queues.iter().find(|q| &q.queue.area.id == id)?;
+                // A wait is published only while at least k people wait.
+                if q.length_now() < self.ops.k_min.max(1) {
+                    return Some(0.0);
+                }
+                q.estimated_wait_ms(now_ms).map(|ms| ms as f64 / 1000.0)
+            }
+        }
+    }
+
+    /// Alert rules and their forecast for the current hour (in each rule's unit; `None`
+    /// without a forecast). `k_min`: values below it are never published.
+    pub fn set_alert_bands(&mut self, bands: Vec<Option<f64>>, k_min: u32) {
+        if bands.len() == self.ops.bands.len() {
+            self.ops.bands = bands;
+        }
+        self.ops.k_min = k_min;
+    }
+
+    /// The alert rules (what each watches), in configuration order.
+    pub fn alert_rules(&self) -> impl Iterator<Item = &vitrine_config::AlertRule> {
+        self.ops.alerts.iter().map(|a| &a.rule)
+    }
+
+    /// Alert changes since the last call (the pipeline publishes them at once).
+    pub fn take_alerts(&mut self) -> Vec<AlertChange> {
+        std::mem::take(&mut self.ops.changes)
     }
 
     fn areas_mut(&mut self) -> impl Iterator<Item = &mut AreaState> {
@@ -287,6 +446,12 @@ impl CameraSignals {
             }
             for l in &mut self.lines {
                 l.forget(key);
+            }
+            for q in &mut self.queues {
+                q.forget(key);
+            }
+            if let Some(f) = self.funnel.as_mut() {
+                f.forget(key);
             }
         }
     }
@@ -337,6 +502,11 @@ impl CameraSignals {
         self.last_people.clear();
     }
 
+    /// The unsuppressed totals of the window last closed, for the forecast (never published).
+    pub fn window_totals(&self) -> &WindowTotals {
+        &self.totals
+    }
+
     /// Close the window `[start_ms, end_ms)` and reset the accumulators. Visits still open keep
     /// going; their dwell is reported in the window where they end.
     pub fn take_window(&mut self, start_ms: u64, end_ms: u64, k_min: u32) -> CameraBody {
@@ -366,7 +536,23 @@ impl CameraSignals {
             self.people_max,
             k_min,
         );
+        self.totals = WindowTotals {
+            covered_ms: covered.min(window_ms),
+            lines: self
+                .lines
+                .iter()
+                .map(|l| (l.line.id.clone(), l.ins + l.outs))
+                .collect(),
+            zones: self
+                .zones
+                .iter()
+                .map(|z| (z.area.id.clone(), z.visits, z.person_seconds(interval)))
+                .collect(),
+        };
         let body = CameraBody {
+            queues: self.queues.iter_mut().map(|q| q.take(frames, k_min)).collect(),
+            heatmap: self.heat.as_mut().map(|h| h.take(k_min)),
+            funnel: self.funnel.as_mut().map(|f| f.take(k_min)),
             coverage,
             people,
             zones: self

@@ -69,6 +69,10 @@ fn camera() -> Camera {
             in_side: Side::Left,
         }],
         displays: vec![],
+        queues: vec![],
+        heatmap: None,
+        funnel: None,
+        alerts: vec![],
     }
 }
 
@@ -309,4 +313,47 @@ mod properties {
             prop_assert!(w.people.max.unwrap_or(0) as usize <= 2 * frames.iter().map(Vec::len).max().unwrap_or(0));
         }
     }
+}
+
+/// People walking right to left across the door line, one every `gap_ms`, each over 2 s.
+fn walkers(s: &mut CameraSignals, n: u64, gap_ms: u64) -> u64 {
+    let mut t = 0;
+    for i in 0..n {
+        for step in 0..=10u64 {
+            t = i * gap_ms + step * 200;
+            let x = 0.9 - 0.08 * step as f32;
+            s.observe(t, &[person(x, 0.6)]);
+        }
+    }
+    t
+}
+
+#[test]
+fn a_surge_across_a_line_raises_an_alert_at_once_and_the_window_carries_the_new_signals() {
+    use vitrine_config::{AlertOn, AlertRule, Heatmap};
+    let mut cam = camera();
+    cam.heatmap = Some(Heatmap { cols: 4, rows: 3 });
+    cam.alerts = vec![AlertRule {
+        id: "door_rush".into(),
+        on: AlertOn::LineRate("door".into()),
+        above: Some(3.0),
+        forecast_factor: None,
+        clear_below: None,
+        hold_secs: 0.0,
+        min_interval_secs: 300.0,
+    }];
+    let mut s = CameraSignals::new(&cam);
+    s.set_alert_bands(vec![None], 2);
+    let end = walkers(&mut s, 6, 2_400);
+    let alerts = s.take_alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].raised && alerts[0].value.unwrap() > 3.0);
+    // Raised while people were still crossing, not at the window's close.
+    assert!(alerts[0].at_ms < end);
+    let body = s.take_window(0, 60_000, 2);
+    let heat = body.heatmap.unwrap();
+    assert_eq!(heat.person_seconds.len(), 12);
+    let total: f64 = heat.person_seconds.iter().flatten().sum();
+    assert!(total > 10.0, "six people for about 2 s each: {total}");
+    assert_eq!(s.window_totals().lines, vec![("door".to_string(), 6)]);
 }

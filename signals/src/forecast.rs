@@ -1,0 +1,480 @@
+//! The traffic forecast on the box: per series (a line's crossings, a zone's visits, a zone's
+//! occupancy), hour by hour, from the box's own history. Pure: the caller gives local hours.
+//!
+//! The model is a seasonal profile of the 168 hours of a week, each an exponentially weighted
+//! mean of what that hour brought in past weeks ([`ALPHA_SEASON`]: recent weeks weigh most),
+//! with the hour of day over all days as the fallback while a weekday hour has not been seen
+//! yet, plus a damped correction: how far the last hours ran above or below their profile,
+//! fading by [`PHI`] per hour ahead (a busy morning says something about the afternoon, little
+//! about next week). Measured against seasonal-naive and a library model by `vitrine eval
+//! forecast` (README). An hour covered less than half (the box started, the camera was down)
+//! is not learned; its count is scaled to the hour when it is.
+//!
+//! Windows arrive in time order; one stamped before the hour being learned (the clock was set
+//! back) is ignored rather than mixed into a wrong hour. The state is a few hundred numbers per
+//! series and serializes as JSON (the agent keeps it in its state directory).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{round3, suppress, SeriesForecast};
+
+/// Hours in a week: the seasonal profile's slots.
+pub const WEEK: usize = 168;
+/// Weight of the newest week in a weekday hour's profile.
+pub const ALPHA_SEASON: f64 = 0.3;
+/// Weight of the newest day in the hour-of-day fallback.
+pub const ALPHA_DAILY: f64 = 0.2;
+/// Weight of the newest hour in the correction.
+pub const ALPHA_LEVEL: f64 = 0.5;
+/// How much of the correction is left one hour further ahead.
+pub const PHI: f64 = 0.8;
+/// An hour covered less than this share is not learned.
+pub const MIN_COVERED: f64 = 0.5;
+/// Hours ahead published with each window.
+pub const AHEAD: usize = 3;
+/// Most series a book keeps (lines and zones of every camera, three per zone).
+pub const MAX_SERIES: usize = 512;
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// An hour in the store's local time: `index` counts local hours since 1970-01-01T00:00 local
+/// (consecutive hours differ by one), `slot` is the hour of the week, 0 = Monday 00:00.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalHour {
+    pub index: i64,
+    pub slot: u16,
+}
+
+impl LocalHour {
+    /// From the local hours since the epoch (1970-01-01 was a Thursday).
+    pub fn from_index(index: i64) -> LocalHour {
+        let slot = (index + 3 * 24).rem_euclid(WEEK as i64) as u16;
+        LocalHour { index, slot }
+    }
+
+    pub fn plus(self, hours: i64) -> LocalHour {
+        LocalHour::from_index(self.index + hours)
+    }
+
+    pub fn hour_of_day(self) -> u16 {
+        self.slot % 24
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct OpenHour {
+    index: i64,
+    sum: f64,
+    covered_ms: u64,
+}
+
+/// One hourly series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    season: Vec<Option<f64>>,
+    daily: Vec<Option<f64>>,
+    level: f64,
+    learned_to: Option<i64>,
+    open: Option<OpenHour>,
+}
+
+impl Default for Series {
+    fn default() -> Series {
+        Series {
+            season: vec![None; WEEK],
+            daily: vec![None; 24],
+            level: 0.0,
+            learned_to: None,
+            open: None,
+        }
+    }
+}
+
+fn ema(old: Option<f64>, new: f64, alpha: f64) -> Option<f64> {
+    Some(old.map_or(new, |o| o + alpha * (new - o)))
+}
+
+impl Series {
+    /// Part of an hour: `sum` observed over `covered_ms`. Returns whether an hour was learned
+    /// (the previous one closed). A part before the open hour is ignored.
+    pub fn add(&mut self, at: LocalHour, sum: f64, covered_ms: u64) -> bool {
+        let mut learned = false;
+        match self.open {
+            Some(o) if at.index < o.index => return false,
+            Some(o) if at.index > o.index => {
+                learned = self.learn(o);
+                self.open = None;
+            }
+            _ => {}
+        }
+        let o = self.open.get_or_insert(OpenHour {
+            index: at.index,
+            sum: 0.0,
+            covered_ms: 0,
+        });
+        o.sum += sum;
+        o.covered_ms = (o.covered_ms + covered_ms).min(HOUR_MS);
+        learned
+    }
+
+    /// A whole hour's value (the backtest feeds these directly).
+    pub fn add_hour(&mut self, at: LocalHour, value: f64) -> bool {
+        self.add(at, value, HOUR_MS)
+    }
+
+    fn base(&self, slot: u16) -> Option<f64> {
+        self.season[slot as usize].or(self.daily[(slot % 24) as usize])
+    }
+
+    fn learn(&mut self, o: OpenHour) -> bool {
+        if (o.covered_ms as f64) < MIN_COVERED * HOUR_MS as f64 {
+            return false;
+        }
+        let v = o.sum * HOUR_MS as f64 / o.covered_ms as f64;
+        let at = LocalHour::from_index(o.index);
+        let gap = self.learned_to.map_or(1, |t| (o.index - t).max(1));
+        let faded = self.level * PHI.powi(gap.min(1000) as i32);
+        self.level = match self.base(at.slot) {
+            Some(b) => faded + ALPHA_LEVEL * ((v - b) - faded),
+            None => 0.0,
+        };
+        self.season[at.slot as usize] = ema(self.season[at.slot as usize], v, ALPHA_SEASON);
+        let hod = at.hour_of_day() as usize;
+        self.daily[hod] = ema(self.daily[hod], v, ALPHA_DAILY);
+        self.learned_to = Some(o.index);
+        true
+    }
+
+    /// The expected value of hour `at` (after the hours learned so far); `None` before any
+    /// hour of that time of day was seen.
+    pub fn forecast(&self, at: LocalHour) -> Option<f64> {
+        let b = self.base(at.slot)?;
+        let ahead = self.learned_to.map_or(1, |t| (at.index - t).max(1));
+        Some((b + self.level * PHI.powi(ahead.min(1000) as i32)).max(0.0))
+    }
+}
+
+/// What a series measures (the forecast's unit follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Crossings of a line (both directions) per hour.
+    Crossings,
+    /// Visits to a zone starting per hour.
+    Visits,
+    /// Person-seconds in a zone per hour (÷ 3600: mean occupancy).
+    PersonSeconds,
+}
+
+impl Measure {
+    fn name(self) -> &'static str {
+        match self {
+            Measure::Crossings => "crossings",
+            Measure::Visits => "visits",
+            Measure::PersonSeconds => "person_seconds",
+        }
+    }
+}
+
+/// The series of a box, by `source/id/measure`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForecastBook {
+    series: BTreeMap<String, Series>,
+}
+
+fn key(source: &str, id: &str, m: Measure) -> String {
+    format!("{source}/{id}/{}", m.name())
+}
+
+impl ForecastBook {
+    /// Part of an hour of one series. Returns whether an hour was learned (worth saving).
+    pub fn add(
+        &mut self,
+        source: &str,
+        id: &str,
+        m: Measure,
+        at: LocalHour,
+        sum: f64,
+        covered_ms: u64,
+    ) -> bool {
+        let k = key(source, id, m);
+        if !self.series.contains_key(&k) && self.series.len() >= MAX_SERIES {
+            return false;
+        }
+        self.series.entry(k).or_default().add(at, sum, covered_ms)
+    }
+
+    pub fn forecast(&self, source: &str, id: &str, m: Measure, at: LocalHour) -> Option<f64> {
+        self.series.get(&key(source, id, m))?.forecast(at)
+    }
+
+    /// Keep only the series `keep` accepts (the configured sources, lines and zones).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.series.retain(|k, _| keep(k));
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// The next [`AHEAD`] hours after `now` and the rest of the local day after `now`'s hour,
+    /// each value k-suppressed like a count (`per` divides, e.g. 3600 for mean occupancy).
+    pub fn outlook(
+        &self,
+        source: &str,
+        id: &str,
+        m: Measure,
+        now: LocalHour,
+        k_min: u32,
+    ) -> SeriesForecast {
+        let f = |h: LocalHour| self.forecast(source, id, m, h);
+        let publish = |v: f64| {
+            let v = round3(v);
+            match m {
+                Measure::PersonSeconds => Some(round3(v / 3600.0)),
+                _ => suppress(v.round() as u32, k_min).map(|_| (v * 10.0).round() / 10.0),
+            }
+        };
+        let next: Vec<Option<f64>> = (1..=AHEAD as i64)
+            .map(|h| f(now.plus(h)).and_then(publish))
+            .collect();
+        let rest_hours = 23 - i64::from(now.hour_of_day());
+        let rest: Option<f64> = (1..=rest_hours).map(|h| f(now.plus(h))).sum();
+        SeriesForecast {
+            next_hours: next,
+            rest_of_today: match m {
+                Measure::PersonSeconds => None,
+                _ if rest_hours == 0 => Some(0.0),
+                _ => rest.and_then(publish),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A week of a shop: 0 at night, `peak` at 12:00, ramping.
+    fn shop(hour_of_day: u16, peak: f64) -> f64 {
+        match hour_of_day {
+            8..=19 => peak * (1.0 - (f64::from(hour_of_day) - 13.5).abs() / 7.0),
+            _ => 0.0,
+        }
+    }
+
+    #[test]
+    fn local_hours_know_the_weekday() {
+        // 1970-01-01 00:00 was a Thursday: slot 3 * 24.
+        assert_eq!(LocalHour::from_index(0).slot, 72);
+        assert_eq!(LocalHour::from_index(4 * 24).slot, 0, "Monday 1970-01-05");
+        assert_eq!(LocalHour::from_index(-1).slot, 71);
+    }
+
+    #[test]
+    fn a_steady_weekly_pattern_is_forecast_closely_after_a_few_weeks() {
+        let mut s = Series::default();
+        let start = 4 * 24; // a Monday
+        for i in 0..(3 * WEEK as i64) {
+            let h = LocalHour::from_index(start + i);
+            s.add_hour(h, shop(h.hour_of_day(), 100.0));
+        }
+        let next = LocalHour::from_index(start + 3 * WEEK as i64 + 12);
+        s.add_hour(LocalHour::from_index(next.index - 12), 0.0);
+        let f = s.forecast(next).unwrap();
+        assert!((f - shop(12, 100.0)).abs() < 1.0, "forecast {f}");
+    }
+
+    #[test]
+    fn a_busier_day_than_usual_lifts_the_next_hours_and_fades() {
+        let mut s = Series::default();
+        for i in 0..(2 * WEEK as i64) {
+            let h = LocalHour::from_index(i);
+            s.add_hour(h, 100.0);
+        }
+        for i in 0..3 {
+            s.add_hour(LocalHour::from_index(2 * WEEK as i64 + i), 200.0);
+        }
+        // The last hour is learned once the next one opens.
+        s.add(LocalHour::from_index(2 * WEEK as i64 + 3), 0.0, 0);
+        let near = s.forecast(LocalHour::from_index(2 * WEEK as i64 + 3)).unwrap();
+        let far = s.forecast(LocalHour::from_index(2 * WEEK as i64 + 30)).unwrap();
+        assert!(near > 150.0 && far < near && far < 115.0, "near {near} far {far}");
+    }
+
+    #[test]
+    fn part_hours_are_scaled_and_thin_hours_are_not_learned() {
+        let mut s = Series::default();
+        // 40 minutes seen, 20 crossings: 30 per hour.
+        s.add(LocalHour::from_index(10), 20.0, 2_400_000);
+        // 10 minutes seen: not learned.
+        s.add(LocalHour::from_index(11), 50.0, 600_000);
+        s.add(LocalHour::from_index(12), 0.0, 0);
+        assert_eq!(s.forecast(LocalHour::from_index(10 + WEEK as i64)), Some(30.0));
+        assert_eq!(s.forecast(LocalHour::from_index(11 + WEEK as i64)), None);
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_mix_hours() {
+        let mut s = Series::default();
+        s.add(LocalHour::from_index(100), 10.0, HOUR_MS / 2);
+        assert!(!s.add(LocalHour::from_index(90), 1000.0, HOUR_MS));
+        s.add(LocalHour::from_index(100), 10.0, HOUR_MS / 2);
+        s.add(LocalHour::from_index(101), 0.0, 0);
+        assert_eq!(s.forecast(LocalHour::from_index(100 + WEEK as i64)), Some(20.0));
+    }
+
+    #[test]
+    fn the_book_survives_a_round_trip_and_is_bounded() {
+        let mut b = ForecastBook::default();
+        for i in 0..(MAX_SERIES + 10) {
+            b.add("cam", &format!("l{i}"), Measure::Crossings, LocalHour::from_index(0), 1.0, HOUR_MS);
+        }
+        assert_eq!(b.len(), MAX_SERIES);
+        let text = serde_json::to_string(&b).unwrap();
+        let back: ForecastBook = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, b);
+        b.retain(|k| k.starts_with("cam/l1/"));
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn small_forecasts_are_suppressed_like_counts() {
+        let mut b = ForecastBook::default();
+        for i in 0..(WEEK as i64 + 2) {
+            let v = if i % 24 == 13 { 3.0 } else { 40.0 };
+            b.add("cam", "door", Measure::Crossings, LocalHour::from_index(i), v, HOUR_MS);
+        }
+        // Now: 11:00 on the second Thursday; hours 12, 13, 14 ahead.
+        let now = LocalHour::from_index(WEEK as i64 + 11);
+        let o = b.outlook("cam", "door", Measure::Crossings, now, 5);
+        assert_eq!(o.next_hours.len(), AHEAD);
+        assert!(o.next_hours[0].is_some() && o.next_hours[1].is_none());
+        assert!(o.rest_of_today.unwrap() > 300.0);
+    }
+}
+
+/// The forecast payload's schema name (`signals/schema/forecast.v1.json`).
+pub const FORECAST_SCHEMA: &str = "vitrine.forecast.v1";
+
+/// A camera's forecast, published once an hour (retained: a consumer that connects later gets
+/// the latest at once). `next_hours[i]` is the hour starting at `from` plus i hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastEvent {
+    pub schema: String,
+    pub device_id: String,
+    pub store_id: String,
+    pub source_id: String,
+    pub seq: u64,
+    /// `store/device/source/forecast/from-ms/seq`.
+    pub idempotency_key: String,
+    /// RFC 3339 (UTC): the start of the first forecast hour.
+    pub from: String,
+    /// The store's time zone the hours and "today" are taken in.
+    pub timezone: String,
+    pub k_min: u32,
+    pub lines: Vec<crate::event::LineForecast>,
+    pub zones: Vec<crate::event::ZoneForecast>,
+}
+
+impl ForecastBook {
+    /// A camera's outlook after `now` for its `lines` and `zones`; `None` while nothing of it
+    /// can be forecast yet.
+    pub fn camera_outlook(
+        &self,
+        source: &str,
+        lines: &[String],
+        zones: &[String],
+        now: LocalHour,
+        k_min: u32,
+    ) -> Option<(Vec<crate::event::LineForecast>, Vec<crate::event::ZoneForecast>)> {
+        let lf: Vec<_> = lines
+            .iter()
+            .map(|id| crate::event::LineForecast {
+                id: id.clone(),
+                crossings: self.outlook(source, id, Measure::Crossings, now, k_min),
+            })
+            .collect();
+        let zf: Vec<_> = zones
+            .iter()
+            .map(|id| crate::event::ZoneForecast {
+                id: id.clone(),
+                visits: self.outlook(source, id, Measure::Visits, now, k_min),
+                occupancy: self.outlook(source, id, Measure::PersonSeconds, now, k_min),
+            })
+            .collect();
+        let any = |s: &SeriesForecast| s.next_hours.iter().any(Option::is_some);
+        let known = lf.iter().any(|l| any(&l.crossings)) || zf.iter().any(|z| any(&z.visits));
+        known.then_some((lf, zf))
+    }
+}
+
+impl ForecastEvent {
+    pub fn new(
+        meta: &crate::event::EventMeta<'_>,
+        seq: u64,
+        from_ms: u64,
+        timezone: &str,
+        lines: Vec<crate::event::LineForecast>,
+        zones: Vec<crate::event::ZoneForecast>,
+    ) -> ForecastEvent {
+        ForecastEvent {
+            schema: FORECAST_SCHEMA.to_string(),
+            device_id: meta.device_id.to_string(),
+            store_id: meta.store_id.to_string(),
+            source_id: meta.source_id.to_string(),
+            seq,
+            idempotency_key: format!(
+                "{}/{}/{}/forecast/{}/{}",
+                meta.store_id, meta.device_id, meta.source_id, from_ms, seq
+            ),
+            from: crate::event::rfc3339(from_ms),
+            timezone: timezone.to_string(),
+            k_min: meta.k_min,
+            lines,
+            zones,
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+    use crate::event::EventMeta;
+
+    #[test]
+    fn forecast_events_match_the_published_schema() {
+        let text = include_str!("../schema/forecast.v1.json");
+        let v = jsonschema::validator_for(&serde_json::from_str(text).unwrap()).unwrap();
+        let mut b = ForecastBook::default();
+        for i in 0..(WEEK as i64 + 30) {
+            let h = LocalHour::from_index(i);
+            let v = f64::from(h.hour_of_day()) * 3.0;
+            b.add("cam", "door", Measure::Crossings, h, v, HOUR_MS);
+            b.add("cam", "promo", Measure::Visits, h, v / 2.0, HOUR_MS);
+            b.add("cam", "promo", Measure::PersonSeconds, h, v * 60.0, HOUR_MS);
+        }
+        let now = LocalHour::from_index(WEEK as i64 + 29);
+        let (lines, zones) = b
+            .camera_outlook("cam", &["door".into()], &["promo".into()], now, 5)
+            .unwrap();
+        let meta = EventMeta {
+            device_id: "box-1",
+            store_id: "store.42",
+            source_id: "cam",
+            k_min: 5,
+        };
+        let ev = ForecastEvent::new(&meta, 3, 1_795_950_000_000, "Europe/Berlin", lines, zones);
+        let ev = serde_json::to_value(ev).unwrap();
+        let errors: Vec<String> = v.iter_errors(&ev).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{ev}");
+        assert!(b
+            .camera_outlook("other", &["door".into()], &[], now, 5)
+            .is_none());
+    }
+}
