@@ -114,3 +114,75 @@ mod tests {
         );
     }
 }
+
+/// The store's local time: hours and days of the traffic forecast are the store's, daylight
+/// saving included (the IANA database of the box, `/usr/share/zoneinfo`).
+#[derive(Debug, Clone)]
+pub struct StoreClock {
+    tz: jiff::tz::TimeZone,
+    name: String,
+}
+
+impl StoreClock {
+    /// The configured zone (validated), else the box's own; UTC if neither can be read.
+    pub fn new(timezone: Option<&str>) -> StoreClock {
+        let tz = match timezone {
+            Some(name) => jiff::tz::TimeZone::get(name).ok(),
+            None => jiff::tz::TimeZone::try_system().ok(),
+        };
+        let tz = tz.unwrap_or(jiff::tz::TimeZone::UTC);
+        let name = tz.iana_name().unwrap_or("UTC").to_string();
+        StoreClock { tz, name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The local hour a Unix time (ms) falls in.
+    pub fn local_hour(&self, unix_ms: u64) -> vitrine_signals::forecast::LocalHour {
+        let index = jiff::Timestamp::from_millisecond(unix_ms as i64)
+            .map(|t| {
+                let offset = self.tz.to_offset(t).seconds() as i64;
+                (unix_ms as i64 / 1000 + offset).div_euclid(3600)
+            })
+            .unwrap_or((unix_ms / 3_600_000) as i64);
+        vitrine_signals::forecast::LocalHour::from_index(index)
+    }
+
+    /// The Unix time (ms) the local hour after the one of `unix_ms` starts.
+    pub fn next_hour_ms(&self, unix_ms: u64) -> u64 {
+        let index = self.local_hour(unix_ms).index;
+        // The offset of the next hour is that of a time an hour on (exact outside the one
+        // hour a year whose offset changes; there it is off by that hour's shift).
+        let probe = unix_ms + 3_600_000;
+        let offset = jiff::Timestamp::from_millisecond(probe as i64)
+            .map(|t| self.tz.to_offset(t).seconds() as i64)
+            .unwrap_or(0);
+        (((index + 1) * 3600 - offset) * 1000).max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod store_clock_tests {
+    use super::*;
+
+    #[test]
+    fn local_hours_follow_the_store_zone_and_daylight_saving() {
+        let berlin = StoreClock::new(Some("Europe/Berlin"));
+        // 2026-07-01T10:30Z is 12:30 in Berlin (CEST, +2), a Wednesday: slot 2*24+12.
+        let summer = 1_782_901_800_000;
+        assert_eq!(berlin.local_hour(summer).slot, 2 * 24 + 12);
+        assert_eq!(
+            berlin.next_hour_ms(summer),
+            1_782_903_600_000,
+            "11:00Z = 13:00 CEST"
+        );
+        // 2026-12-02T10:30Z is 11:30 in Berlin (CET, +1), a Wednesday.
+        let winter = 1_796_207_400_000;
+        assert_eq!(berlin.local_hour(winter).slot, 2 * 24 + 11);
+        let utc = StoreClock::new(Some("UTC"));
+        assert_eq!(utc.local_hour(winter).slot, 2 * 24 + 10);
+        assert_eq!(utc.name(), "UTC");
+    }
+}

@@ -9,7 +9,8 @@ use crate::{AlertOn, AlertRule, Camera, Funnel, Heatmap, Point, Queue, StageAt};
 
 pub(crate) const QUEUE_KEYS: &[&str] = &["id", "polygon", "service", "abandon_secs"];
 pub(crate) const HEATMAP_KEYS: &[&str] = &["cols", "rows"];
-pub(crate) const FUNNEL_KEYS: &[&str] = &["passed", "entered", "engaged", "engaged_secs", "checkout"];
+pub(crate) const FUNNEL_KEYS: &[&str] =
+    &["passed", "entered", "engaged", "engaged_secs", "checkout"];
 pub(crate) const ALERT_KEYS: &[&str] = &[
     "id",
     "line",
@@ -194,7 +195,12 @@ fn watched(c: &mut Collector, at: &str, raw: &RawAlert, g: &Geometry) -> Option<
     }
 }
 
-pub(crate) fn alert(c: &mut Collector, at: &str, v: toml::Value, g: &Geometry) -> Option<AlertRule> {
+pub(crate) fn alert(
+    c: &mut Collector,
+    at: &str,
+    v: toml::Value,
+    g: &Geometry,
+) -> Option<AlertRule> {
     let raw: RawAlert = item(c, at, v, ALERT_KEYS)?;
     crate::validate::check_id(c, &format!("{at}.id"), &raw.id);
     let on = watched(c, at, &raw, g);
@@ -224,7 +230,13 @@ pub(crate) fn alert(c: &mut Collector, at: &str, v: toml::Value, g: &Geometry) -
         100.0,
         "how many times the forecast counts as a surge: 1 to 100 (1.5 is usual)",
     );
-    positive("clear_below", raw.clear_below, 0.0, 1e6, "a value of 0 or more");
+    positive(
+        "clear_below",
+        raw.clear_below,
+        0.0,
+        1e6,
+        "a value of 0 or more",
+    );
     positive(
         "hold_secs",
         raw.hold_secs,

@@ -1298,16 +1298,12 @@ mod docs_tests {
             };
             let rest = &section[at + quoted.len()..];
             let span = &rest[..rest.find("`[").unwrap_or(rest.len())];
-            for key in keys
-                .iter()
-                .filter(|k| {
-                    ![
-                        "zones", "lines", "displays", "tls", "queues", "heatmap", "funnel",
-                        "alerts",
-                    ]
-                    .contains(k)
-                })
-            {
+            for key in keys.iter().filter(|k| {
+                ![
+                    "zones", "lines", "displays", "tls", "queues", "heatmap", "funnel", "alerts",
+                ]
+                .contains(k)
+            }) {
                 if !span.contains(&format!("`{key}`")) {
                     missing.push(format!("{header} {key}"));
                 }

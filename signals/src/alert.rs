@@ -115,7 +115,13 @@ impl AlertState {
                 }
                 self.beyond_since = None;
                 self.raised = None;
-                Some(self.change(now_ms, false, value.and_then(publishable), threshold, trigger))
+                Some(self.change(
+                    now_ms,
+                    false,
+                    value.and_then(publishable),
+                    threshold,
+                    trigger,
+                ))
             }
         }
     }

@@ -299,7 +299,6 @@ pub struct ZoneForecast {
     pub occupancy: SeriesForecast,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Level {
     /// Energy mean over the window (Leq), dBFS.

@@ -302,9 +302,16 @@ mod tests {
         }
         // The last hour is learned once the next one opens.
         s.add(LocalHour::from_index(2 * WEEK as i64 + 3), 0.0, 0);
-        let near = s.forecast(LocalHour::from_index(2 * WEEK as i64 + 3)).unwrap();
-        let far = s.forecast(LocalHour::from_index(2 * WEEK as i64 + 30)).unwrap();
-        assert!(near > 150.0 && far < near && far < 115.0, "near {near} far {far}");
+        let near = s
+            .forecast(LocalHour::from_index(2 * WEEK as i64 + 3))
+            .unwrap();
+        let far = s
+            .forecast(LocalHour::from_index(2 * WEEK as i64 + 30))
+            .unwrap();
+        assert!(
+            near > 150.0 && far < near && far < 115.0,
+            "near {near} far {far}"
+        );
     }
 
     #[test]
@@ -315,7 +322,10 @@ mod tests {
         // 10 minutes seen: not learned.
         s.add(LocalHour::from_index(11), 50.0, 600_000);
         s.add(LocalHour::from_index(12), 0.0, 0);
-        assert_eq!(s.forecast(LocalHour::from_index(10 + WEEK as i64)), Some(30.0));
+        assert_eq!(
+            s.forecast(LocalHour::from_index(10 + WEEK as i64)),
+            Some(30.0)
+        );
         assert_eq!(s.forecast(LocalHour::from_index(11 + WEEK as i64)), None);
     }
 
@@ -326,14 +336,24 @@ mod tests {
         assert!(!s.add(LocalHour::from_index(90), 1000.0, HOUR_MS));
         s.add(LocalHour::from_index(100), 10.0, HOUR_MS / 2);
         s.add(LocalHour::from_index(101), 0.0, 0);
-        assert_eq!(s.forecast(LocalHour::from_index(100 + WEEK as i64)), Some(20.0));
+        assert_eq!(
+            s.forecast(LocalHour::from_index(100 + WEEK as i64)),
+            Some(20.0)
+        );
     }
 
     #[test]
     fn the_book_survives_a_round_trip_and_is_bounded() {
         let mut b = ForecastBook::default();
         for i in 0..(MAX_SERIES + 10) {
-            b.add("cam", &format!("l{i}"), Measure::Crossings, LocalHour::from_index(0), 1.0, HOUR_MS);
+            b.add(
+                "cam",
+                &format!("l{i}"),
+                Measure::Crossings,
+                LocalHour::from_index(0),
+                1.0,
+                HOUR_MS,
+            );
         }
         assert_eq!(b.len(), MAX_SERIES);
         let text = serde_json::to_string(&b).unwrap();
@@ -348,7 +368,14 @@ mod tests {
         let mut b = ForecastBook::default();
         for i in 0..(WEEK as i64 + 2) {
             let v = if i % 24 == 13 { 3.0 } else { 40.0 };
-            b.add("cam", "door", Measure::Crossings, LocalHour::from_index(i), v, HOUR_MS);
+            b.add(
+                "cam",
+                "door",
+                Measure::Crossings,
+                LocalHour::from_index(i),
+                v,
+                HOUR_MS,
+            );
         }
         // Now: 11:00 on the second Thursday; hours 12, 13, 14 ahead.
         let now = LocalHour::from_index(WEEK as i64 + 11);
@@ -392,7 +419,10 @@ impl ForecastBook {
         zones: &[String],
         now: LocalHour,
         k_min: u32,
-    ) -> Option<(Vec<crate::event::LineForecast>, Vec<crate::event::ZoneForecast>)> {
+    ) -> Option<(
+        Vec<crate::event::LineForecast>,
+        Vec<crate::event::ZoneForecast>,
+    )> {
         let lf: Vec<_> = lines
             .iter()
             .map(|id| crate::event::LineForecast {
@@ -408,8 +438,14 @@ impl ForecastBook {
                 occupancy: self.outlook(source, id, Measure::PersonSeconds, now, k_min),
             })
             .collect();
-        let any = |s: &SeriesForecast| s.next_hours.iter().any(Option::is_some);
-        let known = lf.iter().any(|l| any(&l.crossings)) || zf.iter().any(|z| any(&z.visits));
+        // Known when any series has history (a forecast suppressed as small is still one).
+        let next = now.plus(1);
+        let known = lines.iter().any(|id| {
+            self.forecast(source, id, Measure::Crossings, next)
+                .is_some()
+        }) || zones
+            .iter()
+            .any(|id| self.forecast(source, id, Measure::Visits, next).is_some());
         known.then_some((lf, zf))
     }
 }

@@ -16,7 +16,7 @@ use super::load_config;
 use super::seq::Sequencer;
 use crate::clock::now_ms;
 use crate::daemon::{install_stop_signal, join, runtime};
-use crate::pipeline::{self, Options, WindowOut, WINDOW_CHANNEL};
+use crate::pipeline::{self, Options, Record, WINDOW_CHANNEL};
 use crate::telemetry::SourceProgress;
 
 pub struct ReplayArgs {
@@ -92,7 +92,7 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let windower = Windower::new(cfg.privacy.window_secs);
     let base_ms = a.start_ms.unwrap_or_else(|| windower.bounds_of(now_ms()).0);
     let opts = Options::new(&cfg, base_ms, a.realtime);
-    let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
+    let (tx, rx) = sync_channel::<Record>(WINDOW_CHANNEL);
     let running = if is_audio(&a.input) {
         let mic = match &a.source {
             Some(id) => cfg.microphones.iter().find(|m| &m.id == id),
@@ -167,14 +167,16 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 fn write_events(
     cfg: &Config,
-    rx: &Receiver<WindowOut>,
+    rx: &Receiver<Record>,
     seq: &mut Sequencer,
     out: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let mut n = 0;
-    for w in rx.iter() {
-        let ev = seq.number(cfg, w);
-        serde_json::to_writer(&mut *out, &ev)?;
+    for r in rx.iter() {
+        match r {
+            Record::Window(w) => serde_json::to_writer(&mut *out, &seq.number(cfg, w))?,
+            Record::Alert(a) => serde_json::to_writer(&mut *out, &seq.number_alert(cfg, &a))?,
+        }
         out.write_all(b"\n")?;
         n += 1;
     }

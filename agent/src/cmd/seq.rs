@@ -5,7 +5,8 @@
 use vitrine_config::Config;
 use vitrine_signals::WindowEvent;
 
-use crate::pipeline::WindowOut;
+use crate::pipeline::{AlertOut, WindowOut};
+use vitrine_signals::alert::AlertEvent;
 
 pub struct Sequencer {
     next: u64,
@@ -20,5 +21,17 @@ impl Sequencer {
     pub fn number(&mut self, cfg: &Config, w: WindowOut) -> WindowEvent {
         self.next += 1;
         w.into_event(cfg, self.next - 1)
+    }
+
+    /// Number an alert of a device configured by `cfg`.
+    pub fn number_alert(&mut self, cfg: &Config, a: &AlertOut) -> AlertEvent {
+        self.next += 1;
+        let meta = vitrine_signals::event::EventMeta {
+            device_id: &cfg.device.id,
+            store_id: &cfg.device.store_id,
+            source_id: &a.source_id,
+            k_min: cfg.privacy.k_min,
+        };
+        AlertEvent::new(&meta, self.next - 1, &a.rule, &a.change)
     }
 }

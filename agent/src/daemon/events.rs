@@ -15,10 +15,13 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 use vitrine_config::Config;
 
+use super::forecast::Forecaster;
 use super::summary;
 use crate::clock::{mono_ms, plausible};
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::pipeline::WindowOut;
+use crate::pipeline::{AlertOut, Record, WindowOut};
+use crate::telemetry::ALERT_LATENCY;
+use vitrine_signals::alert::AlertEvent;
 
 /// Windows held while the clock is implausible; beyond this the oldest is stored as it is.
 pub const MAX_HELD: usize = 10_000;
@@ -26,18 +29,18 @@ pub const MAX_HELD: usize = 10_000;
 /// No clock step known yet (the shift shared with the control loop).
 pub const NO_SHIFT: i64 = i64::MIN;
 
-/// The pure part: which windows to store now.
+/// The pure part: which records (windows, alerts) to store now.
 #[derive(Debug, Default)]
 pub struct Holding {
-    held: VecDeque<WindowOut>,
+    held: VecDeque<Record>,
 }
 
 impl Holding {
     /// A closed window; returns those to store now, in order. `shift_ms` is how far the clock
     /// was stepped since the held windows were stamped (`None`: not set yet).
-    pub fn admit(&mut self, w: WindowOut, shift_ms: Option<i64>, window_ms: u64) -> Vec<WindowOut> {
+    pub fn admit(&mut self, w: Record, shift_ms: Option<i64>, window_ms: u64) -> Vec<Record> {
         let mut out = Vec::new();
-        if plausible(w.start_ms) {
+        if plausible(w.stamp_ms()) {
             if let Some(by) = shift_ms {
                 out.extend(self.release(by, window_ms));
             }
@@ -57,22 +60,20 @@ impl Holding {
     }
 
     /// Held windows moved by `by_ms` rounded to whole windows.
-    fn release(&mut self, by_ms: i64, window_ms: u64) -> Vec<WindowOut> {
+    fn release(&mut self, by_ms: i64, window_ms: u64) -> Vec<Record> {
         let w = window_ms.max(1) as i64;
         let by = (by_ms + by_ms.signum() * w / 2) / w * w;
-        let moved = |t: u64| (t as i64 + by).max(0) as u64;
         self.held
             .drain(..)
             .map(|mut h| {
-                h.start_ms = moved(h.start_ms);
-                h.end_ms = moved(h.end_ms);
+                h.shift(by);
                 h
             })
             .collect()
     }
 
     /// At the end: held windows, moved if the clock was set meanwhile, else as they are.
-    pub fn finish(&mut self, shift_ms: Option<i64>, window_ms: u64) -> Vec<WindowOut> {
+    pub fn finish(&mut self, shift_ms: Option<i64>, window_ms: u64) -> Vec<Record> {
         match shift_ms {
             Some(by) => self.release(by, window_ms),
             None => {
@@ -92,20 +93,30 @@ impl Holding {
 /// Start the writer thread; it returns (stored, refused) once the event channel closes.
 pub fn store_events(
     current: Arc<RwLock<Config>>,
-    rx: Receiver<WindowOut>,
+    rx: Receiver<Record>,
     outbox: &SharedOutbox,
     wake: &Arc<Notify>,
     shift: Arc<AtomicI64>,
-    print: bool,
+    (print, mut forecaster): (bool, Forecaster),
 ) -> std::thread::JoinHandle<(u64, u64)> {
     let (ob, wk) = (outbox.clone(), wake.clone());
     std::thread::spawn(move || {
         let mut counts = (0, 0);
         let mut holding = Holding::default();
         let shift_now = || Some(shift.load(Ordering::Relaxed)).filter(|s| *s != NO_SHIFT);
-        let store = |w: WindowOut, counts: &mut (u64, u64)| {
+        let mut store = |r: Record, counts: &mut (u64, u64)| {
             let cfg = current.read().unwrap_or_else(|p| p.into_inner()).clone();
-            store_one(&cfg, w, &ob, print, counts);
+            match r {
+                Record::Window(w) => {
+                    let due = forecaster.learn(&w);
+                    let forecast = due.then(|| w.clone());
+                    store_one(&cfg, w, &ob, print, counts);
+                    if let Some(w) = forecast {
+                        store_forecast(&cfg, &w, &mut forecaster, &ob, counts);
+                    }
+                }
+                Record::Alert(a) => store_alert(&cfg, a, &ob, print, counts),
+            }
             wk.notify_one();
         };
         for w in rx.iter() {
@@ -139,6 +150,60 @@ fn window_ms(current: &RwLock<Config>) -> u64 {
     ) * 1000
 }
 
+/// An alert, stored at once; its seq is registered for the delivery latency.
+fn store_alert(cfg: &Config, a: AlertOut, ob: &SharedOutbox, print: bool, counts: &mut (u64, u64)) {
+    let meta = vitrine_signals::event::EventMeta {
+        device_id: &cfg.device.id,
+        store_id: &cfg.device.store_id,
+        source_id: &a.source_id,
+        k_min: cfg.privacy.k_min,
+    };
+    let mut line = None;
+    let res = lock_outbox(ob).try_append(mono_ms(), |seq| {
+        let ev = AlertEvent::new(&meta, seq, &a.rule, &a.change);
+        line = Some(format!(
+            "{} alert {} {} value={:?}",
+            ev.source_id, ev.alert, ev.state, ev.value
+        ));
+        serde_json::to_vec(&ev)
+    });
+    match res {
+        Ok(seq) => {
+            counts.0 += 1;
+            ALERT_LATENCY.stored(seq, a.frame_mono_ms);
+            tracing::info!(source = %a.source_id, alert = %a.rule.id, raised = a.change.raised, seq, "alert stored");
+        }
+        Err(e) => {
+            counts.1 += 1;
+            tracing::error!(error = %e, "alert not stored");
+        }
+    }
+    if let (true, Some(l)) = (print, line) {
+        println!("{l}");
+    }
+}
+
+/// The camera's forecast, after its window, when one is due.
+fn store_forecast(
+    cfg: &Config,
+    w: &WindowOut,
+    f: &mut Forecaster,
+    ob: &SharedOutbox,
+    counts: &mut (u64, u64),
+) {
+    let Some(event) = f.event(cfg, w) else {
+        return;
+    };
+    let res = lock_outbox(ob).try_append(mono_ms(), |seq| serde_json::to_vec(&event(seq)));
+    match res {
+        Ok(_) => counts.0 += 1,
+        Err(e) => {
+            counts.1 += 1;
+            tracing::error!(error = %e, "forecast not stored");
+        }
+    }
+}
+
 fn store_one(cfg: &Config, w: WindowOut, ob: &SharedOutbox, print: bool, counts: &mut (u64, u64)) {
     let mut event = None;
     let res = lock_outbox(ob).try_append(mono_ms(), |seq| {
@@ -164,8 +229,8 @@ mod tests {
     use super::*;
     use crate::clock::PLAUSIBLE_FLOOR_MS;
 
-    fn window(start_ms: u64) -> WindowOut {
-        WindowOut {
+    fn window(start_ms: u64) -> Record {
+        Record::Window(WindowOut {
             source_id: "mic".into(),
             start_ms,
             end_ms: start_ms + 5_000,
@@ -183,7 +248,12 @@ mod tests {
                 level_dbfs: None,
                 sounds: None,
             }),
-        }
+            totals: None,
+        })
+    }
+
+    fn start(r: &Record) -> u64 {
+        r.stamp_ms()
     }
 
     #[test]
@@ -195,16 +265,17 @@ mod tests {
         let by = (PLAUSIBLE_FLOOR_MS + 3 * 86_400_000 + 1_234) as i64;
         let now = window(PLAUSIBLE_FLOOR_MS + 3 * 86_400_000 + 25_000);
         let out = h.admit(now, Some(by), 5_000);
-        let starts: Vec<u64> = out.iter().map(|w| w.start_ms).collect();
+        let starts: Vec<u64> = out.iter().map(start).collect();
         let base = PLAUSIBLE_FLOOR_MS + 3 * 86_400_000;
         assert_eq!(starts, vec![base + 10_000, base + 15_000, base + 25_000]);
-        assert!(out
-            .iter()
-            .all(|w| w.end_ms - w.start_ms == 5_000 && w.start_ms % 5_000 == 0));
+        assert!(out.iter().all(|r| match r {
+            Record::Window(w) => w.end_ms - w.start_ms == 5_000 && w.start_ms % 5_000 == 0,
+            Record::Alert(_) => false,
+        }));
         assert_eq!(h.held(), 0);
         // The last window of the old timeline, closed after the step, moves too.
         let late = h.admit(window(20_000), Some(by), 5_000);
-        assert_eq!(late[0].start_ms, base + 20_000);
+        assert_eq!(start(&late[0]), base + 20_000);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod clockwatch;
 mod events;
+mod forecast;
 mod outbox;
 mod reload;
 mod shell;
@@ -27,7 +28,7 @@ pub use summary::summary;
 use crate::clock::{mono_ms, now_ms, ClockStep};
 use crate::observe::{self, Shared};
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::pipeline::{Options, WindowOut, WINDOW_CHANNEL};
+use crate::pipeline::{Options, Record, WINDOW_CHANNEL};
 use crate::telemetry::{SourceList, UplinkStats};
 use crate::uplink::Uplink;
 use sources::SourceSet;
@@ -60,9 +61,11 @@ pub fn run(
         let _ = ctl.send(Control::Signal(sig));
     });
     let outbox: SharedOutbox = Arc::new(Mutex::new(open_outbox(cfg)?));
-    let (tx, rx) = sync_channel::<WindowOut>(WINDOW_CHANNEL);
+    let (tx, rx) = sync_channel::<Record>(WINDOW_CHANNEL);
     let control_tx_for_clock = control_tx.clone();
     let mut sources = SourceSet::new(tx, control_tx);
+    let forecaster = forecast::Forecaster::open(cfg);
+    sources.forecast = Some((forecaster.book.clone(), forecaster.clock.clone()));
     let opts = Options::new(cfg, base_ms.unwrap_or_else(now_ms), realtime);
     sources.start(cfg, &opts, None);
     if sources.is_empty() {
@@ -98,7 +101,7 @@ pub fn run(
         &outbox,
         &tasks.wake,
         shift.clone(),
-        print,
+        (print, forecaster),
     );
     let failed_at_start = sources.failed().to_vec();
     let watch = clockwatch::start(control_tx_for_clock)?;

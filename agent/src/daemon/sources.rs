@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use vitrine_config::Config;
 
 use super::Control;
-use crate::pipeline::{self, Options, Running, SharedModels, WindowOut};
+use crate::clock::StoreClock;
+use crate::pipeline::{self, Options, Record, Running, SharedForecast, SharedModels};
 use crate::telemetry::{Listing, SourceList, SourceProgress};
 
 struct Source {
@@ -31,17 +32,19 @@ pub struct SourceSet {
     finished: Vec<(String, Arc<SourceProgress>)>,
     failed: Vec<String>,
     models: SharedModels,
-    tx: SyncSender<WindowOut>,
+    tx: SyncSender<Record>,
     control: Sender<Control>,
     /// What observers and the uplink see; updated on every change.
     pub list: Arc<SourceList>,
     /// The first error of a source that ended badly.
     first_error: Option<anyhow::Error>,
     next_key: u64,
+    /// The forecast the cameras' alerts read (given to every source started).
+    pub forecast: Option<(SharedForecast, StoreClock)>,
 }
 
 impl SourceSet {
-    pub fn new(tx: SyncSender<WindowOut>, control: Sender<Control>) -> SourceSet {
+    pub fn new(tx: SyncSender<Record>, control: Sender<Control>) -> SourceSet {
         SourceSet {
             running: Vec::new(),
             finished: Vec::new(),
@@ -52,6 +55,7 @@ impl SourceSet {
             list: Arc::default(),
             first_error: None,
             next_key: 0,
+            forecast: None,
         }
     }
 
@@ -71,6 +75,9 @@ impl SourceSet {
     /// stops the others: it is reported and listed as failed.
     pub fn start(&mut self, cfg: &Config, opts: &Options, ids: Option<&[String]>) {
         let wanted = |id: &str| ids.is_none_or(|ids| ids.iter().any(|x| x == id));
+        let mut opts = opts.clone();
+        opts.forecast = self.forecast.clone();
+        let opts = &opts;
         for cam in cfg.cameras.iter().filter(|c| wanted(&c.id)) {
             let stop = Arc::new(AtomicBool::new(false));
             let r = pipeline::start_camera(

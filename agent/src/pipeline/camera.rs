@@ -9,10 +9,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use vitrine_config::{Camera, Config, VideoSource};
+use vitrine_config::{AlertOn, Camera, Config, VideoSource};
 use vitrine_models::FaceAnalyser;
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{FrameSource, Pacing, SourceError};
+use vitrine_signals::forecast::Measure;
 use vitrine_signals::{Body, Windower};
 
 use super::analyser::{self, CameraAnalyser};
@@ -38,7 +39,7 @@ pub fn start_camera(
     input: Option<&Path>,
     opts: &Options,
     models: &SharedModels,
-    tx: SyncSender<WindowOut>,
+    tx: SyncSender<Record>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
     let detector = models
@@ -78,6 +79,8 @@ pub fn start_camera(
         stop,
         live,
     };
+    let mut analysis = analysis;
+    analysis.update_bands(crate::clock::now_ms());
     let handle = std::thread::Builder::new()
         .name(format!("cam-{}", cam.id))
         .spawn(move || analysis.run(reader))?;
@@ -176,7 +179,7 @@ struct Analysis {
     windower: Windower,
     opts: Options,
     p: Arc<SourceProgress>,
-    tx: SyncSender<WindowOut>,
+    tx: SyncSender<Record>,
     queue: Arc<BoundedQueue<vitrine_sensors::Frame>>,
     stop: Arc<AtomicBool>,
     live: bool,
@@ -227,6 +230,7 @@ impl Analysis {
         self.close_until(t)?;
         let stepped = self.analyser.step(t, &frame)?;
         drop(frame);
+        self.send_alerts()?;
         match stepped.inference {
             Some(took) => self.p.inferred(took),
             None => self.p.skipped(stepped.step),
@@ -249,9 +253,66 @@ impl Analysis {
         for (s, e) in windows {
             let signals = self.analyser.signals_mut();
             let body = Body::Camera(signals.take_window(s, e, self.opts.k_min));
-            hand_off(&self.tx, &self.p, &self.id, (s, e), body)?;
+            let totals = signals.window_totals().clone();
+            hand_off(&self.tx, &self.p, &self.id, (s, e), (body, Some(totals)))?;
+            self.update_bands(e);
         }
         Ok(())
+    }
+
+    /// Alerts raised or cleared by the frames just placed go to the writer at once.
+    fn send_alerts(&mut self) -> anyhow::Result<()> {
+        let changes = self.analyser.signals_mut().take_alerts();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // The pipeline's timeline started at `epoch`: a frame's time maps to when it arrived.
+        let epoch_mono =
+            crate::clock::mono_ms().saturating_sub(self.opts.epoch.elapsed().as_millis() as u64);
+        let rules: Vec<_> = self.analyser.signals().alert_rules().cloned().collect();
+        for change in changes {
+            let Some(rule) = rules.iter().find(|r| r.id == change.rule).cloned() else {
+                continue;
+            };
+            let frame_mono_ms = epoch_mono + change.at_ms.saturating_sub(self.opts.base_ms);
+            self.tx
+                .send(Record::Alert(AlertOut {
+                    source_id: self.id.clone(),
+                    rule,
+                    change,
+                    frame_mono_ms,
+                }))
+                .map_err(|_| anyhow::anyhow!("event consumer stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Each alert rule's forecast for the hour of `now_ms`, in the rule's unit (crossings per
+    /// minute, people inside); none for queue waits.
+    fn update_bands(&mut self, now_ms: u64) {
+        let k_min = self.opts.k_min;
+        let Some((book, clock)) = &self.opts.forecast else {
+            self.analyser.signals_mut().set_alert_bands(vec![], k_min);
+            return;
+        };
+        let hour = clock.local_hour(now_ms);
+        let book = book.lock().unwrap_or_else(|p| p.into_inner());
+        let bands = self
+            .analyser
+            .signals()
+            .alert_rules()
+            .map(|r| match &r.on {
+                AlertOn::LineRate(id) => book
+                    .forecast(&self.id, id, Measure::Crossings, hour)
+                    .map(|v| v / 60.0),
+                AlertOn::Occupancy(id) => book
+                    .forecast(&self.id, id, Measure::PersonSeconds, hour)
+                    .map(|v| v / 3600.0),
+                AlertOn::QueueWait(_) => None,
+            })
+            .collect();
+        drop(book);
+        self.analyser.signals_mut().set_alert_bands(bands, k_min);
     }
 }
 

@@ -33,7 +33,7 @@ pub fn start_microphone(
     mic: &Microphone,
     input: Option<&Path>,
     opts: &Options,
-    tx: SyncSender<WindowOut>,
+    tx: SyncSender<Record>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Running> {
     let m = &cfg.models;
@@ -121,7 +121,7 @@ struct Analysis {
     windower: Windower,
     opts: Options,
     p: Arc<SourceProgress>,
-    tx: SyncSender<WindowOut>,
+    tx: SyncSender<Record>,
 }
 
 impl Analysis {
@@ -180,7 +180,7 @@ impl Analysis {
         let window_s = f64::from(self.opts.window_secs);
         for (s, e) in windows {
             let body = Body::Microphone(self.signals.take_window(window_s));
-            hand_off(&self.tx, &self.p, &self.id, (s, e), body)?;
+            hand_off(&self.tx, &self.p, &self.id, (s, e), (body, None))?;
         }
         Ok(())
     }

@@ -31,11 +31,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use vitrine_config::AlertRule;
 use vitrine_config::Config;
 use vitrine_models::PeopleDetector;
 use vitrine_sensors::Pacing;
+use vitrine_signals::alert::AlertChange;
+use vitrine_signals::forecast::ForecastBook;
+use vitrine_signals::scene::WindowTotals;
 use vitrine_signals::Body;
 
+use crate::clock::StoreClock;
 use crate::telemetry::SourceProgress;
 
 /// Capacity of a camera's frame queue (frames held between reader and analysis).
@@ -54,24 +59,71 @@ pub struct WindowOut {
     pub start_ms: u64,
     pub end_ms: u64,
     pub body: Body,
+    /// A camera's unsuppressed totals, which the forecast learns from (never published).
+    pub totals: Option<WindowTotals>,
 }
+
+/// An alert rule raised or cleared, before it gets its sequence number.
+#[derive(Debug, Clone)]
+pub struct AlertOut {
+    pub source_id: String,
+    pub rule: AlertRule,
+    pub change: AlertChange,
+    /// When the frame that raised it arrived (`clock::mono_ms`): its delivery latency runs
+    /// from here to the broker's PUBACK.
+    pub frame_mono_ms: u64,
+}
+
+/// What the analysis threads hand to the event writer, in the order they happen.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Window(WindowOut),
+    Alert(AlertOut),
+}
+
+impl Record {
+    /// The wall-clock time the record is stamped with (the writer holds records stamped by an
+    /// unset clock).
+    pub fn stamp_ms(&self) -> u64 {
+        match self {
+            Record::Window(w) => w.start_ms,
+            Record::Alert(a) => a.change.at_ms,
+        }
+    }
+
+    /// Move the record's time by `by_ms` (the clock was stepped since it was stamped).
+    pub fn shift(&mut self, by_ms: i64) {
+        let moved = |t: u64| (t as i64 + by_ms).max(0) as u64;
+        match self {
+            Record::Window(w) => {
+                w.start_ms = moved(w.start_ms);
+                w.end_ms = moved(w.end_ms);
+            }
+            Record::Alert(a) => a.change.at_ms = moved(a.change.at_ms),
+        }
+    }
+}
+
+/// The traffic forecast every camera's alerts read and the event writer teaches.
+pub type SharedForecast = Arc<std::sync::Mutex<ForecastBook>>;
 
 /// Hand a closed window to the event writer (waits while the channel is full: windows are
 /// never dropped) and count it.
 fn hand_off(
-    tx: &SyncSender<WindowOut>,
+    tx: &SyncSender<Record>,
     p: &SourceProgress,
     source_id: &str,
     (start_ms, end_ms): (u64, u64),
-    body: Body,
+    (body, totals): (Body, Option<WindowTotals>),
 ) -> anyhow::Result<()> {
     p.windows.fetch_add(1, Ordering::Relaxed);
-    tx.send(WindowOut {
+    tx.send(Record::Window(WindowOut {
         source_id: source_id.to_string(),
         start_ms,
         end_ms,
         body,
-    })
+        totals,
+    }))
     .map_err(|_| anyhow::anyhow!("event consumer stopped"))
 }
 
@@ -100,6 +152,7 @@ impl Options {
             window_secs: cfg.privacy.window_secs,
             k_min: cfg.privacy.k_min,
             epoch: Instant::now(),
+            forecast: None,
         }
     }
 
@@ -119,6 +172,8 @@ pub struct Options {
     /// Monotonic instant of media time 0 (live sources stamp frames from it, so a source
     /// reopened after an outage continues the same timeline).
     pub epoch: Instant,
+    /// The forecast and the store's clock, for alert bands (the daemon; replay has none).
+    pub forecast: Option<(SharedForecast, StoreClock)>,
 }
 
 pub struct Running {

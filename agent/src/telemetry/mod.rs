@@ -3,6 +3,7 @@
 //! [`Snapshot`] that the status screen, metrics, health and the watchdog read.
 //! A leaf: it imports only the clock.
 
+mod alerts;
 mod snapshot;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use vitrine_signals::cadence::Step;
 
+pub use alerts::{AlertLatency, ALERT_LATENCY};
 pub use snapshot::{Broker, Snapshot, SourceStatus};
 
 /// The sources running now and those that could not be started; replaced as a whole when a

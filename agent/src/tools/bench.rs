@@ -56,6 +56,9 @@ fn body() -> Body {
             DwellStats::from_ms(&mut [2_000, 3_500, 6_000, 1_500, 2_500]),
             5,
         )],
+        queues: vec![],
+        heatmap: None,
+        funnel: None,
     })
 }
 

@@ -6,6 +6,8 @@
 //! | `{prefix}/{store}/{device}/status` | yes | 1 | `{"state":"online"|"offline",...}`; the broker publishes the offline last will if the agent vanishes |
 //! | `{prefix}/{store}/{device}/window/{source}` | no | config (1) | one window event (`signals/schema/window-event.v1.json`) |
 //! | `{prefix}/{store}/{device}/health` | no | 0 | every `mqtt.health_secs`: uptime, outbox depth/age, uplink counters, sources up, frames analysed/dropped, mean inference latency |
+//! | `{prefix}/{store}/{device}/alert/{source}` | no | config (1) | an alert raised or cleared, sent as soon as it is stored (`signals/schema/alert.v1.json`) |
+//! | `{prefix}/{store}/{device}/forecast/{source}` | yes | config (1) | a camera's traffic forecast, hourly (`signals/schema/forecast.v1.json`) |
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //!
 //! Delivery is at least once: a record leaves the outbox only when its PUBACK arrives. Each
@@ -29,6 +31,7 @@ use vitrine_config::{Config, Mqtt};
 use crate::outbox::{OutboxIo, SharedOutbox};
 use crate::telemetry::SourceList;
 use crate::telemetry::UplinkStats;
+use crate::telemetry::ALERT_LATENCY;
 pub use session::MAX_INFLIGHT;
 use session::{Acked, Label, Session};
 
@@ -187,9 +190,9 @@ impl Uplink {
             let cursor = c.session.cursor();
             let next = self.outbox.call(move |o| o.next_unacked(cursor)).await??;
             let Some((seq, payload)) = next else { break };
-            let topic = topic_of(&self.topics, &payload);
+            let (topic, retain) = topic_of(&self.topics, &payload);
             c.client
-                .try_publish(topic, self.qos, false, payload)
+                .try_publish(topic, self.qos, retain, payload)
                 .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
             c.session.handed_over(Label::Record(seq));
             self.stat().sent += 1;
@@ -222,6 +225,7 @@ impl Uplink {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(seq) = c.session.went_out(pkid) {
+                    ALERT_LATENCY.acked(seq, crate::clock::mono_ms());
                     self.outbox.call(move |o| o.ack(seq)).await??;
                 }
             }
@@ -232,6 +236,7 @@ impl Uplink {
                 );
                 match c.session.puback(ack.pkid, success) {
                     Acked::Record(seq) => {
+                        ALERT_LATENCY.acked(seq, crate::clock::mono_ms());
                         self.outbox.call(move |o| o.ack(seq)).await??;
                         self.stat().acked += 1;
                     }

@@ -1,6 +1,8 @@
 //! The topic layout (see the table in `uplink`'s documentation).
 
 use vitrine_config::Mqtt;
+use vitrine_signals::alert::ALERT_SCHEMA;
+use vitrine_signals::forecast::FORECAST_SCHEMA;
 
 /// The schema name of gap records (`signals/schema/gap.v1.json`).
 pub const GAP_SCHEMA: &str = "vitrine.gap.v1";
@@ -22,6 +24,12 @@ impl Topics {
     pub fn window(&self, source: &str) -> String {
         format!("{}/window/{source}", self.base)
     }
+    pub fn alert(&self, source: &str) -> String {
+        format!("{}/alert/{source}", self.base)
+    }
+    pub fn forecast(&self, source: &str) -> String {
+        format!("{}/forecast/{source}", self.base)
+    }
     pub fn gap(&self) -> String {
         format!("{}/gap", self.base)
     }
@@ -30,11 +38,12 @@ impl Topics {
     }
 }
 
-/// The topic of a stored record: window events name their source; gap records say so in
-/// their schema. Nothing else is ever stored (an empty or unencodable event is refused by the
+/// The topic of a stored record, and whether the broker retains it: alerts and forecasts say
+/// so in their schema (forecasts are retained: the latest one is state); other events naming
+/// a source are windows; gap records say so in their schema. Nothing else is ever stored (an empty or unencodable event is refused by the
 /// outbox); a record that is neither is logged and sent to the gap topic, where a consumer
 /// that validates against the schema rejects it loudly.
-pub fn topic_of(topics: &Topics, payload: &[u8]) -> String {
+pub fn topic_of(topics: &Topics, payload: &[u8]) -> (String, bool) {
     #[derive(serde::Deserialize)]
     struct Hint {
         source_id: Option<String>,
@@ -42,17 +51,25 @@ pub fn topic_of(topics: &Topics, payload: &[u8]) -> String {
     }
     match serde_json::from_slice::<Hint>(payload) {
         Ok(Hint {
+            source_id: Some(s),
+            schema: Some(schema),
+        }) if schema == ALERT_SCHEMA => (topics.alert(&s), false),
+        Ok(Hint {
+            source_id: Some(s),
+            schema: Some(schema),
+        }) if schema == FORECAST_SCHEMA => (topics.forecast(&s), true),
+        Ok(Hint {
             source_id: Some(s), ..
-        }) => topics.window(&s),
+        }) => (topics.window(&s), false),
         Ok(Hint {
             schema: Some(s), ..
-        }) if s == GAP_SCHEMA => topics.gap(),
+        }) if s == GAP_SCHEMA => (topics.gap(), false),
         _ => {
             tracing::error!(
                 bytes = payload.len(),
                 "outbox record is neither a window event nor a gap record; sent to the gap topic"
             );
-            topics.gap()
+            (topics.gap(), false)
         }
     }
 }
@@ -75,13 +92,23 @@ mod tests {
     #[test]
     fn records_go_to_the_topic_their_content_names() {
         let t = topics();
+        let topic = |p: &[u8]| topic_of(&t, p);
         assert_eq!(
-            topic_of(&t, br#"{"source_id":"door","seq":1}"#),
-            "vitrine/s/d/window/door"
+            topic(br#"{"schema":"vitrine.window.v1","source_id":"door","seq":1}"#),
+            ("vitrine/s/d/window/door".into(), false)
         );
         assert_eq!(
-            topic_of(&t, br#"{"schema":"vitrine.gap.v1","seq":2}"#),
-            "vitrine/s/d/gap"
+            topic(br#"{"schema":"vitrine.gap.v1","seq":2}"#),
+            ("vitrine/s/d/gap".into(), false)
+        );
+        assert_eq!(
+            topic(br#"{"schema":"vitrine.alert.v1","source_id":"door","seq":3}"#),
+            ("vitrine/s/d/alert/door".into(), false)
+        );
+        assert_eq!(
+            topic(br#"{"schema":"vitrine.forecast.v1","source_id":"door","seq":4}"#),
+            ("vitrine/s/d/forecast/door".into(), true),
+            "the latest forecast is retained"
         );
         assert_eq!(t.health(), "vitrine/s/d/health");
         assert_eq!(t.status, "vitrine/s/d/status");

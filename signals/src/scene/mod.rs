@@ -33,10 +33,10 @@ use vitrine_config::{AlertOn, Camera, DisplayArea};
 use crate::alert::{AlertChange, AlertState};
 use crate::attention::{self, AttentionAcc, Face};
 use crate::event::{CameraBody, Coverage, LineStats, PeopleStats};
-use funnel::FunnelState;
-use heat::HeatAcc;
 use crate::geom::in_polygon;
 use crate::track::{Detection, TrackUpdate, TrackView, Tracker, TrackerParams};
+use funnel::FunnelState;
+use heat::HeatAcc;
 
 /// A display: visits and dwell in its viewing area, and attention when faces are analysed.
 #[derive(Debug)]
@@ -356,7 +356,10 @@ impl CameraSignals {
             l.crossed_in.clear();
             let new = std::mem::take(&mut l.crossings);
             times.extend(std::iter::repeat_n(now_ms, new.min(1024) as usize));
-            while times.front().is_some_and(|t| now_ms.saturating_sub(*t) > RATE_WINDOW_MS) {
+            while times
+                .front()
+                .is_some_and(|t| now_ms.saturating_sub(*t) > RATE_WINDOW_MS)
+            {
                 times.pop_front();
             }
             while times.len() > 4096 {
@@ -550,7 +553,11 @@ impl CameraSignals {
                 .collect(),
         };
         let body = CameraBody {
-            queues: self.queues.iter_mut().map(|q| q.take(frames, k_min)).collect(),
+            queues: self
+                .queues
+                .iter_mut()
+                .map(|q| q.take(frames, k_min))
+                .collect(),
             heatmap: self.heat.as_mut().map(|h| h.take(k_min)),
             funnel: self.funnel.as_mut().map(|f| f.take(k_min)),
             coverage,

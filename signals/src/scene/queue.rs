@@ -287,7 +287,10 @@ mod tests {
         q.observe(1000, &[at(1, 0.8)]);
         let st = q.take(2, 5);
         assert!(st.suppressed);
-        assert_eq!((st.served, st.length_max, st.length_mean), (None, None, None));
+        assert_eq!(
+            (st.served, st.length_max, st.length_mean),
+            (None, None, None)
+        );
         assert!(st.wait_seconds.is_none());
     }
 }

@@ -1,0 +1,161 @@
+//! The box's traffic forecast: taught by the event writer from every camera window's totals,
+//! kept in the state directory (`forecast.json` beside the outbox's segments, written
+//! atomically when an hour was learned, so it survives restarts), published hourly per camera
+//! through the outbox (retained topic), and read by the cameras' alerts for their bands.
+//! A missing or unreadable file starts a fresh history (logged), never a failure.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use vitrine_config::Config;
+use vitrine_signals::forecast::{ForecastBook, ForecastEvent, Measure};
+
+use crate::clock::StoreClock;
+use crate::pipeline::{SharedForecast, WindowOut};
+
+pub const FILE: &str = "forecast.json";
+
+pub struct Forecaster {
+    pub book: SharedForecast,
+    pub clock: StoreClock,
+    path: PathBuf,
+    /// Sources whose forecast was published since start, with the local hour it was for.
+    published: std::collections::HashMap<String, i64>,
+}
+
+impl Forecaster {
+    pub fn open(cfg: &Config) -> Forecaster {
+        let path = cfg.outbox.dir.join(FILE);
+        let mut book = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<ForecastBook>(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %path.display(), error = %e, "forecast history unreadable: starting afresh");
+                ForecastBook::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ForecastBook::default(),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "forecast history unreadable: starting afresh");
+                ForecastBook::default()
+            }
+        };
+        let keep = configured(cfg);
+        book.retain(|k| keep.iter().any(|p| k.starts_with(p.as_str())));
+        Forecaster {
+            book: Arc::new(Mutex::new(book)),
+            clock: StoreClock::new(cfg.device.timezone.as_deref()),
+            path,
+            published: Default::default(),
+        }
+    }
+
+    /// Teach the forecast a camera window; true when its forecast is due (an hour was learned,
+    /// or none was published for the source since start).
+    pub fn learn(&mut self, w: &WindowOut) -> bool {
+        let Some(t) = &w.totals else {
+            return false;
+        };
+        let hour = self.clock.local_hour(w.start_ms);
+        let mut learned = false;
+        {
+            let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            let src = &w.source_id;
+            for (id, n) in &t.lines {
+                learned |= b.add(
+                    src,
+                    id,
+                    Measure::Crossings,
+                    hour,
+                    f64::from(*n),
+                    t.covered_ms,
+                );
+            }
+            for (id, visits, person_s) in &t.zones {
+                learned |= b.add(
+                    src,
+                    id,
+                    Measure::Visits,
+                    hour,
+                    f64::from(*visits),
+                    t.covered_ms,
+                );
+                learned |= b.add(
+                    src,
+                    id,
+                    Measure::PersonSeconds,
+                    hour,
+                    *person_s,
+                    t.covered_ms,
+                );
+            }
+        }
+        if learned {
+            if let Err(e) = self.save() {
+                tracing::warn!(file = %self.path.display(), error = %e, "forecast history not saved");
+            }
+        }
+        let due = self.published.get(&w.source_id) != Some(&hour.index);
+        learned || due
+    }
+
+    /// The forecast event of the source of `w`, given its seq; `None` while there is no
+    /// history for it.
+    pub fn event(
+        &mut self,
+        cfg: &Config,
+        w: &WindowOut,
+    ) -> Option<impl FnOnce(u64) -> ForecastEvent> {
+        let t = w.totals.as_ref()?;
+        let hour = self.clock.local_hour(w.end_ms.saturating_sub(1));
+        let lines: Vec<String> = t.lines.iter().map(|(id, _)| id.clone()).collect();
+        let zones: Vec<String> = t.zones.iter().map(|(id, ..)| id.clone()).collect();
+        let (lf, zf) = self
+            .book
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .camera_outlook(&w.source_id, &lines, &zones, hour, cfg.privacy.k_min)?;
+        self.published.insert(w.source_id.clone(), hour.index);
+        let from = self.clock.next_hour_ms(w.end_ms.saturating_sub(1));
+        let (device, store) = (cfg.device.id.clone(), cfg.device.store_id.clone());
+        let (source, k_min, tz) = (
+            w.source_id.clone(),
+            cfg.privacy.k_min,
+            self.clock.name().to_string(),
+        );
+        Some(move |seq| {
+            let meta = vitrine_signals::event::EventMeta {
+                device_id: &device,
+                store_id: &store,
+                source_id: &source,
+                k_min,
+            };
+            ForecastEvent::new(&meta, seq, from, &tz, lf, zf)
+        })
+    }
+
+    /// Write the history atomically: a temporary file, fsync, rename.
+    fn save(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let bytes = {
+            let b = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            serde_json::to_vec(&*b).map_err(std::io::Error::other)?
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// Key prefixes of the series the configuration still has (others are dropped on load).
+fn configured(cfg: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    for c in &cfg.cameras {
+        for l in &c.lines {
+            v.push(format!("{}/{}/", c.id, l.id));
+        }
+        for z in &c.zones {
+            v.push(format!("{}/{}/", c.id, z.id));
+        }
+    }
+    v
+}
