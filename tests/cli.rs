@@ -311,3 +311,31 @@ fn tls_key_from_the_systemd_credentials_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_store_operations_settings_are_all_reported_at_once_and_exit_64() {
+    let (code, out, err) = check(&repo().join("tests/fixtures/bad-operations.toml"));
+    assert_eq!(code, 64, "stdout: {out}\nstderr: {err}");
+    for (field, line) in [
+        ("device.timezone", 5),
+        ("cameras[0].queues[0].service.polygon", 24),
+        ("cameras[0].queues[0].abandon_secs", 25),
+        ("cameras[0].heatmap.rowz", 29),
+        ("cameras[0].funnel.entered", 32),
+        ("cameras[0].funnel.engaged[1]", 33),
+        ("cameras[0].alerts[0]", 36),
+        ("cameras[0].alerts[1].above", 45),
+        ("cameras[0].alerts[1].clear_below", 46),
+        ("cameras[0].alerts[2]", 48),
+    ] {
+        assert!(
+            err.contains(&format!(":{line}: {field}:")),
+            "{field} (line {line}) missing:\n{err}"
+        );
+    }
+    assert!(
+        err.contains("did you mean `entrance`") || err.contains("this camera has: entrance"),
+        "{err}"
+    );
+    assert!(err.contains("k-anonymity"), "{err}");
+}

@@ -5,7 +5,7 @@
 use crate::error::Collector;
 use crate::raw::{RawAlert, RawFunnel, RawHeatmap, RawQueue};
 use crate::validate::{item, polygon_area_of};
-use crate::{AlertOn, AlertRule, Camera, Funnel, Heatmap, Point, Queue, StageAt};
+use crate::{AlertOn, AlertRule, Funnel, Heatmap, Point, Queue, StageAt};
 
 pub(crate) const QUEUE_KEYS: &[&str] = &["id", "polygon", "service", "abandon_secs"];
 pub(crate) const HEATMAP_KEYS: &[&str] = &["cols", "rows"];
@@ -32,6 +32,8 @@ pub(crate) struct Geometry {
     /// Zones, display areas and queue waiting areas.
     pub areas: Vec<String>,
     pub queues: Vec<String>,
+    /// k-anonymity's threshold: a count alert's threshold may not be below it.
+    pub k_min: u32,
 }
 
 impl Geometry {
@@ -110,10 +112,10 @@ fn stage(c: &mut Collector, field: &str, id: &str, g: &Geometry) -> Option<Stage
 
 pub(crate) fn funnel(c: &mut Collector, at: &str, v: toml::Value, g: &Geometry) -> Option<Funnel> {
     let raw: RawFunnel = item(c, at, v, FUNNEL_KEYS)?;
-    let passed = match &raw.passed {
-        Some(p) => Some(stage(c, &format!("{at}.passed"), p, g)),
-        None => None,
-    };
+    let passed = raw
+        .passed
+        .as_ref()
+        .map(|p| stage(c, &format!("{at}.passed"), p, g));
     let entered = stage(c, &format!("{at}.entered"), &raw.entered, g);
     let checkout = stage(c, &format!("{at}.checkout"), &raw.checkout, g);
     let mut engaged = Vec::new();
@@ -191,7 +193,8 @@ fn watched(c: &mut Collector, at: &str, raw: &RawAlert, g: &Geometry) -> Option<
             .then(|| AlertOn::Occupancy(z.clone()))
     } else {
         let q = raw.queue.clone().unwrap_or_default();
-        check(c, "queue", &q, &g.queues, "queue").then(|| AlertOn::QueueWait(q))
+        let ok = check(c, "queue", &q, &g.queues, "queue");
+        ok.then_some(AlertOn::QueueWait(q))
     }
 }
 
@@ -209,6 +212,26 @@ pub(crate) fn alert(
             at,
             "the alert has no trigger".to_string(),
             Some("set above = N (a fixed threshold), forecast_factor = F (F times the forecast), or both".to_string()),
+        );
+    }
+    let count = raw.line.is_some() || raw.zone.is_some();
+    if let (true, Some(above)) = (count, raw.above) {
+        if above < f64::from(g.k_min) {
+            c.push(
+                format!("{at}.above"),
+                format!("the threshold {above} is below privacy.k_min = {}", g.k_min),
+                Some(format!(
+                    "an alert publishes the count that raised it; use above >= {} (k-anonymity)",
+                    g.k_min
+                )),
+            );
+        }
+    }
+    if raw.queue.is_some() && raw.forecast_factor.is_some() {
+        c.push(
+            format!("{at}.forecast_factor"),
+            "queue waits have no forecast".to_string(),
+            Some("use above = N seconds for a queue's wait".to_string()),
         );
     }
     let mut positive = |key: &str, v: Option<f64>, lo: f64, hi: f64, hint: &str| {
@@ -269,33 +292,6 @@ pub(crate) fn alert(
         hold_secs: raw.hold_secs.unwrap_or(2.0) as f32,
         min_interval_secs: raw.min_interval_secs.unwrap_or(300.0) as f32,
     })
-}
-
-/// Alerts publish the watched value: a count below k-anonymity's `k_min` must never be one.
-/// Occupancy and rate thresholds below it are refused (a queue's wait is published only while
-/// at least `k_min` people wait, see the alert payload).
-pub(crate) fn alert_floors(c: &mut Collector, cameras: &[Camera], k_min: u32) {
-    for (i, cam) in cameras.iter().enumerate() {
-        if cam.alerts.len() > MAX_ALERTS {
-            c.push(
-                format!("cameras[{i}].alerts"),
-                format!("{} alerts on one camera", cam.alerts.len()),
-                Some(format!("at most {MAX_ALERTS} per camera")),
-            );
-        }
-        for (j, a) in cam.alerts.iter().enumerate() {
-            let count = matches!(a.on, AlertOn::Occupancy(_) | AlertOn::LineRate(_));
-            if let (true, Some(above)) = (count, a.above) {
-                if above < f64::from(k_min) {
-                    c.push(
-                        format!("cameras[{i}].alerts[{j}].above"),
-                        format!("the threshold {above} is below privacy.k_min = {k_min}"),
-                        Some(format!("an alert publishes the count that raised it; use above >= {k_min} (k-anonymity)")),
-                    );
-                }
-            }
-        }
-    }
 }
 
 pub(crate) fn timezone(c: &mut Collector, field: &str, tz: &str) {

@@ -359,7 +359,7 @@ fn table_of(c: &mut Collector, at: &str, v: toml::Value) -> Option<toml::Value> 
     }
 }
 
-fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Camera> {
+fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) -> Option<Camera> {
     let raw: RawCamera = item(c, at, v, CAMERA_KEYS)?;
     check_id(c, &format!("{at}.id"), &raw.id);
     let sources = [raw.file.is_some(), raw.device.is_some(), raw.rtsp.is_some()]
@@ -553,6 +553,7 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
             .map(|a| a.id.clone())
             .collect(),
         queues: queues.iter().map(|q| q.area.id.clone()).collect(),
+        k_min,
     };
     let heatmap = raw
         .heatmap
@@ -560,6 +561,13 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Ca
     let funnel = raw
         .funnel
         .and_then(|v| operations::funnel(c, &format!("{at}.funnel"), v, &geometry));
+    if raw.alerts.len() > operations::MAX_ALERTS {
+        c.push(
+            format!("{at}.alerts"),
+            format!("{} alerts on one camera", raw.alerts.len()),
+            Some(format!("at most {} per camera", operations::MAX_ALERTS)),
+        );
+    }
     let mut alerts = Vec::new();
     let mut alert_ids = HashSet::new();
     for (i, a) in raw.alerts.into_iter().enumerate() {
@@ -1137,6 +1145,8 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             }
         }
     };
+    let privacy = privacy(&mut c, top.remove("privacy"));
+    let k_min = privacy.as_ref().map_or(0, |p| p.k_min);
     let mut seen = HashSet::new();
     let mut cameras = Vec::new();
     for (i, v) in list(&mut c, "cameras", top.remove("cameras"))
@@ -1144,7 +1154,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         .enumerate()
     {
         let at = format!("cameras[{i}]");
-        if let Some(cam) = camera(&mut c, &at, v, base) {
+        if let Some(cam) = camera(&mut c, &at, v, base, k_min) {
             unique(
                 &mut c,
                 &mut seen,
@@ -1188,10 +1198,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
     let mqtt = top
         .remove("mqtt")
         .and_then(|v| mqtt(&mut c, v, device.as_ref().map(|d| d.id.as_str()), base));
-    let privacy = privacy(&mut c, top.remove("privacy"));
-    if let Some(p) = &privacy {
-        operations::alert_floors(&mut c, &cameras, p.k_min);
-    }
+
     let outbox = outbox(&mut c, top.remove("outbox"), base);
     let status = status(&mut c, top.remove("status"), base);
 
