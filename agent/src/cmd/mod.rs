@@ -1,5 +1,6 @@
 //! The `vitrine` commands. Each returns the process exit code.
 
+pub mod heatmap;
 pub mod models;
 pub mod probe;
 mod replay;

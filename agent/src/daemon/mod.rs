@@ -359,6 +359,15 @@ fn report(
             "stopped (no broker configured: events stay in the outbox)"
         ),
     }
+    if let Some((alerts, p50_ms, p99_ms, max_ms)) = crate::telemetry::ALERT_LATENCY.summary() {
+        tracing::info!(
+            alerts,
+            p50_ms,
+            p99_ms,
+            max_ms,
+            "alert delivery latency (frame to PUBACK)"
+        );
+    }
     if left > 0 && cfg.mqtt.is_some() {
         tracing::warn!(unacked = left, dir = %cfg.outbox.dir.display(), "events not yet acknowledged stay in the outbox and are sent on the next start");
     }

@@ -2,6 +2,7 @@
 //! daemon's code paths imports from here.
 
 pub mod bench;
+pub mod bench_alerts;
 pub mod bench_capacity;
 pub mod bench_models;
 pub mod cputime;

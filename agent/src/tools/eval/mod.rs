@@ -9,12 +9,15 @@
 //!   ByteTrack anchor (`tools/ort_bytetrack.py`);
 //! - `eval tracking`: the same for one video, ground truth and config (a technician's own
 //!   recording);
-//! - `eval vad`: voice activity frame agreement on speech mixed with real noise.
+//! - `eval vad`: voice activity frame agreement on speech mixed with real noise;
+//! - `eval forecast`: the traffic forecast backtested on a public hourly footfall series
+//!   against seasonal-naive and a library model (`forecast.rs`).
 //!
 //! Track ids and boxes stay in this process (this is the one place they are compared with
 //! anything); only the figures are printed.
 
 pub mod anchor;
+pub mod forecast;
 pub mod gt;
 pub mod mot;
 pub mod suite;
