@@ -472,3 +472,94 @@ fn the_media_scanner_finds_raw_frames_and_samples() {
     let found = scan_for_media(&dir.path().join("state"));
     assert!(found.is_empty(), "false alarm: {}", found.join("\n"));
 }
+
+/// The store-operations fields: every count published is 0 or at least k (queues, funnel,
+/// alerts, forecasts), heatmap cells are nulls where suppressed, no per-person key anywhere,
+/// bare number arrays only where the schema has them (heatmap cells, forecast hours), and an
+/// alert — the one payload stamped finer than its window — carries the second and one value.
+#[test]
+fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
+    let k = 3u64;
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "#");
+    let dir = tempfile::tempdir().unwrap();
+    let ops = format!(
+        "[[cameras.queues]]\nid = \"q\"\npolygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]\nservice = [[0.48, 0.34], [0.64, 0.34], [0.64, 0.52], [0.48, 0.52]]\nabandon_secs = 2\n[cameras.heatmap]\n[cameras.funnel]\nentered = \"walkway-x045\"\nengaged = [\"info-sign\"]\nengaged_secs = 1\ncheckout = \"pavement-west\"\n[[cameras.alerts]]\nid = \"rush\"\nline = \"walkway-x045\"\nabove = {k}\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"wait\"\nqueue = \"q\"\nabove = 1\nhold_secs = 0\nmin_interval_secs = 0\n"
+    );
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}{ops}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 10\nk_min = {k}\n",
+            walkway_camera(5),
+            broker.port
+        ),
+    );
+    run_to_end(&cfg);
+    let msgs = sub.drain(Duration::from_secs(2));
+    let counts = [
+        "length_max",
+        "served",
+        "abandoned",
+        "passed",
+        "entered",
+        "engaged",
+        "checkout",
+        "in",
+        "out",
+        "visits",
+        "occupancy_max",
+        "max",
+        "count",
+    ];
+    let (mut windows, mut alerts) = (0, 0);
+    for (topic, payload, _) in &msgs {
+        let v: Value = serde_json::from_slice(payload).unwrap();
+        walk(&v, "", &mut |path, x| {
+            let key = path.rsplit('.').next().unwrap_or("");
+            assert!(
+                !FORBIDDEN_KEYS.contains(&key),
+                "{topic}: forbidden key at {path}"
+            );
+            if counts.contains(&key) && !path.contains("seconds") && !path.starts_with(".people") {
+                if let Some(n) = x.as_u64() {
+                    assert!(n == 0 || n >= k, "{topic}: count {n} below k at {path}");
+                }
+            }
+            if let Value::Array(a) = x {
+                let numbers_allowed =
+                    path.ends_with("person_seconds") || path.ends_with("next_hours");
+                assert!(
+                    numbers_allowed || !a.iter().any(Value::is_number),
+                    "{topic}: bare number array at {path}"
+                );
+            }
+        });
+        if topic.contains("/window/") && v["kind"] == "camera" {
+            windows += 1;
+            let h = &v["heatmap"];
+            let cells = h["person_seconds"].as_array().unwrap();
+            assert_eq!(cells.len(), 16 * 12);
+            let nulls = cells.iter().filter(|c| c.is_null()).count() as u64;
+            assert_eq!(nulls, h["suppressed_cells"].as_u64().unwrap());
+            let fine = finer_than_the_window(&v, 10_000);
+            assert!(fine.is_empty(), "{topic}: {fine:?}");
+        }
+        if topic.contains("/alert/") {
+            alerts += 1;
+            let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+            assert_eq!(keys.len(), 15, "{v}");
+            assert!(is_rfc3339(v["at"].as_str().unwrap()));
+            if v["alert"] == "wait" && v["state"] == "raised" {
+                // A queue's wait is published only while at least k people wait.
+                assert!(v["value"].as_f64().unwrap() > 0.0);
+            }
+            if v["state"] == "raised" && v["alert"] == "rush" {
+                assert!(v["value"].as_f64().unwrap() >= k as f64, "{v}");
+            }
+        }
+    }
+    assert!(
+        windows >= 7 && alerts >= 1,
+        "{windows} windows, {alerts} alerts"
+    );
+}
