@@ -159,3 +159,60 @@ fn configured(cfg: &Config) -> Vec<String> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::WindowOut;
+    use vitrine_signals::scene::WindowTotals;
+
+    fn config(dir: &std::path::Path) -> Config {
+        let text = format!(
+            "[device]\nid = \"d\"\nstore_id = \"s\"\ntimezone = \"UTC\"\n[[cameras]]\nid = \"door\"\ndevice = \"/dev/video0\"\n[[cameras.lines]]\nid = \"in\"\nfrom = [0.5, 0.0]\nto = [0.5, 1.0]\nin = \"left\"\n[outbox]\ndir = \"{}\"\n",
+            dir.display()
+        );
+        Config::parse(&text, &dir.join("agent.toml")).expect("config")
+    }
+
+    fn window(start_ms: u64, crossings: u32) -> WindowOut {
+        WindowOut {
+            source_id: "door".into(),
+            start_ms,
+            end_ms: start_ms + 60_000,
+            body: vitrine_signals::Body::Microphone(vitrine_signals::event::AudioBody {
+                coverage: vitrine_signals::event::Coverage::audio(60.0, 0.0, 60.0),
+                speech_ratio: None,
+                speech_seconds: 0.0,
+                level_dbfs: None,
+                sounds: None,
+            }),
+            totals: Some(WindowTotals {
+                covered_ms: 60_000,
+                lines: vec![("in".into(), crossings)],
+                zones: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_history_starts_afresh_and_a_learned_hour_is_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        std::fs::write(dir.path().join(FILE), b"{ not json").unwrap();
+        let mut f = Forecaster::open(&cfg);
+        assert!(f.book.lock().unwrap().is_empty());
+        let hour = 1_795_950_000_000 / 3_600_000 * 3_600_000;
+        for m in 0..60 {
+            f.learn(&window(hour + m * 60_000, 2));
+        }
+        // The next hour's first window: the hour is learned, saved, and a forecast is due.
+        assert!(f.learn(&window(hour + 3_600_000, 0)));
+        let again = Forecaster::open(&cfg);
+        let book = again.book.lock().unwrap();
+        let at = again.clock.local_hour(hour + 7 * 24 * 3_600_000);
+        assert_eq!(
+            book.forecast("door", "in", Measure::Crossings, at),
+            Some(120.0)
+        );
+    }
+}
