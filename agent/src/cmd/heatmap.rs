@@ -117,9 +117,8 @@ pub fn render(s: &Summed, still: Option<Canvas>) -> Canvas {
                 None => ((x + y) % 8 < 2).then_some(([128, 128, 128], 0.8)),
             };
             if let Some((rgb, a)) = over {
-                for k in 0..3 {
-                    let p = &mut c.rgb[i + k];
-                    *p = (f64::from(*p) * (1.0 - a) + f64::from(rgb[k]) * a) as u8;
+                for (p, o) in c.rgb[i..i + 3].iter_mut().zip(rgb) {
+                    *p = (f64::from(*p) * (1.0 - a) + f64::from(o) * a) as u8;
                 }
             }
         }
