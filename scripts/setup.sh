@@ -40,7 +40,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pgrep >/dev/null || need+=(procps)
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
+for p in tzdata libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
          gstreamer1.0-plugins-bad; do
   pkg_missing "$p" && need+=("$p")

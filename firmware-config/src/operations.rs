@@ -299,7 +299,7 @@ pub(crate) fn timezone(c: &mut Collector, field: &str, tz: &str) {
         c.push(
             field,
             format!("unknown time zone {tz:?}"),
-            Some("use an IANA name such as \"Europe/Berlin\" (see /usr/share/zoneinfo), or leave it out to use the box's own".to_string()),
+            Some("use an IANA name such as \"Europe/Berlin\" (see /usr/share/zoneinfo; Debian package tzdata), or leave it out to use the box's own".to_string()),
         );
     }
 }
