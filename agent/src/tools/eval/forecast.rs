@@ -145,18 +145,13 @@ fn naive(h: &Hourly, first_test: usize) -> Forecasts {
 }
 
 /// The library's day-ahead forecasts (`tools/forecast_anchor.py`).
-fn library(
-    csv: &Path,
-    python: &Path,
-    root: &Path,
-    h: &Hourly,
-    test_days: usize,
-) -> anyhow::Result<Forecasts> {
+fn library(a: &ForecastArgs<'_>, python: &Path, h: &Hourly) -> anyhow::Result<Forecasts> {
     let out = Command::new(python)
-        .arg(root.join("tools/forecast_anchor.py"))
-        .arg(csv)
-        .arg(test_days.to_string())
+        .arg(a.root.join("tools/forecast_anchor.py"))
+        .arg(a.csv)
+        .arg(a.test_days.to_string())
         .arg("8")
+        .arg(a.skip_days.to_string())
         .output()
         .with_context(|| format!("{}; fix: run tools/setup-venv.sh", python.display()))?;
     anyhow::ensure!(
@@ -232,13 +227,18 @@ fn score(h: &Hourly, first_test: usize, models: &[&Forecasts]) -> (usize, Vec<(f
 pub struct ForecastArgs<'a> {
     pub csv: &'a Path,
     pub test_days: usize,
+    /// Days at the end of the file left out (an earlier test period).
+    pub skip_days: usize,
     /// The venv's python for the library model (`None`: skipped).
     pub python: Option<&'a Path>,
     pub root: &'a Path,
 }
 
 pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
-    let h = read_hourly(a.csv)?;
+    let mut h = read_hourly(a.csv)?;
+    let keep = h.midnight.len().saturating_sub(a.skip_days * 24);
+    h.midnight.truncate(keep);
+    h.values.iter_mut().for_each(|v| v.truncate(keep));
     let rows = h.midnight.len();
     anyhow::ensure!(
         rows > (a.test_days + 14) * 24,
@@ -250,9 +250,10 @@ pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
     let (next, day) = ours(&h, first_test);
     let naive = naive(&h, first_test);
     println!(
-        "forecast backtest: {} sensors, {rows} hours; test = last {} days (from row {first_test}); MAE in people per hour, MASE vs same-hour-last-week in-sample",
+        "forecast backtest: {} sensors, {rows} hours; test = the {} days before the last {} (rows {first_test}..{rows}); MAE in people per hour, MASE vs same-hour-last-week in-sample",
         h.sensors.len(),
-        a.test_days
+        a.test_days,
+        a.skip_days
     );
     println!("| horizon | model | points | MAE | MASE |");
     println!("|---|---|---|---|---|");
@@ -266,7 +267,7 @@ pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
         s[1].0, s[1].1
     );
     let lib = match a.python {
-        Some(p) => Some(library(a.csv, p, a.root, &h, a.test_days)?),
+        Some(p) => Some(library(&a, p, &h)?),
         None => None,
     };
     let mut models = vec![&day, &naive];
