@@ -28,6 +28,9 @@ pub struct Frame {
     pub width: u32,
     pub height: u32,
     pub rgb: Vec<u8>,
+    /// When the source delivered it (read from the device, or decoded and paced from a
+    /// recording): alert latency runs from here.
+    pub arrived: Instant,
 }
 
 // Frames are never printed: a Debug that dumps pixels would be a privacy leak waiting to happen.
@@ -139,6 +142,7 @@ mod tests {
             width: 2,
             height: 1,
             rgb: vec![201, 202, 203, 204, 205, 206],
+            arrived: Instant::now(),
         };
         let s = format!("{f:?}");
         assert_eq!(s, "Frame { t_ms: 40, 2x1 }");

@@ -99,6 +99,7 @@ pub fn frame_at_size(
                 width: dw,
                 height: dh,
                 rgb: std::mem::take(scratch),
+                arrived: std::time::Instant::now(),
             }
         }
         _ => Frame {
@@ -106,6 +107,7 @@ pub fn frame_at_size(
             width: w,
             height: h,
             rgb: rgb[..(w * h * 3) as usize].to_vec(),
+            arrived: std::time::Instant::now(),
         },
     }
 }

@@ -222,6 +222,7 @@ impl FrameSource for VideoFile {
             width: self.info.width,
             height: self.info.height,
             rgb,
+            arrived: std::time::Instant::now(),
         }))
     }
 }

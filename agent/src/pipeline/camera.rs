@@ -78,6 +78,7 @@ pub fn start_camera(
         queue,
         stop,
         live,
+        arrivals: std::collections::VecDeque::with_capacity(ARRIVALS),
     };
     let mut analysis = analysis;
     analysis.update_bands(crate::clock::now_ms());
@@ -183,7 +184,14 @@ struct Analysis {
     queue: Arc<BoundedQueue<vitrine_sensors::Frame>>,
     stop: Arc<AtomicBool>,
     live: bool,
+    /// The last frames' times and arrivals (`clock::mono_ms`): an alert's latency runs from the
+    /// arrival of the frame that raised it.
+    arrivals: std::collections::VecDeque<(u64, u64)>,
 }
+
+/// Frames whose arrival is remembered (an alert is raised at most a few frames after its
+/// frame arrived: the frames waiting for a detection).
+const ARRIVALS: usize = 64;
 
 impl Analysis {
     fn run(mut self, reader: JoinHandle<Result<(), SourceError>>) -> anyhow::Result<()> {
@@ -227,6 +235,12 @@ impl Analysis {
             self.p.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let t = self.opts.base_ms + frame.t_ms;
+        if self.arrivals.len() >= ARRIVALS {
+            self.arrivals.pop_front();
+        }
+        let waited = frame.arrived.elapsed().as_millis() as u64;
+        self.arrivals
+            .push_back((t, crate::clock::mono_ms().saturating_sub(waited)));
         self.close_until(t)?;
         let stepped = self.analyser.step(t, &frame)?;
         drop(frame);
@@ -266,15 +280,16 @@ impl Analysis {
         if changes.is_empty() {
             return Ok(());
         }
-        // The pipeline's timeline started at `epoch`: a frame's time maps to when it arrived.
-        let epoch_mono =
-            crate::clock::mono_ms().saturating_sub(self.opts.epoch.elapsed().as_millis() as u64);
         let rules: Vec<_> = self.analyser.signals().alert_rules().cloned().collect();
         for change in changes {
             let Some(rule) = rules.iter().find(|r| r.id == change.rule).cloned() else {
                 continue;
             };
-            let frame_mono_ms = epoch_mono + change.at_ms.saturating_sub(self.opts.base_ms);
+            let frame_mono_ms = self
+                .arrivals
+                .iter()
+                .find(|(t, _)| *t == change.at_ms)
+                .map_or_else(crate::clock::mono_ms, |(_, m)| *m);
             self.tx
                 .send(Record::Alert(AlertOut {
                     source_id: self.id.clone(),

@@ -1,7 +1,8 @@
 //! `vitrine bench alerts`: how long an alert takes from the frame that raised it to the
 //! broker's PUBACK, with N busy cameras in real time. Runs the real daemon (`vitrine run
-//! --realtime`) on N copies of the busy pedestrian video, each camera with a line-rate and a
-//! zone-occupancy alert at low thresholds (many raises and clears), against a local Mosquitto;
+//! --realtime`) on N copies of the busy pedestrian video, each camera with two line-rate and
+//! three zone-occupancy alerts at low thresholds (many raises and clears), against a local
+//! Mosquitto;
 //! the daemon measures every alert (`telemetry::ALERT_LATENCY`) and logs p50/p99 at its end.
 //! The same run's windows reach the broker only at window close: a crossing waits on average
 //! half a window there (30 s at the default 60 s) — the figure an alert replaces.
@@ -10,6 +11,10 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
+
+/// Three zones across the view and an alert on each, plus one per line: thresholds just
+/// above the walkers' usual numbers, no hold and no rate limit, so alerts are many.
+const ZONES_AND_ALERTS: &str = "[[cameras.zones]]\nid = \"west\"\npolygon = [[0.0, 0.2], [0.33, 0.2], [0.33, 1.0], [0.0, 1.0]]\n[[cameras.zones]]\nid = \"middle\"\npolygon = [[0.33, 0.2], [0.66, 0.2], [0.66, 1.0], [0.33, 1.0]]\n[[cameras.zones]]\nid = \"east\"\npolygon = [[0.66, 0.2], [1.0, 0.2], [1.0, 1.0], [0.66, 1.0]]\n[[cameras.alerts]]\nid = \"rush\"\nline = \"door\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"rush-east\"\nline = \"east-line\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"west\"\nzone = \"west\"\nabove = 2\nclear_below = 2\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"middle\"\nzone = \"middle\"\nabove = 2\nclear_below = 2\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"east\"\nzone = \"east\"\nabove = 2\nclear_below = 2\nhold_secs = 0\nmin_interval_secs = 0\n";
 
 /// The value of `key=` in a log line.
 fn field(line: &str, key: &str) -> Option<u64> {
@@ -46,8 +51,9 @@ pub fn alerts(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow
     let mut cfg = String::from("[device]\nid = \"bench\"\nstore_id = \"bench\"\n");
     for i in 1..=cameras {
         cfg += &format!(
-            "[[cameras]]\nid = \"cam{i}\"\nfile = \"{}\"\n[[cameras.lines]]\nid = \"door\"\nfrom = [0.45, 0.28]\nto = [0.45, 0.72]\nin = \"left\"\n[[cameras.zones]]\nid = \"pavement\"\npolygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]\n[[cameras.alerts]]\nid = \"rush\"\nline = \"door\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"crowd\"\nzone = \"pavement\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 0\n",
-            clip.display()
+            "[[cameras]]\nid = \"cam{i}\"\nfile = \"{}\"\n[[cameras.lines]]\nid = \"door\"\nfrom = [0.45, 0.28]\nto = [0.45, 0.72]\nin = \"left\"\n[[cameras.lines]]\nid = \"east-line\"\nfrom = [0.7, 0.2]\nto = [0.7, 0.9]\nin = \"left\"\n{}",
+            clip.display(),
+            ZONES_AND_ALERTS
         );
     }
     cfg += &format!(
@@ -71,7 +77,7 @@ pub fn alerts(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow
         .find(|l| l.contains("alert delivery latency"))
         .context("no alert was delivered (the agent logged no latency)")?;
     let get = |k: &str| field(line, k).unwrap_or(0);
-    println!("{cameras} busy cameras (vtest.avi, 4-8 walkers) + 1 microphone, real time, {seconds} s; alerts: line rate and zone occupancy above 2, no hold, no rate limit");
+    println!("{cameras} busy cameras (vtest.avi, 4-8 walkers) + 1 microphone, real time, {seconds} s; alerts per camera: 2 line rates and 3 zone occupancies above 2, no hold, no rate limit");
     println!("| alerts delivered | p50 frame→PUBACK | p99 | max | goal p99 |");
     println!("|---|---|---|---|---|");
     println!(
