@@ -90,6 +90,10 @@ fn run_publishes_every_window_to_a_real_broker() {
     assert!((audio_s - 14.5).abs() < 0.2, "{audio_s} s of speech.wav");
     // Status: online when connected, offline (retained) on a clean shutdown.
     let st = statuses(&msgs);
+    let status_schema = schema_named("status.v1.json");
+    for s in &st {
+        assert_valid(&status_schema, s);
+    }
     assert_eq!(
         st.first().map(|s| s["state"].clone()),
         Some("online".into()),
@@ -555,6 +559,7 @@ fn health_reports_uptime_outbox_uplink_and_sources() {
     assert_eq!(topic, "vitrine/test-store/test-box/health");
     assert!(!retained);
     assert_eq!(h["schema"], "vitrine.health.v1");
+    assert_valid(&schema_named("health.v1.json"), &h);
     assert!(h["uptime_s"].as_u64().unwrap() >= 4);
     assert!(h["outbox"]["unacked"].is_u64() && h["outbox"]["dropped"] == 0);
     assert!(h["uplink"]["connections"].as_u64().unwrap() >= 1);

@@ -82,6 +82,12 @@ pub fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("the schema itself is valid")
 }
 
+/// Another published schema of `signals/schema/` (status, health, alert, forecast, gap).
+pub fn schema_named(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo().join("signals/schema").join(name)).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("valid schema")
+}
+
 pub fn assert_valid(v: &jsonschema::Validator, ev: &serde_json::Value) {
     let errors: Vec<String> = v
         .iter_errors(ev)

@@ -269,8 +269,10 @@ impl Uplink {
     ) -> anyhow::Result<UplinkStats> {
         let mut attempt = 0u32;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let mut health =
-            tokio::time::interval(Duration::from_secs(u64::from(self.mqtt.health_secs)));
+        // The first health message one period after start (an interval's first tick is at
+        // once: whether the connection was up by then was a race).
+        let period = Duration::from_secs(u64::from(self.mqtt.health_secs));
+        let mut health = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut stopping_since: Option<tokio::time::Instant> = None;
         loop {
             let mut c = self.connect()?;

@@ -127,3 +127,66 @@ mod tests {
         assert_eq!(h["sources"][0]["analysed"], 10, "{h}");
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    fn validator(name: &str) -> jsonschema::Validator {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../signals/schema")
+            .join(name);
+        let text = std::fs::read_to_string(path).expect("schema");
+        jsonschema::validator_for(&serde_json::from_str(&text).expect("json")).expect("schema")
+    }
+
+    fn check(v: &jsonschema::Validator, bytes: &[u8]) {
+        let doc: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+        let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{doc}");
+    }
+
+    #[test]
+    fn status_and_health_match_their_published_schemas() {
+        let status_schema = validator("status.v1.json");
+        for (state, reason) in [
+            ("online", "connected"),
+            ("offline", "shutdown"),
+            ("offline", "connection lost"),
+        ] {
+            check(&status_schema, &status(state, reason, &cfg()));
+        }
+        let cam = Arc::new(SourceProgress::new("camera"));
+        cam.inferred(Duration::from_millis(42));
+        let outbox = OutboxHealth {
+            unacked: 3,
+            bytes: 1200,
+            oldest_age_ms: Some(5_500),
+            stats: OutboxStats::default(),
+        };
+        let h = health(
+            &cfg(),
+            Duration::from_secs(60),
+            &outbox,
+            &UplinkStats::default(),
+            &[("door".into(), cam)],
+        );
+        check(&validator("health.v1.json"), &h);
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use std::path::Path;
+
+    use vitrine_config::Config;
+
+    pub fn cfg() -> Config {
+        Config::parse(
+            "[device]\nid = \"box-1\"\nstore_id = \"s\"\n[[microphones]]\nid = \"m\"\ndevice = \"default\"\n",
+            Path::new("x.toml"),
+        )
+        .expect("config")
+    }
+}
