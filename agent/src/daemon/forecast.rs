@@ -26,17 +26,7 @@ pub struct Forecaster {
 impl Forecaster {
     pub fn open(cfg: &Config) -> Forecaster {
         let path = cfg.outbox.dir.join(FILE);
-        let mut book = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<ForecastBook>(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %path.display(), error = %e, "forecast history unreadable: starting afresh");
-                ForecastBook::default()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ForecastBook::default(),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "forecast history unreadable: starting afresh");
-                ForecastBook::default()
-            }
-        };
+        let mut book = read_history(&path);
         let keep = configured(cfg);
         book.retain(|k| keep.iter().any(|p| k.starts_with(p.as_str())));
         Forecaster {
@@ -88,7 +78,7 @@ impl Forecaster {
             }
         }
         if learned {
-            if let Err(e) = self.save() {
+            if let Err(e) = self.write_history() {
                 tracing::warn!(file = %self.path.display(), error = %e, "forecast history not saved");
             }
         }
@@ -132,7 +122,7 @@ impl Forecaster {
     }
 
     /// Write the history atomically: a temporary file, fsync, rename.
-    fn save(&self) -> std::io::Result<()> {
+    fn write_history(&self) -> std::io::Result<()> {
         use std::io::Write;
         let bytes = {
             let b = self.book.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,6 +133,21 @@ impl Forecaster {
         f.write_all(&bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// The saved history; none (a first start) or an unreadable one (logged) is a fresh start.
+fn read_history(path: &std::path::Path) -> ForecastBook {
+    let read = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<ForecastBook>(&b).map_err(|e| e.to_string()));
+    match read {
+        Ok(book) => book,
+        Err(_) if !path.exists() => ForecastBook::default(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "forecast history unreadable: starting afresh");
+            ForecastBook::default()
+        }
     }
 }
 

@@ -36,18 +36,7 @@ pub fn alerts(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow
     std::fs::create_dir_all(&dir)?;
     let (_broker, port) = crate::tools::demo::start_mosquitto(&dir)?
         .context("mosquitto is not installed (scripts/setup.sh installs it)")?;
-    let clip = dir.join("busy.avi");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(media.join("vtest.avi"))
-        .args(["-t", &seconds.to_string(), "-c", "copy"])
-        .arg(&clip)
-        .status()?;
-    anyhow::ensure!(
-        st.success(),
-        "ffmpeg could not cut {}",
-        media.join("vtest.avi").display()
-    );
+    let clip = crate::tools::bench_capacity::busy_clip(&media, &dir, seconds)?;
     let mut cfg = String::from("[device]\nid = \"bench\"\nstore_id = \"bench\"\n");
     for i in 1..=cameras {
         cfg += &format!(

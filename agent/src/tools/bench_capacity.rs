@@ -22,14 +22,9 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((get("VmRSS:")?, get("VmHWM:")?))
 }
 
-pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let models =
-        std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
-    let media =
-        &std::fs::canonicalize(media).with_context(|| format!("media {}", media.display()))?;
-    let dir = std::env::temp_dir().join(format!("vitrine-bench-capacity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+/// The first `seconds` of the busy pedestrian video (vtest.avi), cut without re-encoding into
+/// `dir` (the benchmarks that run the real daemon on several copies of it).
+pub fn busy_clip(media: &Path, dir: &Path, seconds: u32) -> anyhow::Result<std::path::PathBuf> {
     let clip = dir.join("busy.avi");
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
@@ -42,6 +37,18 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
         "ffmpeg could not cut {}",
         media.join("vtest.avi").display()
     );
+    Ok(clip)
+}
+
+pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let models =
+        std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
+    let media =
+        &std::fs::canonicalize(media).with_context(|| format!("media {}", media.display()))?;
+    let dir = std::env::temp_dir().join(format!("vitrine-bench-capacity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let clip = busy_clip(media, &dir, seconds)?;
     let mut cfg = String::from("[device]\nid = \"bench\"\nstore_id = \"bench\"\n");
     for i in 1..=cameras {
         cfg += &format!(
