@@ -421,6 +421,18 @@ pub struct EventMeta<'a> {
     pub k_min: u32,
 }
 
+impl<'a> EventMeta<'a> {
+    /// The envelope of an event of `source_id` on the device configured by `cfg`.
+    pub fn of(cfg: &'a vitrine_config::Config, source_id: &'a str) -> EventMeta<'a> {
+        EventMeta {
+            device_id: &cfg.device.id,
+            store_id: &cfg.device.store_id,
+            source_id,
+            k_min: cfg.privacy.k_min,
+        }
+    }
+}
+
 impl WindowEvent {
     pub fn new(
         meta: &EventMeta<'_>,

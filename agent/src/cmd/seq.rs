@@ -26,12 +26,6 @@ impl Sequencer {
     /// Number an alert of a device configured by `cfg`.
     pub fn number_alert(&mut self, cfg: &Config, a: &AlertOut) -> AlertEvent {
         self.next += 1;
-        let meta = vitrine_signals::event::EventMeta {
-            device_id: &cfg.device.id,
-            store_id: &cfg.device.store_id,
-            source_id: &a.source_id,
-            k_min: cfg.privacy.k_min,
-        };
-        AlertEvent::new(&meta, self.next - 1, &a.rule, &a.change)
+        a.to_event(cfg, self.next - 1)
     }
 }

@@ -21,7 +21,6 @@ use crate::clock::{mono_ms, plausible};
 use crate::outbox::{lock_outbox, SharedOutbox};
 use crate::pipeline::{AlertOut, Record, WindowOut};
 use crate::telemetry::ALERT_LATENCY;
-use vitrine_signals::alert::AlertEvent;
 
 /// Windows held while the clock is implausible; beyond this the oldest is stored as it is.
 pub const MAX_HELD: usize = 10_000;
@@ -152,15 +151,9 @@ fn window_ms(current: &RwLock<Config>) -> u64 {
 
 /// An alert, stored at once; its seq is registered for the delivery latency.
 fn store_alert(cfg: &Config, a: AlertOut, ob: &SharedOutbox, print: bool, counts: &mut (u64, u64)) {
-    let meta = vitrine_signals::event::EventMeta {
-        device_id: &cfg.device.id,
-        store_id: &cfg.device.store_id,
-        source_id: &a.source_id,
-        k_min: cfg.privacy.k_min,
-    };
     let mut line = None;
     let res = lock_outbox(ob).try_append(mono_ms(), |seq| {
-        let ev = AlertEvent::new(&meta, seq, &a.rule, &a.change);
+        let ev = a.to_event(cfg, seq);
         line = Some(format!(
             "{} alert {} {} value={:?}",
             ev.source_id, ev.alert, ev.state, ev.value

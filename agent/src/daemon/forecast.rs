@@ -104,19 +104,13 @@ impl Forecaster {
             .camera_outlook(&w.source_id, &lines, &zones, hour, cfg.privacy.k_min)?;
         self.published.insert(w.source_id.clone(), hour.index);
         let from = self.clock.next_hour_ms(w.end_ms.saturating_sub(1));
-        let (device, store) = (cfg.device.id.clone(), cfg.device.store_id.clone());
-        let (source, k_min, tz) = (
+        let (cfg, source, tz) = (
+            cfg.clone(),
             w.source_id.clone(),
-            cfg.privacy.k_min,
             self.clock.name().to_string(),
         );
         Some(move |seq| {
-            let meta = vitrine_signals::event::EventMeta {
-                device_id: &device,
-                store_id: &store,
-                source_id: &source,
-                k_min,
-            };
+            let meta = vitrine_signals::event::EventMeta::of(&cfg, &source);
             ForecastEvent::new(&meta, seq, from, &tz, lf, zf)
         })
     }

@@ -130,13 +130,16 @@ fn hand_off(
 impl WindowOut {
     /// The published event for this window, numbered `seq`, for the device of `cfg`.
     pub fn into_event(self, cfg: &Config, seq: u64) -> vitrine_signals::WindowEvent {
-        let meta = vitrine_signals::event::EventMeta {
-            device_id: &cfg.device.id,
-            store_id: &cfg.device.store_id,
-            source_id: &self.source_id,
-            k_min: cfg.privacy.k_min,
-        };
+        let meta = vitrine_signals::event::EventMeta::of(cfg, &self.source_id);
         vitrine_signals::WindowEvent::new(&meta, seq, self.start_ms, self.end_ms, self.body)
+    }
+}
+
+impl AlertOut {
+    /// The published alert, numbered `seq`, for the device of `cfg`.
+    pub fn to_event(&self, cfg: &Config, seq: u64) -> vitrine_signals::alert::AlertEvent {
+        let meta = vitrine_signals::event::EventMeta::of(cfg, &self.source_id);
+        vitrine_signals::alert::AlertEvent::new(&meta, seq, &self.rule, &self.change)
     }
 }
 

@@ -344,12 +344,12 @@ impl CameraSignals {
         if let Some(h) = self.heat.as_mut() {
             h.observe(now_ms, feet, interval);
         }
-        let crossed: Vec<(&str, u64)> = self
-            .lines
-            .iter()
-            .flat_map(|l| l.crossed_in.iter().map(|k| (l.line.id.as_str(), *k)))
-            .collect();
         if let Some(f) = self.funnel.as_mut() {
+            let crossed: Vec<(&str, u64)> = self
+                .lines
+                .iter()
+                .flat_map(|l| l.crossed_in.iter().map(|k| (l.line.id.as_str(), *k)))
+                .collect();
             f.observe(now_ms, feet, &crossed);
         }
         for (l, times) in self.lines.iter_mut().zip(&mut self.ops.crossings) {
