@@ -15,6 +15,8 @@
 #   nasm             openh264's x86 assembly (its bundled C++ source is built by cargo)
 #   pulseaudio pulseaudio-utils libasound2-plugins   the live-microphone test (null sink,
 #                    captured through ALSA's default device)
+#   postgresql       the reference ingest's tests and `vitrine bench fleet` (a throwaway server
+#                    in a temp directory; the package's own cluster is not used)
 #   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-{base,good,bad}
 #                    the local RTSP server of the IP-camera tests (tests/support/rtsp_server.py)
 # Models (fetch_models, called after the build): `vitrine models fetch` from
@@ -39,6 +41,7 @@ command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pgrep >/dev/null || need+=(procps)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 for p in tzdata libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \

@@ -92,6 +92,27 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// A fleet of simulated boxes (real outbox + uplink each) against one local Mosquitto and
+    /// 1–4 `vitrine-ingest` processes into a local PostgreSQL: events/s, publish-to-row
+    /// latency, rows lost/duplicated, CPU and memory; optionally one ingest killed mid-run.
+    Fleet {
+        #[arg(long, default_value_t = 1000)]
+        boxes: usize,
+        /// Windows per box per second (a real box sends about one per source per minute).
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Ingest instance counts to run, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        ingests: Vec<usize>,
+        /// SIGKILL one ingest half-way (restarted 10 s later).
+        #[arg(long)]
+        kill_one: bool,
+        /// Where the boxes' state directories go.
+        #[arg(long, default_value = "/dev/shm")]
+        dir: PathBuf,
+    },
     /// Events/s through the durable outbox and the MQTT uplink, and disk bytes per event.
     Delivery {
         #[arg(long, default_value_t = 5000)]
@@ -227,6 +248,25 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
         } => {
             vitrine::tools::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS)
         }
+        ToolCommand::Bench {
+            what:
+                BenchWhat::Fleet {
+                    boxes,
+                    rate,
+                    secs,
+                    ingests,
+                    kill_one,
+                    dir,
+                },
+        } => vitrine::tools::bench_fleet::fleet(&vitrine::tools::bench_fleet::FleetBench {
+            boxes,
+            per_box_per_s: rate,
+            secs,
+            ingests,
+            kill_one,
+            dir,
+        })
+        .map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what: BenchWhat::Capture { media, frames },
         } => vitrine::tools::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),

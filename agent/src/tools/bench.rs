@@ -25,7 +25,7 @@ fn write_bytes() -> Option<u64> {
 }
 
 /// A realistic camera window (two zones, a line, a display).
-fn body() -> Body {
+pub(crate) fn body() -> Body {
     Body::Camera(CameraBody {
         coverage: Coverage::frames(60.0, 300, 297, 3, 0.4),
         people: PeopleStats::new(Some(3.2), 7, 5),

@@ -47,6 +47,17 @@ impl Drop for Broker {
 
 /// Start a throwaway Mosquitto on a free loopback port.
 pub fn start_mosquitto(dir: &Path) -> anyhow::Result<Option<(Broker, u16)>> {
+    start_mosquitto_with(dir, "")
+}
+
+impl Broker {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// [`start_mosquitto`] with extra lines of configuration.
+pub fn start_mosquitto_with(dir: &Path, extra: &str) -> anyhow::Result<Option<(Broker, u16)>> {
     if Command::new("mosquitto")
         .arg("-h")
         .stdout(Stdio::null())
@@ -60,7 +71,7 @@ pub fn start_mosquitto(dir: &Path) -> anyhow::Result<Option<(Broker, u16)>> {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
     )?;
     let child = Command::new("mosquitto")
         .arg("-c")

@@ -1,0 +1,70 @@
+-- Vitrine's reference ingest: the tables it writes (applied at start, idempotent).
+-- Every event of a box (window, alert, gap record, config result) is one row, keyed by its
+-- idempotency key: a redelivered event is not a second row.
+CREATE TABLE IF NOT EXISTS events (
+    idempotency_key text PRIMARY KEY,
+    store_id        text        NOT NULL,
+    device_id       text        NOT NULL,
+    seq             bigint      NOT NULL,
+    kind            text        NOT NULL CHECK (kind IN ('window', 'alert', 'gap', 'config_result')),
+    source_id       text,
+    window_start    timestamptz,
+    window_end      timestamptz,
+    payload         jsonb       NOT NULL,
+    received_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+-- One seq per device: a second event claiming a seq already stored is refused as well.
+CREATE UNIQUE INDEX IF NOT EXISTS events_device_seq ON events (store_id, device_id, seq);
+CREATE INDEX IF NOT EXISTS events_windows ON events (store_id, window_start) WHERE kind = 'window';
+
+-- What gap records say the box dropped on purpose (full outbox, corrupt segment).
+CREATE TABLE IF NOT EXISTS gap_ranges (
+    store_id  text   NOT NULL,
+    device_id text   NOT NULL,
+    from_seq  bigint NOT NULL,
+    to_seq    bigint NOT NULL,
+    gap_seq   bigint NOT NULL,
+    PRIMARY KEY (store_id, device_id, gap_seq)
+);
+
+-- The last status of each box: "online" on connect, "offline" from a clean shutdown or from
+-- the last will the broker publishes when the box vanished.
+CREATE TABLE IF NOT EXISTS devices (
+    store_id   text        NOT NULL,
+    device_id  text        NOT NULL,
+    state      text        NOT NULL,
+    reason     text        NOT NULL,
+    version    text,
+    changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (store_id, device_id)
+);
+
+-- Messages the ingest could not accept (malformed, wrong schema, topic and payload
+-- disagreeing): kept with the reason, never silently dropped. Bounded excerpt only.
+CREATE TABLE IF NOT EXISTS rejected (
+    id          bigserial   PRIMARY KEY,
+    topic       text        NOT NULL,
+    reason      text        NOT NULL,
+    bytes       integer     NOT NULL,
+    excerpt     text        NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- Sequence numbers that never arrived and that no gap record covers, between the first and
+-- the last seq stored for each device.
+CREATE OR REPLACE VIEW missing_seqs AS
+WITH ordered AS (
+    SELECT store_id, device_id, seq,
+           lag(seq) OVER (PARTITION BY store_id, device_id ORDER BY seq) AS prev
+    FROM events
+), holes AS (
+    SELECT store_id, device_id, generate_series(prev + 1, seq - 1) AS seq
+    FROM ordered WHERE prev IS NOT NULL AND seq > prev + 1
+)
+SELECT h.store_id, h.device_id, h.seq
+FROM holes h
+WHERE NOT EXISTS (
+    SELECT 1 FROM gap_ranges g
+    WHERE g.store_id = h.store_id AND g.device_id = h.device_id
+      AND h.seq BETWEEN g.from_seq AND g.to_seq
+);

@@ -1,0 +1,113 @@
+//! `vitrine-ingest`: the reference consumer of Vitrine's MQTT contract.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use vitrine_ingest::{consumer, report, store};
+
+#[derive(Parser)]
+#[command(
+    name = "vitrine-ingest",
+    version,
+    about = "Vitrine events from MQTT into PostgreSQL, exactly once per idempotency key"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Subscribe (shared) and store until stopped.
+    Run {
+        /// Broker as host:port.
+        #[arg(long, default_value = "localhost:1883")]
+        broker: String,
+        /// PostgreSQL connection string, e.g. "host=/run/postgresql dbname=vitrine".
+        #[arg(long, env = "VITRINE_INGEST_DB")]
+        db: String,
+        /// This instance's MQTT client id (keep it stable: its persistent session holds
+        /// what it has not acknowledged yet).
+        #[arg(long)]
+        client_id: String,
+        /// Shared subscription group; instances in one group split the load.
+        #[arg(long, default_value = "vitrine-ingest")]
+        group: String,
+        #[arg(long, default_value = "vitrine")]
+        prefix: String,
+        /// Most messages per transaction (also the broker's in-flight window for this client).
+        #[arg(long, default_value_t = 200)]
+        batch: u16,
+        /// Longest wait for a batch to fill, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        linger_ms: u64,
+    },
+    /// Print rows per kind, unexplained missing seqs, offline boxes, rejected messages.
+    Report {
+        #[arg(long, env = "VITRINE_INGEST_DB")]
+        db: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VITRINE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vitrine-ingest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Run {
+            broker,
+            db,
+            client_id,
+            group,
+            prefix,
+            batch,
+            linger_ms,
+        } => {
+            let (host, port) = broker.rsplit_once(':').ok_or_else(|| {
+                anyhow::anyhow!("--broker {broker:?}: expected host:port, e.g. localhost:1883")
+            })?;
+            let port = port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--broker {broker:?}: the port is not a number"))?;
+            let o = consumer::Options {
+                host: host.to_string(),
+                port,
+                client_id,
+                group,
+                prefix,
+                dsn: db,
+                batch,
+                linger: Duration::from_millis(linger_ms),
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    r = consumer::run(o) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Cmd::Report { db } => rt.block_on(async {
+            let c = store::connect(&db).await?;
+            print!("{}", report::report(&c).await?);
+            Ok(())
+        }),
+    }
+}
