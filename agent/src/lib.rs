@@ -2,7 +2,7 @@
 //! checks this; see ARCHITECTURE.md):
 //!
 //! 1. leaves: [`clock`], [`telemetry`];
-//! 2. components: [`outbox`], [`pipeline`], [`uplink`], [`observe`];
+//! 2. components: [`outbox`], [`pipeline`], [`remote`], [`uplink`], [`observe`];
 //! 3. [`daemon`]: wires the components into the running agent;
 //! 4. [`cmd`]: the commands;
 //! 5. [`tools`]: developer tooling (benchmarks, the accuracy suite, the demo harness), kept
@@ -20,6 +20,7 @@ pub mod telemetry;
 pub mod observe;
 pub mod outbox;
 pub mod pipeline;
+pub mod remote;
 pub mod uplink;
 
 pub mod daemon;

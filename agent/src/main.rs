@@ -74,6 +74,32 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Remote configuration, central side: write a new Ed25519 signing key and print the
+    /// public key boxes pin in `[remote_config] public_key`.
+    ConfigKeygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Remote configuration, central side: a signed `config/set` request carrying a whole
+    /// configuration file for one box (publish it to {prefix}/{store}/{device}/config/set).
+    ConfigRequest {
+        /// The signing key from `vitrine config-keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        device: String,
+        /// Higher than every version sent to this box before (e.g. a Unix time).
+        #[arg(long)]
+        version: u64,
+        /// The configuration file to send.
+        #[arg(long)]
+        config: PathBuf,
+        /// Write the request here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -201,6 +227,25 @@ fn main() -> ExitCode {
             out,
         } => vitrine::cmd::heatmap::heatmap(&events, source.as_deref(), still.as_deref(), &out)
             .map(|_| ExitCode::SUCCESS),
+        Command::ConfigKeygen { out } => {
+            vitrine::cmd::remote::keygen(&out).map(|_| ExitCode::SUCCESS)
+        }
+        Command::ConfigRequest {
+            key,
+            store,
+            device,
+            version,
+            config,
+            out,
+        } => vitrine::cmd::remote::request(&vitrine::cmd::remote::RequestArgs {
+            key: &key,
+            store: &store,
+            device: &device,
+            version,
+            config: &config,
+            out: out.as_deref(),
+        })
+        .map(|_| ExitCode::SUCCESS),
         #[cfg(feature = "tools")]
         Command::Tools(t) => devtools::run(t),
         Command::Models { action } => match action {

@@ -13,6 +13,7 @@ mod error;
 mod locate;
 mod operations;
 mod raw;
+mod remote;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Config {
     pub privacy: Privacy,
     pub outbox: Outbox,
     pub status: Status,
+    /// `None`: the box takes no configuration over MQTT.
+    pub remote_config: Option<RemoteConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -327,6 +330,17 @@ pub struct Outbox {
     pub max_bytes: u64,
     /// Free space the outbox leaves on its filesystem.
     pub reserve_bytes: u64,
+}
+
+/// Remote configuration over MQTT (`{prefix}/{store}/{device}/config/set`): requests signed
+/// by the central service's Ed25519 key pinned here are applied like a reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteConfig {
+    /// The central service's Ed25519 public key (32 bytes).
+    pub public_key: [u8; 32],
+    /// A new configuration must come up healthy within this, else the previous one is
+    /// restored.
+    pub apply_timeout_secs: u32,
 }
 
 /// Local status: the Prometheus endpoint and the status screen.

@@ -177,6 +177,13 @@ pub struct RawStatus {
     pub display_secs: Option<i64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteConfig {
+    pub public_key: String,
+    pub apply_timeout_secs: Option<i64>,
+}
+
 /// Top-level sections and the keys each accepts (for "did you mean" hints).
 pub const SECTIONS: &[&str] = &[
     "device",
@@ -187,4 +194,5 @@ pub const SECTIONS: &[&str] = &[
     "privacy",
     "outbox",
     "status",
+    "remote_config",
 ];

@@ -1201,6 +1201,10 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
 
     let outbox = outbox(&mut c, top.remove("outbox"), base);
     let status = status(&mut c, top.remove("status"), base);
+    let remote_config = top
+        .remove("remote_config")
+        .and_then(|v| section(&mut c, "remote_config", v, remote::KEYS))
+        .and_then(|raw| remote::validate(&mut c, raw, mqtt.is_some()));
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -1220,6 +1224,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             privacy,
             outbox,
             status,
+            remote_config,
         }),
         _ => Err(vec![Problem {
             field: "(config)".into(),
@@ -1252,6 +1257,7 @@ mod docs_tests {
         ("[privacy]", "RawPrivacy", PRIVACY_KEYS),
         ("[outbox]", "RawOutbox", OUTBOX_KEYS),
         ("[status]", "RawStatus", STATUS_KEYS),
+        ("[remote_config]", "RawRemoteConfig", remote::KEYS),
     ];
 
     /// The serde field names of `struct name` in raw.rs (renames applied).

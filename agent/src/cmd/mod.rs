@@ -3,6 +3,7 @@
 pub mod heatmap;
 pub mod models;
 pub mod probe;
+pub mod remote;
 mod replay;
 mod seq;
 
@@ -56,9 +57,21 @@ pub struct RunArgs {
 /// The daemon: every configured source through the pipeline, events numbered (persistent
 /// seq), published to the broker, or appended to the outbox directory when none is configured.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // A remote configuration whose trial a crash interrupted never proved itself: the file
+    // from before it is restored before anything reads the configuration.
+    let interrupted = match crate::remote::journal::recover(&args.config) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(file = %args.config.display(), error = %e, "could not roll back an interrupted remote configuration");
+            None
+        }
+    };
+    if let Some(version) = interrupted {
+        tracing::warn!(version, file = %args.config.display(), "a remote configuration was being applied when the agent stopped; the previous file was restored");
+    }
     let cfg = match load_config(&args.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    crate::daemon::run(&cfg, args.realtime, args.print, args.base_ms)
+    crate::daemon::run(&cfg, args.realtime, args.print, args.base_ms, interrupted)
 }

@@ -7,6 +7,7 @@ mod events;
 mod forecast;
 mod outbox;
 mod reload;
+mod remote;
 mod shell;
 mod sources;
 mod summary;
@@ -45,14 +46,19 @@ pub enum Control {
     /// A source's thread ended (end of a file, a fatal error, or asked to stop); the key
     /// of that run of the source.
     Ended(u64),
+    /// A `config/set` request from the uplink (payload, retained by the broker).
+    Remote(Vec<u8>, bool),
 }
 
 /// Run the agent for `cfg` until its sources end or a stop signal arrives.
+/// `interrupted`: the version of a remote configuration whose apply a crash interrupted
+/// (rolled back before `cfg` was read; reported once the outbox is open).
 pub fn run(
     cfg: &Config,
     realtime: bool,
     print: bool,
     base_ms: Option<u64>,
+    interrupted: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let (control_tx, control) = channel::<Control>();
@@ -63,6 +69,7 @@ pub fn run(
     let outbox: SharedOutbox = Arc::new(Mutex::new(open_outbox(cfg)?));
     let (tx, rx) = sync_channel::<Record>(WINDOW_CHANNEL);
     let control_tx_for_clock = control_tx.clone();
+    let control_tx_for_uplink = control_tx.clone();
     let mut sources = SourceSet::new(tx, control_tx);
     let forecaster = forecast::Forecaster::open(cfg);
     sources.forecast = Some((forecaster.book.clone(), forecaster.clock.clone()));
@@ -81,7 +88,18 @@ pub fn run(
         "pipeline running"
     );
     let tasks = Tasks::new();
-    let uplink = start_uplink(&rt, cfg, &outbox, &sources.list, &tasks)?;
+    let uplink = start_uplink(
+        &rt,
+        cfg,
+        &outbox,
+        &sources.list,
+        &tasks,
+        control_tx_for_uplink,
+    )?;
+    let remote = remote::Remote::new(cfg, outbox.clone(), tasks.wake.clone());
+    if let Some(version) = interrupted {
+        remote::report_interrupted(&remote, cfg, version);
+    }
     let shared = Shared {
         device_id: cfg.device.id.clone(),
         store_id: cfg.device.store_id.clone(),
@@ -111,6 +129,7 @@ pub fn run(
         shift: &shift,
         ahead_ms: 0,
         stopping: false,
+        remote,
     };
     let sources = ctl.run(sources, &control);
     watch.finish();
@@ -138,6 +157,7 @@ struct ControlState<'a> {
     /// clock by at most the step, so no two windows of a source overlap.
     ahead_ms: u64,
     stopping: bool,
+    remote: remote::Remote,
 }
 
 impl ControlState<'_> {
@@ -146,7 +166,14 @@ impl ControlState<'_> {
     /// sender, is dropped), which ends the event writer.
     fn run(&mut self, mut sources: SourceSet, control: &Receiver<Control>) -> anyhow::Result<()> {
         while !sources.is_empty() {
-            let Ok(msg) = control.recv() else { break };
+            let msg = match control.recv_timeout(self.remote.patience()) {
+                Ok(m) => m,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.remote_tick(&mut sources);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             match msg {
                 Control::Signal(Signal::Stop) => {
                     self.stopping = true;
@@ -155,16 +182,39 @@ impl ControlState<'_> {
                 Control::Signal(Signal::Reload) | Control::Clock(_) if self.stopping => {
                     tracing::info!("ignored while stopping: {msg:?}");
                 }
-                Control::Signal(Signal::Reload) => {
-                    observe::supervise::reloading();
-                    reload(&mut sources, self.current, self.realtime, self.ahead_ms);
-                    observe::supervise::ready("configuration reloaded");
-                }
+                Control::Signal(Signal::Reload) => self.reload(&mut sources),
                 Control::Clock(step) => self.clock_stepped(&mut sources, step),
                 Control::Ended(key) => sources.ended(key),
+                Control::Remote(..) if self.stopping => {
+                    tracing::info!("configuration request ignored while stopping (the broker's retained copy or the central service's retry brings it back)");
+                }
+                Control::Remote(payload, retained) => {
+                    let cfg = remote::current(self.current);
+                    if self.remote.request(&cfg, &payload, retained) == remote::Action::Reload {
+                        self.reload(&mut sources);
+                    }
+                }
             }
+            self.remote_tick(&mut sources);
         }
         sources.result()
+    }
+
+    fn reload(&mut self, sources: &mut SourceSet) {
+        observe::supervise::reloading();
+        reload(sources, self.current, self.realtime, self.ahead_ms);
+        observe::supervise::ready("configuration reloaded");
+    }
+
+    /// A remote configuration on trial: kept once healthy, rolled back at its deadline.
+    fn remote_tick(&mut self, sources: &mut SourceSet) {
+        if self.stopping {
+            return;
+        }
+        let cfg = remote::current(self.current);
+        if self.remote.tick(&cfg, sources) == remote::Action::Reload {
+            self.reload(sources);
+        }
     }
 
     /// The wall clock was stepped: every source closes its window on the old timeline and
@@ -277,11 +327,18 @@ fn start_uplink(
     outbox: &SharedOutbox,
     sources: &Arc<SourceList>,
     tasks: &Tasks,
+    control: std::sync::mpsc::Sender<Control>,
 ) -> anyhow::Result<Option<(Arc<Mutex<UplinkStats>>, UplinkTask)>> {
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
     };
-    let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?;
+    let control = Mutex::new(control);
+    let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?.with_requests(Arc::new(
+        move |payload, retained| {
+            let tx = control.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = tx.send(Control::Remote(payload, retained));
+        },
+    ));
     let stats = u.stats.clone();
     let task = rt.spawn(u.run(tasks.wake.clone(), tasks.stop.subscribe(), DRAIN));
     Ok(Some((stats, task)))

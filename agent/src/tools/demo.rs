@@ -204,7 +204,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         cfg.privacy.k_min
     );
     let base = Windower::new(cfg.privacy.window_secs).bounds_of(now_ms()).0;
-    let code = run_config(&cfg, args.realtime, true, Some(base))?;
+    let code = run_config(&cfg, args.realtime, true, Some(base), None)?;
     if let Some(r) = received {
         std::thread::sleep(Duration::from_millis(300));
         eprintln!(

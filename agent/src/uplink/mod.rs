@@ -9,6 +9,11 @@
 //! | `{prefix}/{store}/{device}/alert/{source}` | no | config (1) | an alert raised or cleared, sent as soon as it is stored (`signals/schema/alert.v1.json`) |
 //! | `{prefix}/{store}/{device}/forecast/{source}` | yes | config (1) | a camera's traffic forecast, hourly (`signals/schema/forecast.v1.json`) |
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
+//! | `{prefix}/{store}/{device}/config/result` | no | config (1) | what became of a remote configuration request (`signals/schema/config-result.v1.json`) |
+//! | `{prefix}/{store}/{device}/config/set` | (sender's choice) | 1 | **subscribed** with `[remote_config]`: a signed configuration (`signals/schema/config-request.v1.json`), handed to the daemon |
+//!
+//! With `[remote_config]` the session is persistent (clean start off, 7-day expiry), so a
+//! request sent while the box is offline is delivered when it reconnects.
 //!
 //! Delivery is at least once: a record leaves the outbox only when its PUBACK arrives. Each
 //! connection uses a fresh client, and after every (re)connection everything unacknowledged
@@ -79,8 +84,16 @@ struct Conn {
     session: Session,
 }
 
+/// Where a received `config/set` request goes (payload, whether the broker retained it).
+pub type RequestSink = Arc<dyn Fn(Vec<u8>, bool) + Send + Sync>;
+
+/// How long the broker keeps a remotely configurable box's session (and the requests queued
+/// for it) while the box is away.
+const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
+
 pub struct Uplink {
     cfg: Config,
+    requests: Option<RequestSink>,
     sources: Arc<SourceList>,
     started: std::time::Instant,
     mqtt: Mqtt,
@@ -105,6 +118,7 @@ impl Uplink {
         }
         Ok(Uplink {
             cfg: cfg.clone(),
+            requests: None,
             sources,
             started: std::time::Instant::now(),
             mqtt: mqtt.clone(),
@@ -117,6 +131,15 @@ impl Uplink {
             outbox: OutboxIo::start(outbox)?,
             stats: Arc::new(Mutex::new(UplinkStats::default())),
         })
+    }
+
+    /// Subscribe to this box's `config/set` and hand each request to `sink` (only with
+    /// `[remote_config]` in the configuration).
+    pub fn with_requests(mut self, sink: RequestSink) -> Uplink {
+        if self.cfg.remote_config.is_some() {
+            self.requests = Some(sink);
+        }
+        self
     }
 
     fn connect(&self) -> anyhow::Result<Conn> {
@@ -135,6 +158,13 @@ impl Uplink {
         ));
         if let Some(t) = &self.mqtt.tls {
             opts.set_transport(Transport::Tls(tls(t)?));
+        }
+        if self.requests.is_some() {
+            opts.set_clean_start(false);
+            opts.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
+            // Requests up to 1 MiB are read (and refused with a reason above the request
+            // limit); the broker drops larger ones for this client.
+            opts.set_max_packet_size(Some(1 << 20));
         }
         let (client, mut eventloop) = AsyncClient::new(opts, MAX_INFLIGHT + 8);
         let (tx, events) = tokio::sync::mpsc::channel(64);
@@ -221,8 +251,26 @@ impl Uplink {
                     )
                     .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
                 c.session.handed_over(Label::Status);
+                if self.requests.is_some() {
+                    c.client
+                        .try_subscribe(self.topics.config_set(), QoS::AtLeastOnce)
+                        .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+                }
                 self.fill(c).await?;
             }
+            Event::Incoming(Packet::Publish(p)) => match &self.requests {
+                Some(sink) if p.topic.as_ref() == self.topics.config_set().as_bytes() => {
+                    tracing::info!(
+                        bytes = p.payload.len(),
+                        retained = p.retain,
+                        "configuration request received"
+                    );
+                    sink(p.payload.to_vec(), p.retain);
+                }
+                _ => {
+                    tracing::warn!(topic = %String::from_utf8_lossy(&p.topic), "unexpected message ignored")
+                }
+            },
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(seq) = c.session.went_out(pkid) {
                     ALERT_LATENCY.acked(seq, crate::clock::mono_ms());

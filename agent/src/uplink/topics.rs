@@ -4,6 +4,8 @@ use vitrine_config::Mqtt;
 use vitrine_signals::alert::ALERT_SCHEMA;
 use vitrine_signals::forecast::FORECAST_SCHEMA;
 
+use crate::remote::RESULT_SCHEMA;
+
 /// The schema name of gap records (`signals/schema/gap.v1.json`).
 pub const GAP_SCHEMA: &str = "vitrine.gap.v1";
 
@@ -36,6 +38,13 @@ impl Topics {
     pub fn health(&self) -> String {
         format!("{}/health", self.base)
     }
+    /// Where the central service sends this box a configuration (the box subscribes).
+    pub fn config_set(&self) -> String {
+        format!("{}/config/set", self.base)
+    }
+    pub fn config_result(&self) -> String {
+        format!("{}/config/result", self.base)
+    }
 }
 
 /// The topic of a stored record, and whether the broker retains it: alerts and forecasts say
@@ -61,6 +70,9 @@ pub fn topic_of(topics: &Topics, payload: &[u8]) -> (String, bool) {
         Ok(Hint {
             source_id: Some(s), ..
         }) => (topics.window(&s), false),
+        Ok(Hint {
+            schema: Some(s), ..
+        }) if s == RESULT_SCHEMA => (topics.config_result(), false),
         Ok(Hint {
             schema: Some(s), ..
         }) if s == GAP_SCHEMA => (topics.gap(), false),
@@ -110,7 +122,12 @@ mod tests {
             ("vitrine/s/d/forecast/door".into(), true),
             "the latest forecast is retained"
         );
+        assert_eq!(
+            topic(br#"{"schema":"vitrine.config-result.v1","seq":5}"#),
+            ("vitrine/s/d/config/result".into(), false)
+        );
         assert_eq!(t.health(), "vitrine/s/d/health");
+        assert_eq!(t.config_set(), "vitrine/s/d/config/set");
         assert_eq!(t.status, "vitrine/s/d/status");
     }
 }

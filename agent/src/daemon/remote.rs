@@ -1,0 +1,227 @@
+//! Remote configuration in the control loop: a verified request is validated, written
+//! atomically (with a journal, see `remote::journal`), applied like a reload, and kept only if
+//! every source comes up within `[remote_config] apply_timeout_secs`; otherwise the previous
+//! file is restored and reloaded. Every outcome is an event on `config/result`, stored in the
+//! outbox like a window (it has a seq and survives outages).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use vitrine_config::Config;
+use vitrine_signals::event::rfc3339;
+
+use crate::clock::{mono_ms, now_ms};
+use crate::outbox::{lock_outbox, SharedOutbox};
+use crate::remote::{self, journal, Expect, Outcome};
+
+use super::sources::SourceSet;
+
+/// A new configuration is judged healthy no sooner than this after it was applied (its
+/// sources must have had the time to register and connect).
+const SETTLE_MS: u64 = 2_000;
+
+struct Trial {
+    version: u64,
+    applied_ms: u64,
+    deadline_ms: u64,
+}
+
+pub struct Remote {
+    outbox: SharedOutbox,
+    wake: Arc<Notify>,
+    state_dir: PathBuf,
+    trial: Option<Trial>,
+}
+
+/// What the control loop must do after a request or a tick.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// The file changed on disk: reload it.
+    Reload,
+}
+
+impl Remote {
+    pub fn new(cfg: &Config, outbox: SharedOutbox, wake: Arc<Notify>) -> Remote {
+        Remote {
+            outbox,
+            wake,
+            state_dir: cfg.outbox.dir.clone(),
+            trial: None,
+        }
+    }
+
+    /// How long the control loop may wait for a message before calling [`Remote::tick`].
+    pub fn patience(&self) -> Duration {
+        match self.trial {
+            Some(_) => Duration::from_millis(250),
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// Store a `config/result` event and wake the uplink.
+    pub fn report(&self, cfg: &Config, version: Option<u64>, outcome: Outcome, reason: &str) {
+        let (store, device) = (&cfg.device.store_id, &cfg.device.id);
+        let at = rfc3339(now_ms());
+        let stored = lock_outbox(&self.outbox).try_append(mono_ms(), |seq| {
+            Ok::<_, std::convert::Infallible>(remote::result_payload(
+                store, device, seq, version, outcome, reason, &at,
+            ))
+        });
+        match stored {
+            Ok(seq) => tracing::info!(
+                seq,
+                ?version,
+                outcome = outcome.as_str(),
+                reason,
+                "configuration request answered"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, ?version, outcome = outcome.as_str(), reason, "configuration result could not be stored")
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// A request from the uplink. Returns whether the file on disk changed (then reload).
+    pub fn request(&mut self, cfg: &Config, payload: &[u8], retained: bool) -> Action {
+        let Some(rc) = &cfg.remote_config else {
+            return Action::Nothing;
+        };
+        let last = journal::last_version(&self.state_dir);
+        let expect = Expect {
+            store_id: &cfg.device.store_id,
+            device_id: &cfg.device.id,
+            key: &rc.public_key,
+            last_version: last,
+        };
+        let verified = match remote::verify(payload, &expect) {
+            Ok(v) => v,
+            // The broker delivers a retained request again on every connection: the one
+            // already answered is not answered twice.
+            Err(r) if retained && r.version == Some(last) && r.reason.starts_with("replayed") => {
+                tracing::debug!(
+                    version = last,
+                    "retained configuration request already answered"
+                );
+                return Action::Nothing;
+            }
+            Err(r) => {
+                tracing::warn!(reason = %r.reason, "configuration request refused");
+                self.report(cfg, r.version, Outcome::Rejected, &r.reason);
+                return Action::Nothing;
+            }
+        };
+        let version = verified.version;
+        // Seen: never again, whatever happens next.
+        if let Err(e) = journal::set_last_version(&self.state_dir, version) {
+            let reason = format!(
+                "cannot record the version in {}: {e}",
+                self.state_dir.display()
+            );
+            self.report(cfg, Some(version), Outcome::Rejected, &reason);
+            return Action::Nothing;
+        }
+        if let Some(t) = &self.trial {
+            let reason = format!("busy: version {} is still being tried", t.version);
+            self.report(cfg, Some(version), Outcome::Rejected, &reason);
+            return Action::Nothing;
+        }
+        if let Err(reason) = acceptable(cfg, &verified.config) {
+            self.report(cfg, Some(version), Outcome::Rejected, &reason);
+            return Action::Nothing;
+        }
+        if let Err(e) = journal::begin(&cfg.file, version, &verified.config) {
+            let reason = format!("cannot write {}: {e}; fix: the agent needs write access to the file and its directory", cfg.file.display());
+            self.report(cfg, Some(version), Outcome::Rejected, &reason);
+            return Action::Nothing;
+        }
+        let now = mono_ms();
+        let timeout = u64::from(rc.apply_timeout_secs) * 1000;
+        self.trial = Some(Trial {
+            version,
+            applied_ms: now,
+            deadline_ms: now + timeout,
+        });
+        tracing::info!(version, file = %cfg.file.display(), "remote configuration written; applying");
+        Action::Reload
+    }
+
+    /// During a trial: commit once every source is up, roll back at the deadline.
+    pub fn tick(&mut self, cfg: &Config, sources: &SourceSet) -> Action {
+        let Some(t) = &self.trial else {
+            return Action::Nothing;
+        };
+        let now = mono_ms();
+        let down = not_up(cfg, sources);
+        if down.is_empty() && now >= t.applied_ms + SETTLE_MS {
+            let version = t.version;
+            self.trial = None;
+            if let Err(e) = journal::commit(&cfg.file) {
+                tracing::error!(error = %e, "could not end the configuration trial on disk");
+            }
+            self.report(cfg, Some(version), Outcome::Applied, "every source is up");
+            return Action::Nothing;
+        }
+        if now < t.deadline_ms {
+            return Action::Nothing;
+        }
+        let (version, secs) = (t.version, (t.deadline_ms - t.applied_ms) / 1000);
+        self.trial = None;
+        let reason = format!(
+            "not healthy within {secs} s (not up: {}); the previous configuration was restored",
+            down.join(", ")
+        );
+        match journal::roll_back(&cfg.file) {
+            Ok(()) => {
+                self.report(cfg, Some(version), Outcome::RolledBack, &reason);
+                Action::Reload
+            }
+            Err(e) => {
+                let reason = format!("{reason} — but restoring failed: {e}");
+                tracing::error!(reason, "remote configuration");
+                self.report(cfg, Some(version), Outcome::RolledBack, &reason);
+                Action::Nothing
+            }
+        }
+    }
+}
+
+/// The configured sources that are not running and up.
+fn not_up(cfg: &Config, sources: &SourceSet) -> Vec<String> {
+    let listing = sources.list.get();
+    cfg.source_ids()
+        .filter(|id| !listing.running.iter().any(|(r, p)| r == id && p.is_up()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A verified configuration is applied only if it validates, keeps the box's identity and
+/// keeps remote configuration on (else the central service could lock itself out).
+fn acceptable(cfg: &Config, text: &str) -> Result<(), String> {
+    let new = Config::parse(text, &cfg.file).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    if new.device.id != cfg.device.id || new.device.store_id != cfg.device.store_id {
+        return Err("refused: the configuration changes [device] id or store_id (the box's identity changes on site only)".into());
+    }
+    if new.remote_config.is_none() {
+        return Err("refused: the configuration removes [remote_config] (remote configuration is turned off on site only)".into());
+    }
+    Ok(())
+}
+
+/// At start: a trial interrupted by a crash was rolled back by `journal::recover`; say so.
+pub fn report_interrupted(remote: &Remote, cfg: &Config, version: u64) {
+    remote.report(
+        cfg,
+        Some(version),
+        Outcome::RolledBack,
+        "the agent stopped while applying this version (crash or kill); the previous configuration was restored",
+    );
+}
+
+/// The configuration in effect.
+pub fn current(c: &RwLock<Config>) -> Config {
+    c.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
