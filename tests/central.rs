@@ -267,3 +267,201 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
     );
     fleet.stop().unwrap();
 }
+
+/// The AsyncAPI contract (`signals/schema/asyncapi.yaml`), parsed by the official parser
+/// (`@asyncapi/parser`, `tests/support/asyncapi`), as JSON: channels with their addresses and
+/// resolved payload schemas.
+fn contract(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let script = common::repo().join("tests/support/asyncapi/check.mjs");
+    assert!(
+        common::repo().join("tests/support/asyncapi/node_modules/@asyncapi/parser").is_dir(),
+        "the AsyncAPI parser is not installed: scripts/setup.sh runs `npm ci` in tests/support/asyncapi"
+    );
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(path)
+        .output()
+        .expect("node (scripts/setup.sh installs nodejs)");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The channel whose address template matches `topic`, and its message's payload schema.
+fn channel_of<'a>(
+    doc: &'a serde_json::Value,
+    topic: &str,
+) -> Option<(&'a str, &'a serde_json::Value)> {
+    doc["channels"].as_array()?.iter().find_map(|ch| {
+        let address = ch["address"].as_str()?;
+        let parts: Vec<&str> = address.split('/').collect();
+        let got: Vec<&str> = topic.split('/').collect();
+        let same = parts.len() == got.len()
+            && parts
+                .iter()
+                .zip(&got)
+                .all(|(p, g)| (p.starts_with('{') && !g.is_empty()) || p == g);
+        same.then(|| {
+            (
+                ch["id"].as_str().unwrap(),
+                &ch["messages"][0]["payload"]["schema"],
+            )
+        })
+    })
+}
+
+/// Every topic the agent published in a real run (camera with alerts and forecast, microphone,
+/// health, status and will, a configuration result) and the request it read are described by
+/// the contract, and every payload matches the contract's schema for its channel. The parser
+/// also refuses a broken copy of the document (the check can fail).
+#[test]
+fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
+    let doc = contract(&common::repo().join("signals/schema/asyncapi.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc["version"], "3.0.0");
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = std::fs::read_to_string(common::repo().join("signals/schema/asyncapi.yaml"))
+        .unwrap()
+        .replace(
+            "channel: { $ref: '#/channels/gap' }",
+            "channel: { $ref: '#/channels/nowhere' }",
+        );
+    let broken_path = common::repo().join("signals/schema/broken-for-test.asyncapi.yaml");
+    std::fs::write(&broken_path, broken).unwrap();
+    let refused = contract(&broken_path);
+    std::fs::remove_file(&broken_path).unwrap();
+    assert!(refused.is_err(), "a broken document passed");
+
+    // A real run: 12 s of walkway video and of speech, in real time.
+    let clip = |src: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let ok = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-t", "12", "-i"])
+            .arg(common::media(src))
+            .args(["-c", "copy"])
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ffmpeg");
+        out
+    };
+    let (video, audio) = (
+        clip("vtest.avi", "walk.avi"),
+        clip("demo-mic.wav", "mic.wav"),
+    );
+    let broker = Mosquitto::start();
+    let sub = common::Subscriber::start(broker.port, "vitrine/#");
+    // The reference ingest stores the same real run.
+    let pg = LocalPostgres::start(&tmp.path().join("pg"), common::free_port(), false).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _ingest = rt.spawn(consumer::run(ingest_options(
+        broker.port,
+        &pg.dsn(),
+        "ingest-real",
+    )));
+    let seed = [5u8; 32];
+    let camera = common::walkway_camera(5).replace(
+        &common::media("vtest.avi").display().to_string(),
+        &video.display().to_string(),
+    );
+    let body = format!(
+        "{camera}\n[[cameras.alerts]]\nid = \"rush\"\nline = \"walkway-x045\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 5\n\n\
+         [[microphones]]\nid = \"till\"\nfile = \"{}\"\n\n[privacy]\nwindow_secs = 5\nk_min = 2\n\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhealth_secs = 5\n\n[remote_config]\npublic_key = \"{}\"\n",
+        audio.display(),
+        broker.port,
+        vitrine::remote::public_key(&seed)
+    );
+    let cfg = common::write_config(tmp.path(), &body);
+    let child = common::vitrine()
+        .args(["run", "--realtime", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // A request that is refused (signed by another key) yields a config result.
+    let forged = vitrine::remote::sign(&[6u8; 32], "test-store", "test-box", 1, "[device]\n");
+    publish(
+        broker.port,
+        "vitrine/test-store/test-box/config/set",
+        std::str::from_utf8(&forged).unwrap(),
+    );
+    // The first health message goes out one period (5 s) after start.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = common::sigterm_and_wait(child);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let msgs = sub.drain(Duration::from_secs(2));
+    let mut covered = std::collections::BTreeSet::new();
+    for (topic, payload, _) in &msgs {
+        let (id, schema) =
+            channel_of(&doc, topic).unwrap_or_else(|| panic!("{topic} is not in the contract"));
+        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        let validator = jsonschema::validator_for(schema).expect("the contract's schema compiles");
+        common::assert_valid(&validator, &v);
+        covered.insert(id.to_string());
+    }
+    let want = [
+        "alert",
+        "configResult",
+        "configSet",
+        "forecast",
+        "health",
+        "status",
+        "window",
+    ];
+    for w in want {
+        assert!(
+            covered.contains(w),
+            "no {w} message in the run: {covered:?}"
+        );
+    }
+    // Every event of the run is one row; nothing was rejected.
+    let keys: std::collections::BTreeSet<String> = msgs
+        .iter()
+        .filter(|(t, _, _)| {
+            ["window", "alert", "config/result"]
+                .iter()
+                .any(|k| t.contains(&format!("/{k}")))
+        })
+        .map(|(_, p, _)| {
+            serde_json::from_slice::<serde_json::Value>(p).unwrap()["idempotency_key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let db = Db::connect(&pg.dsn());
+    let n = keys.len() as i64;
+    assert_eq!(
+        db.wait_for("SELECT count(*) FROM events", n, Duration::from_secs(20)),
+        n
+    );
+    assert_eq!(db.count("SELECT count(*) FROM rejected"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM missing_seqs"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM devices WHERE state = 'offline' AND reason = 'shutdown'"),
+        1
+    );
+    // Gap records need a full disk (tests/mqtt.rs): the payload function's output is checked here.
+    let (_, gap_schema) = channel_of(&doc, "vitrine/s/d/gap").unwrap();
+    let c = vitrine_config::Config::load(&cfg).unwrap();
+    let gap = vitrine::daemon::gap_payload(&c)(
+        9,
+        &vitrine::outbox::Gap {
+            from_seq: 3,
+            to_seq: 8,
+            count: 6,
+        },
+    );
+    common::assert_valid(
+        &jsonschema::validator_for(gap_schema).unwrap(),
+        &serde_json::from_slice(&gap).unwrap(),
+    );
+}

@@ -103,6 +103,8 @@ async fn session(
     opts.set_receive_maximum(Some(o.batch.max(1)));
     opts.set_max_packet_size(Some(1 << 20));
     opts.set_keep_alive(Duration::from_secs(15));
+    // Only subscriptions go out; rumqttc's in-flight tables default to 65,535 entries (~13 MiB).
+    opts.set_outgoing_inflight_upper_limit(16);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     // `EventLoop::poll` is not cancel-safe (a poll dropped mid-read loses what it read), so
     // it runs in its own task; the loop below waits on a channel, which is.

@@ -149,6 +149,9 @@ impl Uplink {
             self.mqtt.port,
         );
         opts.set_keep_alive(Duration::from_secs(u64::from(self.mqtt.keep_alive_secs)));
+        // rumqttc sizes its in-flight tables by this bound (default 65,535 entries: ~13 MiB
+        // resident per client); the session never has more than MAX_INFLIGHT out.
+        opts.set_outgoing_inflight_upper_limit(MAX_INFLIGHT as u16);
         opts.set_last_will(LastWill::new(
             self.topics.status.clone(),
             payloads::status("offline", "connection lost", &self.cfg),
