@@ -1,12 +1,12 @@
 -- Vitrine's reference ingest: the tables it writes (applied at start, idempotent).
--- Every event of a box (window, alert, gap record, config result) is one row, keyed by its
+-- Every event of a box (window, alert, forecast, gap record, config result) is one row, keyed by its
 -- idempotency key: a redelivered event is not a second row.
 CREATE TABLE IF NOT EXISTS events (
     idempotency_key text PRIMARY KEY,
     store_id        text        NOT NULL,
     device_id       text        NOT NULL,
     seq             bigint      NOT NULL,
-    kind            text        NOT NULL CHECK (kind IN ('window', 'alert', 'gap', 'config_result')),
+    kind            text        NOT NULL CHECK (kind IN ('window', 'alert', 'forecast', 'gap', 'config_result')),
     source_id       text,
     window_start    timestamptz,
     window_end      timestamptz,

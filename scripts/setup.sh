@@ -17,6 +17,8 @@
 #                    captured through ALSA's default device)
 #   postgresql       the reference ingest's tests and `vitrine bench fleet` (a throwaway server
 #                    in a temp directory; the package's own cluster is not used)
+#   nodejs npm       the official AsyncAPI parser that checks the MQTT contract (tests/central.rs;
+#                    `npm ci` into tests/support/asyncapi, from the lockfile, no install scripts)
 #   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-{base,good,bad}
 #                    the local RTSP server of the IP-camera tests (tests/support/rtsp_server.py)
 # Models (fetch_models, called after the build): `vitrine models fetch` from
@@ -42,6 +44,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v pgrep >/dev/null || need+=(procps)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 for p in tzdata libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
@@ -57,6 +61,11 @@ fi
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 "$root/scripts/fetch-media.sh" "$root/.cache/media" >/dev/null
+
+# The AsyncAPI parser, pinned by the lockfile; install scripts off (one would phone home).
+if [ ! -d "$root/tests/support/asyncapi/node_modules/@asyncapi/parser" ]; then
+  (cd "$root/tests/support/asyncapi" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
 if [ -z "${VITRINE_MODEL_MIRROR:-}" ] && [ -d "$root/../shared/models" ]; then
   export VITRINE_MODEL_MIRROR=$(cd "$root/../shared/models" && pwd)

@@ -22,8 +22,11 @@ fn ingest_options(port: u16, dsn: &str, id: &str) -> Options {
         group: "ingest".into(),
         prefix: "vitrine".into(),
         dsn: dsn.into(),
-        batch: 50,
+        // Larger than rumqttc's default request channel (64): the backlog an instance gets after a
+        // restart once deadlocked its acknowledgements (regression).
+        batch: 200,
         linger: Duration::from_millis(20),
+        session_expiry_secs: 3600,
     }
 }
 
@@ -252,6 +255,31 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
     let online = db.count("SELECT count(*) FROM devices WHERE state = 'online'");
     assert_eq!(online, 7, "the other boxes are online");
 
+    // The SQL the README gives the data team runs on these tables and finds the fleet's data.
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let sql = readme
+        .split("The SQL a data team runs")
+        .nth(1)
+        .and_then(|r| r.split("```sql").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("the README's SQL block");
+    let statements: Vec<&str> = sql
+        .split(';')
+        .map(str::trim)
+        .filter(|q| {
+            !q.lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+        })
+        .collect();
+    assert_eq!(statements.len(), 4, "{statements:?}");
+    let results: Vec<usize> = statements.iter().map(|q| db.rows(q).len()).collect();
+    assert!(
+        results[0] > 0 && results[1] > 0,
+        "footfall and dwell found nothing: {results:?}"
+    );
+    assert_eq!(results[2], 1, "one box offline");
+    assert_eq!(results[3], 1, "one box with a missing seq");
+
     // The report a data team reads first says the same.
     let report = db
         .rt
@@ -309,6 +337,34 @@ fn channel_of<'a>(
             )
         })
     })
+}
+
+/// A week of history for the walkway camera, so the agent has a forecast to publish at once.
+fn seed_forecast(state: &std::path::Path) {
+    use vitrine_signals::forecast::{ForecastBook, LocalHour, Measure, WEEK};
+    let now_h = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600) as i64;
+    let mut book = ForecastBook::default();
+    for i in 0..=(WEEK as i64) {
+        let h = LocalHour::from_index(now_h - 1 - WEEK as i64 + i);
+        book.add(
+            "walkway",
+            "walkway-x045",
+            Measure::Crossings,
+            h,
+            4.0,
+            3_600_000,
+        );
+    }
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::write(
+        state.join("forecast.json"),
+        serde_json::to_vec(&book).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Every topic the agent published in a real run (camera with alerts and forecast, microphone,
@@ -372,6 +428,8 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     );
     let body = format!(
         "{camera}\n[[cameras.alerts]]\nid = \"rush\"\nline = \"walkway-x045\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 5\n\n\
+         [[cameras.zones]]\nid = \"view\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\n\
+         [[cameras.alerts]]\nid = \"crowd\"\nzone = \"view\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 5\n\n\
          [[microphones]]\nid = \"till\"\nfile = \"{}\"\n\n[privacy]\nwindow_secs = 5\nk_min = 2\n\n\
          [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhealth_secs = 5\n\n[remote_config]\npublic_key = \"{}\"\n",
         audio.display(),
@@ -379,6 +437,13 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         vitrine::remote::public_key(&seed)
     );
     let cfg = common::write_config(tmp.path(), &body);
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "store_id = \"test-store\"\n",
+        "store_id = \"test-store\"\ntimezone = \"UTC\"\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    seed_forecast(&tmp.path().join("state"));
     let child = common::vitrine()
         .args(["run", "--realtime", "--config"])
         .arg(&cfg)
@@ -396,7 +461,11 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     // The first health message goes out one period (5 s) after start.
     std::thread::sleep(Duration::from_secs(4));
     let out = common::sigterm_and_wait(child);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msgs = sub.drain(Duration::from_secs(2));
     let mut covered = std::collections::BTreeSet::new();
     for (topic, payload, _) in &msgs {
@@ -426,7 +495,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     let keys: std::collections::BTreeSet<String> = msgs
         .iter()
         .filter(|(t, _, _)| {
-            ["window", "alert", "config/result"]
+            ["window", "alert", "forecast", "config/result"]
                 .iter()
                 .any(|k| t.contains(&format!("/{k}")))
         })
@@ -443,7 +512,12 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         db.wait_for("SELECT count(*) FROM events", n, Duration::from_secs(20)),
         n
     );
-    assert_eq!(db.count("SELECT count(*) FROM rejected"), 0);
+    let rejected: Vec<String> = db
+        .rows("SELECT topic || ': ' || reason FROM rejected")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(db.count("SELECT count(*) FROM missing_seqs"), 0);
     assert_eq!(
         db.count("SELECT count(*) FROM devices WHERE state = 'offline' AND reason = 'shutdown'"),

@@ -3,9 +3,12 @@
 //!
 //! Delivery from the broker is at least once; the database makes it exactly once (the
 //! idempotency key is the primary key). A message is PUBACKed only after the transaction that
-//! stored it committed, so a crash of the ingest between the two redelivers it (persistent
-//! session, same client id) and the redelivery is not a second row. Several instances share
-//! the load through `$share/{group}/...`; each keeps its own persistent session.
+//! stored it committed; a redelivery is not a second row. Several instances share the load
+//! through `$share/{group}/...`. With a clean session (the default) a killed instance's
+//! share goes to the others at once, and what it held unacknowledged is redelivered only if
+//! the broker does so for shared subscriptions (the MQTT 5 "SHOULD"; Mosquitto 2.0.11 does
+//! not: those few seqs show in `missing_seqs`). With a persistent session
+//! (`session_expiry_secs`) the broker keeps them for the instance's return.
 
 use std::time::Duration;
 
@@ -29,19 +32,26 @@ pub struct Options {
     pub batch: u16,
     /// Longest wait for a batch to fill.
     pub linger: Duration,
+    /// How long the broker keeps this instance's session (and what it has not acknowledged)
+    /// after a disconnection; 0: a clean session each time.
+    pub session_expiry_secs: u32,
 }
 
-/// The topic filters: events through the shared group; statuses on every instance (retained
-/// messages are not delivered to shared subscriptions, and a status is an idempotent upsert).
-pub fn filters(o: &Options) -> Vec<String> {
+/// The topic filters: events through the shared group (QoS 1); statuses on every instance
+/// (retained messages are not delivered to shared subscriptions, and a status is an
+/// idempotent upsert) at QoS 0: a status is state the broker retains and sends again on every
+/// subscription, and a flood of a fleet's retained statuses at QoS 1 on subscription was seen
+/// to leave Mosquitto 2.0.11 sending nothing more to the instance (its in-flight quota).
+pub fn filters(o: &Options) -> Vec<(String, QoS)> {
     let p = &o.prefix;
-    let shared = |f: &str| format!("$share/{}/{p}/+/+/{f}", o.group);
+    let shared = |f: &str| (format!("$share/{}/{p}/+/+/{f}", o.group), QoS::AtLeastOnce);
     vec![
         shared("window/+"),
         shared("alert/+"),
+        shared("forecast/+"),
         shared("gap"),
         shared("config/result"),
-        format!("{p}/+/+/status"),
+        (format!("{p}/+/+/status"), QoS::AtMostOnce),
     ]
 }
 
@@ -97,15 +107,19 @@ async fn session(
 ) -> anyhow::Result<()> {
     let mut opts = MqttOptions::new(o.client_id.clone(), o.host.clone(), o.port);
     opts.set_manual_acks(true);
-    opts.set_clean_start(false);
-    // The session (and the messages queued for it) outlives a crash for an hour.
-    opts.set_session_expiry_interval(Some(3600));
+    // A persistent session outlives a crash: what was not acknowledged is delivered again
+    // when the instance comes back under the same client id.
+    opts.set_clean_start(o.session_expiry_secs == 0);
+    opts.set_session_expiry_interval(Some(o.session_expiry_secs));
     opts.set_receive_maximum(Some(o.batch.max(1)));
     opts.set_max_packet_size(Some(1 << 20));
     opts.set_keep_alive(Duration::from_secs(15));
     // Only subscriptions go out; rumqttc's in-flight tables default to 65,535 entries (~13 MiB).
     opts.set_outgoing_inflight_upper_limit(16);
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    // Room for every acknowledgement of a full batch (at most `batch` are unacknowledged, the
+    // receive maximum) plus the subscriptions: acking never waits on the event loop, which
+    // may itself be waiting for this loop to read its events.
+    let (client, mut eventloop) = AsyncClient::new(opts, usize::from(o.batch.max(1)) + 64);
     // `EventLoop::poll` is not cancel-safe (a poll dropped mid-read loses what it read), so
     // it runs in its own task; the loop below waits on a channel, which is.
     let (tx, mut events) = tokio::sync::mpsc::channel(256);
@@ -133,8 +147,8 @@ async fn session(
         };
         match ev {
             Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                for filter in filters(o) {
-                    client.subscribe(filter, QoS::AtLeastOnce).await?;
+                for (filter, qos) in filters(o) {
+                    client.subscribe(filter, qos).await?;
                 }
                 tracing::info!(client = %o.client_id, group = %o.group, "ingest connected and subscribed");
             }
@@ -142,7 +156,7 @@ async fn session(
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + o.linger);
                 pending.push(p);
             }
-            Some(Ok(_)) => {}
+            Some(Ok(other)) => tracing::trace!(event = ?other, "mqtt"),
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }

@@ -42,6 +42,12 @@ enum Cmd {
         /// Longest wait for a batch to fill, in milliseconds.
         #[arg(long, default_value_t = 20)]
         linger_ms: u64,
+        /// How long the broker keeps this instance's session while it is away. 0 (default): a
+        /// clean session, so the other instances take a dead one's share at once (with
+        /// Mosquitto 2.0.11 a persistent member's share was not delivered again after it was
+        /// killed; see the README's fleet measurements).
+        #[arg(long, default_value_t = 0)]
+        session_expiry_secs: u32,
     },
     /// Print rows per kind, unexplained missing seqs, offline boxes, rejected messages.
     Report {
@@ -80,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             prefix,
             batch,
             linger_ms,
+            session_expiry_secs,
         } => {
             let (host, port) = broker.rsplit_once(':').ok_or_else(|| {
                 anyhow::anyhow!("--broker {broker:?}: expected host:port, e.g. localhost:1883")
@@ -96,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dsn: db,
                 batch,
                 linger: Duration::from_millis(linger_ms),
+                session_expiry_secs,
             };
             rt.block_on(async {
                 tokio::select! {

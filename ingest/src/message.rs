@@ -14,6 +14,7 @@ pub const EXCERPT: usize = 512;
 pub enum Kind {
     Window,
     Alert,
+    Forecast,
     Gap,
     ConfigResult,
 }
@@ -23,6 +24,7 @@ impl Kind {
         match self {
             Kind::Window => "window",
             Kind::Alert => "alert",
+            Kind::Forecast => "forecast",
             Kind::Gap => "gap",
             Kind::ConfigResult => "config_result",
         }
@@ -31,6 +33,7 @@ impl Kind {
         match self {
             Kind::Window => "vitrine.window.v1",
             Kind::Alert => "vitrine.alert.v1",
+            Kind::Forecast => "vitrine.forecast.v1",
             Kind::Gap => "vitrine.gap.v1",
             Kind::ConfigResult => "vitrine.config-result.v1",
         }
@@ -67,8 +70,7 @@ pub struct StatusRow {
 pub enum Incoming {
     Event(EventRow),
     Status(StatusRow),
-    /// Published by the agent but not stored by this ingest (health: QoS 0 telemetry;
-    /// forecasts: retained state a dashboard reads from the broker).
+    /// Published by the agent but not stored by this ingest (health: QoS 0 telemetry).
     Ignored,
 }
 
@@ -108,10 +110,12 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         }
     };
     let kind = match (kind, source) {
-        ("health", None) | ("forecast", Some(_)) => return Ok(Incoming::Ignored),
+        ("health", None) => return Ok(Incoming::Ignored),
         ("status", None) => return status(store, device, payload),
         ("window", Some(_)) => Kind::Window,
         ("alert", Some(_)) => Kind::Alert,
+        // Forecasts take a seq like every event: stored, or the seq would look lost.
+        ("forecast", Some(_)) => Kind::Forecast,
         ("gap", None) => Kind::Gap,
         ("config", Some("result")) => Kind::ConfigResult,
         _ => return Err(reject(format!("unknown topic kind {kind:?}"))),
@@ -146,7 +150,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         ));
     }
     let source_id = match (kind, source) {
-        (Kind::Window | Kind::Alert, Some(s)) => {
+        (Kind::Window | Kind::Alert | Kind::Forecast, Some(s)) => {
             if text("source_id")? != s {
                 return Err(reject("source_id disagrees with the topic"));
             }

@@ -93,7 +93,15 @@ fn start_ingest(bin: &Path, port: u16, dsn: &str, id: &str) -> anyhow::Result<In
     let child = Command::new(bin)
         .args(["run", "--broker", &format!("127.0.0.1:{port}"), "--db", dsn])
         .args(["--client-id", id])
-        .env("VITRINE_LOG", "info")
+        .args(
+            std::env::var("VITRINE_INGEST_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
+        .env(
+            "VITRINE_LOG",
+            std::env::var("VITRINE_INGEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::OpenOptions::new().create(true).append(true).open(
