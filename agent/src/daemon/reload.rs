@@ -61,6 +61,12 @@ pub fn plan(old: &Config, new: &Config, running: &[String]) -> Plan {
         ("mqtt", old.mqtt != new.mqtt),
         ("outbox", old.outbox != new.outbox),
         ("status", old.status != new.status),
+        // The uplink subscribes to config/set when it starts; a new key or timeout applies
+        // at once, turning remote configuration on or off needs a restart.
+        (
+            "remote_config",
+            old.remote_config.is_some() != new.remote_config.is_some(),
+        ),
     ] {
         if changed {
             p.need_restart.push(name);
@@ -98,6 +104,18 @@ mod tests {
 
     fn running() -> Vec<String> {
         ["door", "aisle", "mic"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn turning_remote_configuration_on_takes_a_restart() {
+        let on = format!(
+            "{BASE}[mqtt]\nurl = \"mqtt://localhost\"\n[remote_config]\npublic_key = \"{}\"\n",
+            "A".repeat(43) + "="
+        );
+        let off = format!("{BASE}[mqtt]\nurl = \"mqtt://localhost\"\n");
+        let p = plan(&cfg(&off), &cfg(&on), &running());
+        assert_eq!(p.need_restart, ["remote_config"]);
+        assert!(plan(&cfg(&on), &cfg(&on), &running()).is_empty());
     }
 
     #[test]
