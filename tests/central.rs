@@ -124,8 +124,11 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
 
     let mut fleet = Fleet::start(8, &tmp.path().join("boxes"), broker.port).unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    // Instance a dies half-way without a goodbye (its unacknowledged messages stay at the
-    // broker) and comes back under the same client id, as systemd would restart it.
+    // Instance a dies half-way without a goodbye and comes back under the same client id, as
+    // systemd would restart it. These instances keep persistent sessions (`session_expiry_secs`),
+    // so what a held unacknowledged is redelivered to it, and the redelivery adds no row. (With
+    // the default clean sessions the survivor takes the share at once; `vitrine bench fleet
+    // --kill-one` measures both at scale.)
     let mut killed = Some(a);
     let emitted = fleet
         .emit_for(Duration::from_secs(6), 5.0, || {
