@@ -3,6 +3,11 @@
 //! instance count: events/s end to end, publish-to-row latency, rows lost or duplicated,
 //! broker / ingest / database CPU and memory; optionally one ingest killed (SIGKILL) mid-run
 //! and started again 10 s later, as systemd would.
+//!
+//! The ingest processes log to `$TMPDIR/vitrine-fleet-{pid}-{client}.log`;
+//! `VITRINE_INGEST_LOG` sets their log filter (default `info`) and `VITRINE_INGEST_ARGS` adds
+//! arguments (e.g. `--session-expiry-secs 3600`, how the persistent-session rows of the README
+//! were measured).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
