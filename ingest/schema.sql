@@ -1,18 +1,23 @@
 -- Vitrine's reference ingest: the tables it writes (applied at start, idempotent).
--- Every event of a box (window, alert, forecast, gap record, config result) is one row, keyed by its
+-- Every event of a box (window, alert, forecast, gap record, config result, accuracy audit) is one row, keyed by its
 -- idempotency key: a redelivered event is not a second row.
 CREATE TABLE IF NOT EXISTS events (
     idempotency_key text PRIMARY KEY,
     store_id        text        NOT NULL,
     device_id       text        NOT NULL,
     seq             bigint      NOT NULL,
-    kind            text        NOT NULL CHECK (kind IN ('window', 'alert', 'forecast', 'gap', 'config_result')),
+    kind            text        NOT NULL,
     source_id       text,
     window_start    timestamptz,
     window_end      timestamptz,
     payload         jsonb       NOT NULL,
     received_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- The kinds (kept as one named constraint, replaced at every start, so a database made by an
+-- older ingest learns new kinds).
+ALTER TABLE events DROP CONSTRAINT IF EXISTS events_kind_check;
+ALTER TABLE events ADD CONSTRAINT events_kind_check
+    CHECK (kind IN ('window', 'alert', 'forecast', 'gap', 'config_result', 'audit')) NOT VALID;
 -- One seq per device: a second event claiming a seq already stored is refused as well.
 CREATE UNIQUE INDEX IF NOT EXISTS events_device_seq ON events (store_id, device_id, seq);
 CREATE INDEX IF NOT EXISTS events_windows ON events (store_id, window_start) WHERE kind = 'window';

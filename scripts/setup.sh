@@ -19,6 +19,8 @@
 #                    in a temp directory; the package's own cluster is not used)
 #   nodejs npm       the official AsyncAPI parser that checks the MQTT contract (tests/central.rs;
 #                    `npm ci` into tests/support/asyncapi, from the lockfile, no install scripts)
+#   chromium         the setup page's browser tests (tests/setup.rs), driven headless by
+#                    playwright-core (`npm ci` into tests/support/browser, no browser download)
 #   gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-{base,good,bad}
 #                    the local RTSP server of the IP-camera tests (tests/support/rtsp_server.py)
 # Models (fetch_models, called after the build): `vitrine models fetch` from
@@ -46,6 +48,7 @@ command -v pgrep >/dev/null || need+=(procps)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 for p in tzdata libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
@@ -65,6 +68,11 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 # The AsyncAPI parser, pinned by the lockfile; install scripts off (one would phone home).
 if [ ! -d "$root/tests/support/asyncapi/node_modules/@asyncapi/parser" ]; then
   (cd "$root/tests/support/asyncapi" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# playwright-core drives Debian's chromium in the setup page's tests; it downloads no browser.
+if [ ! -d "$root/tests/support/browser/node_modules/playwright-core" ]; then
+  (cd "$root/tests/support/browser" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ -z "${VITRINE_MODEL_MIRROR:-}" ] && [ -d "$root/../shared/models" ]; then

@@ -26,7 +26,44 @@ enum Command {
         realtime: bool,
     },
     /// Validate a configuration file: exit 0 if good, 64 with every problem listed if not.
-    CheckConfig { config: PathBuf },
+    CheckConfig {
+        config: PathBuf,
+        /// Also ask the running agent for its camera placement checks (from its tracks).
+        #[arg(long)]
+        live: bool,
+    },
+    /// The technician's setup page: live view with lines, zones and displays to drag, save
+    /// and reload, accuracy audits, placement checks. Needs the running agent.
+    Setup {
+        #[arg(long, short, default_value = "/etc/vitrine/agent.toml")]
+        config: PathBuf,
+        /// Address to serve the page on (default: this box only; give the box's LAN address,
+        /// or 0.0.0.0, for a laptop on the store network).
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: std::net::SocketAddr,
+        /// How long the one-time token may wait to be used.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        token_ttl: std::time::Duration,
+        /// How long the session it opens lasts.
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        session_ttl: std::time::Duration,
+    },
+    /// Accuracy audit in a terminal: type i / o + Enter for each person crossing LINE while
+    /// the running agent counts it; prints both tallies, agreement and a 95 % interval.
+    Audit {
+        #[arg(long, short, default_value = "/etc/vitrine/agent.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        line: String,
+        /// The camera of the line (default: the one that has it).
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
+        /// Store the result as an event for the central platform (counts only).
+        #[arg(long)]
+        publish: bool,
+    },
     /// Run a recording through the pipeline and write the exact payloads it would publish.
     Replay {
         #[arg(long, short)]
@@ -186,7 +223,31 @@ fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::CheckConfig { config } => Ok(commands::check_config(&config)),
+        Command::CheckConfig { config, live } => Ok(commands::check_config(&config, live)),
+        Command::Setup {
+            config,
+            listen,
+            token_ttl,
+            session_ttl,
+        } => commands::setup::setup(commands::setup::SetupArgs {
+            config,
+            listen,
+            token_ttl,
+            session_ttl,
+        }),
+        Command::Audit {
+            config,
+            line,
+            camera,
+            minutes,
+            publish,
+        } => commands::audit::audit(commands::audit::AuditArgs {
+            config,
+            line,
+            camera,
+            minutes,
+            publish,
+        }),
         Command::Run { config, realtime } => commands::run(RunArgs {
             config,
             realtime,

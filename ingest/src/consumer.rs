@@ -48,6 +48,7 @@ pub fn filters(o: &Options) -> Vec<(String, QoS)> {
     vec![
         shared("window/+"),
         shared("alert/+"),
+        shared("audit/+"),
         shared("forecast/+"),
         shared("gap"),
         shared("config/result"),

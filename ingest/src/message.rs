@@ -17,6 +17,8 @@ pub enum Kind {
     Forecast,
     Gap,
     ConfigResult,
+    /// A technician's accuracy audit of a line (`vitrine setup` / `vitrine audit`).
+    Audit,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Forecast => "forecast",
             Kind::Gap => "gap",
             Kind::ConfigResult => "config_result",
+            Kind::Audit => "audit",
         }
     }
     fn schema(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Forecast => "vitrine.forecast.v1",
             Kind::Gap => "vitrine.gap.v1",
             Kind::ConfigResult => "vitrine.config-result.v1",
+            Kind::Audit => "vitrine.audit.v1",
         }
     }
 }
@@ -114,6 +118,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         ("status", None) => return status(store, device, payload),
         ("window", Some(_)) => Kind::Window,
         ("alert", Some(_)) => Kind::Alert,
+        ("audit", Some(_)) => Kind::Audit,
         // Forecasts take a seq like every event: stored, or the seq would look lost.
         ("forecast", Some(_)) => Kind::Forecast,
         ("gap", None) => Kind::Gap,
@@ -150,7 +155,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         ));
     }
     let source_id = match (kind, source) {
-        (Kind::Window | Kind::Alert | Kind::Forecast, Some(s)) => {
+        (Kind::Window | Kind::Alert | Kind::Forecast | Kind::Audit, Some(s)) => {
             if text("source_id")? != s {
                 return Err(reject("source_id disagrees with the topic"));
             }

@@ -1,11 +1,13 @@
 //! The `vitrine` commands. Each returns the process exit code.
 
+pub mod audit;
 pub mod heatmap;
 pub mod models;
 pub mod probe;
 pub mod remote;
 mod replay;
 mod seq;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,23 +27,61 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-pub fn check_config(path: &Path) -> ExitCode {
-    match load_config(path) {
-        Ok(c) => {
-            println!(
-                "{}: ok (device {}, store {}, {} camera(s), {} microphone(s), {} s windows, k_min {}, broker {})",
-                path.display(),
-                c.device.id,
-                c.device.store_id,
-                c.cameras.len(),
-                c.microphones.len(),
-                c.privacy.window_secs,
-                c.privacy.k_min,
-                c.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "none (outbox only)".into())
-            );
+pub fn check_config(path: &Path, live: bool) -> ExitCode {
+    let c = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: ok (device {}, store {}, {} camera(s), {} microphone(s), {} s windows, k_min {}, broker {})",
+        path.display(),
+        c.device.id,
+        c.device.store_id,
+        c.cameras.len(),
+        c.microphones.len(),
+        c.privacy.window_secs,
+        c.privacy.k_min,
+        c.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "none (outbox only)".into())
+    );
+    if !live {
+        // The geometry alone tells whether an area is in the picture.
+        for cam in &c.cameras {
+            print_warnings(&cam.id, &vitrine_signals::placement::area_warnings(cam));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let socket = crate::daemon::control::socket_path(&c);
+    match crate::daemon::control::ask(&socket, &crate::daemon::control::Request::Placement) {
+        Ok((reply, _)) => {
+            for (camera, report) in &reply.placement {
+                println!(
+                    "camera {camera}: {} people over {} min of tracks",
+                    report.people,
+                    report.observed_secs / 60
+                );
+                print_warnings(camera, &report.warnings);
+                for w in &report.waiting {
+                    println!("  (waiting) {w}");
+                }
+                if report.warnings.is_empty() {
+                    println!("  no placement problem found");
+                }
+            }
             ExitCode::SUCCESS
         }
-        Err(code) => code,
+        Err(e) => {
+            eprintln!("check-config --live: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_warnings(camera: &str, warnings: &[vitrine_signals::placement::Warning]) {
+    for w in warnings {
+        println!(
+            "  warning: camera {camera}, {}: {}\n      fix: {}",
+            w.subject, w.message, w.fix
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! sources end → drain. Each step is a function below; `run` reads as that list.
 
 mod clockwatch;
+pub mod control;
 mod events;
 mod forecast;
 mod outbox;
@@ -70,6 +71,7 @@ pub fn run(
     let (tx, rx) = sync_channel::<Record>(WINDOW_CHANNEL);
     let control_tx_for_clock = control_tx.clone();
     let control_tx_for_uplink = control_tx.clone();
+    let control_tx_for_socket = control_tx.clone();
     let mut sources = SourceSet::new(tx, control_tx);
     let forecaster = forecast::Forecaster::open(cfg);
     sources.forecast = Some((forecaster.book.clone(), forecaster.clock.clone()));
@@ -109,6 +111,7 @@ pub fn run(
         outbox: outbox.clone(),
         uplink: uplink.as_ref().map(|(stats, _)| stats.clone()),
         last_outbox: Arc::default(),
+        setup: Arc::default(),
     };
     let supervisor = start_observers(&rt, cfg, &shared, &tasks)?;
     let current = Arc::new(RwLock::new(cfg.clone()));
@@ -121,6 +124,18 @@ pub fn run(
         shift.clone(),
         (print, forecaster),
     );
+    let socket = control::socket_path(cfg);
+    let socket_ctx = control::ControlContext {
+        taps: sources.taps.clone(),
+        control: control_tx_for_socket,
+        current: current.clone(),
+        outbox: outbox.clone(),
+        wake: tasks.wake.clone(),
+        notice: shared.setup.clone(),
+    };
+    if let Err(e) = control::serve(&socket, socket_ctx) {
+        tracing::warn!(path = %socket.display(), error = %e, "control socket not started: `vitrine setup` and `vitrine audit` cannot reach this agent");
+    }
     let failed_at_start = sources.failed().to_vec();
     let watch = clockwatch::start(control_tx_for_clock)?;
     let mut ctl = ControlState {
@@ -132,6 +147,7 @@ pub fn run(
         remote,
     };
     let sources = ctl.run(sources, &control);
+    let _ = std::fs::remove_file(&socket);
     watch.finish();
     let counts = writer
         .join()

@@ -41,6 +41,8 @@ pub struct SourceSet {
     next_key: u64,
     /// The forecast the cameras' alerts read (given to every source started).
     pub forecast: Option<(SharedForecast, StoreClock)>,
+    /// What the setup view reads of each camera (given to every camera started).
+    pub taps: Arc<pipeline::tap::Taps>,
 }
 
 impl SourceSet {
@@ -56,6 +58,7 @@ impl SourceSet {
             first_error: None,
             next_key: 0,
             forecast: None,
+            taps: Arc::default(),
         }
     }
 
@@ -77,6 +80,9 @@ impl SourceSet {
         let wanted = |id: &str| ids.is_none_or(|ids| ids.iter().any(|x| x == id));
         let mut opts = opts.clone();
         opts.forecast = self.forecast.clone();
+        opts.taps = Some(self.taps.clone());
+        let configured: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
+        self.taps.retain(&configured);
         let opts = &opts;
         for cam in cfg.cameras.iter().filter(|c| wanted(&c.id)) {
             let stop = Arc::new(AtomicBool::new(false));

@@ -237,7 +237,20 @@ pub fn render(s: &Snapshot) -> Canvas {
                 .map(|id| (format!("{:<10} not started", clip(id, 10)), false)),
         )
         .collect();
-    let room = ((HEIGHT as i32 - 44 - y) / 14).max(0) as usize;
+    let mut bottom = HEIGHT as i32 - 44;
+    if let Some(setup) = &s.setup {
+        // The technician's setup view is open: its address and one-time token.
+        bottom -= 18;
+        fill(&mut c, 0, bottom + 2, WIDTH, 18, WARN);
+        text(
+            &mut c,
+            &clip(&format!("SETUP {setup}"), 52),
+            6,
+            bottom + 4,
+            MonoTextStyle::new(&FONT_6X10, BG),
+        );
+    }
+    let room = ((bottom - y) / 14).max(0) as usize;
     for (i, (l, up)) in lines.iter().enumerate().take(room) {
         let last = i + 1 == room && lines.len() > room;
         let yy = y + i as i32 * 14;
@@ -510,6 +523,7 @@ pub fn sample_snapshot() -> Snapshot {
         outbox_bytes: 3_100,
         outbox_oldest_s: Some(4),
         k_min: 3,
+        setup: None,
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Shared {
     pub uplink: Option<Arc<Mutex<UplinkStats>>>,
     /// The outbox figures last read, shown while the outbox does not answer.
     pub last_outbox: Arc<Mutex<OutboxFigures>>,
+    /// `vitrine setup`'s notice for the status screen.
+    pub setup: Arc<crate::telemetry::SetupNotice>,
 }
 
 /// What a snapshot reports of the outbox.
@@ -82,6 +84,7 @@ impl Shared {
             outbox_bytes: last.bytes,
             outbox_oldest_s: last.oldest_s,
             k_min: self.k_min,
+            setup: self.setup.get(now_mono_ms),
         }
     }
 
@@ -152,6 +155,7 @@ mod tests {
             outbox: Arc::new(Mutex::new(outbox)),
             uplink: None,
             last_outbox: Arc::default(),
+            setup: Arc::default(),
         }
     }
 

@@ -55,6 +55,10 @@ pub fn start_camera(
     let session = detector
         .session(fw as usize, fh as usize)
         .with_context(|| format!("camera {:?}", cam.id))?;
+    let tap = opts.taps.as_ref().map(|t| {
+        let (cw, ch) = detector.content_size(fw as usize, fh as usize);
+        t.attach(cam, (cw as f32, ch as f32))
+    });
     let progress = Arc::new(SourceProgress::new("camera"));
     if let Input::File(f) = &source {
         progress
@@ -79,6 +83,7 @@ pub fn start_camera(
         stop,
         live,
         arrivals: std::collections::VecDeque::with_capacity(ARRIVALS),
+        tap,
     };
     let mut analysis = analysis;
     analysis.update_bands(crate::clock::now_ms());
@@ -187,6 +192,8 @@ struct Analysis {
     /// The last frames' times and arrivals (`clock::mono_ms`): an alert's latency runs from the
     /// arrival of the frame that raised it.
     arrivals: std::collections::VecDeque<(u64, u64)>,
+    /// What the setup view reads (the daemon only).
+    tap: Option<Arc<super::tap::CameraTap>>,
 }
 
 /// Frames whose arrival is remembered (an alert is raised at most a few frames after its
@@ -243,6 +250,9 @@ impl Analysis {
             .push_back((t, crate::clock::mono_ms().saturating_sub(waited)));
         self.close_until(t)?;
         let stepped = self.analyser.step(t, &frame)?;
+        if let Some(tap) = &self.tap {
+            tap.frame(&frame, &stepped.update, self.analyser.signals(), t);
+        }
         drop(frame);
         self.send_alerts()?;
         match stepped.inference {

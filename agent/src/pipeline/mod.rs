@@ -21,6 +21,7 @@ mod camera;
 mod live;
 mod microphone;
 pub mod queue;
+pub mod tap;
 
 pub use camera::start_camera;
 pub use microphone::start_microphone;
@@ -156,6 +157,7 @@ impl Options {
             k_min: cfg.privacy.k_min,
             epoch: Instant::now(),
             forecast: None,
+            taps: None,
         }
     }
 
@@ -177,6 +179,8 @@ pub struct Options {
     pub epoch: Instant,
     /// The forecast and the store's clock, for alert bands (the daemon; replay has none).
     pub forecast: Option<(SharedForecast, StoreClock)>,
+    /// Where the setup view reads each camera (the daemon; replay and evaluation have none).
+    pub taps: Option<Arc<tap::Taps>>,
 }
 
 pub struct Running {

@@ -14,6 +14,25 @@ use vitrine_signals::cadence::Step;
 pub use alerts::{AlertLatency, ALERT_LATENCY};
 pub use snapshot::{Broker, Snapshot, SourceStatus};
 
+/// The setup view's notice on the status screen (`vitrine setup`'s address and one-time
+/// token) and until when it shows (`clock::mono_ms`; the setup command renews it while it runs).
+#[derive(Debug, Default)]
+pub struct SetupNotice(std::sync::Mutex<Option<(String, u64)>>);
+
+impl SetupNotice {
+    pub fn set(&self, text: Option<String>, until_mono_ms: u64) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text.map(|t| (t, until_mono_ms));
+    }
+
+    /// The notice, if it has not expired at `now_mono_ms`.
+    pub fn get(&self, now_mono_ms: u64) -> Option<String> {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref()
+            .filter(|(_, until)| now_mono_ms < *until)
+            .map(|(t, _)| t.clone())
+    }
+}
+
 /// The sources running now and those that could not be started; replaced as a whole when a
 /// reload restarts sources. Observers and the uplink's health message read it.
 #[derive(Debug, Default)]

@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub outbox_bytes: u64,
     pub outbox_oldest_s: Option<u64>,
     pub k_min: u32,
+    /// `vitrine setup` is running: its address and one-time token, for the technician.
+    pub setup: Option<String>,
 }
 
 impl Snapshot {
@@ -114,6 +116,7 @@ mod tests {
             outbox_bytes: 0,
             outbox_oldest_s: None,
             k_min: 3,
+            setup: None,
         };
         assert_eq!(s.occupancy(), Some(11));
         s.sources[1].occupancy = None;

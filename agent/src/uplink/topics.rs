@@ -2,6 +2,7 @@
 
 use vitrine_config::Mqtt;
 use vitrine_signals::alert::ALERT_SCHEMA;
+use vitrine_signals::audit::AUDIT_SCHEMA;
 use vitrine_signals::forecast::FORECAST_SCHEMA;
 
 use crate::remote::RESULT_SCHEMA;
@@ -28,6 +29,10 @@ impl Topics {
     }
     pub fn alert(&self, source: &str) -> String {
         format!("{}/alert/{source}", self.base)
+    }
+    /// A technician's accuracy audit of one of the camera's lines.
+    pub fn audit(&self, source: &str) -> String {
+        format!("{}/audit/{source}", self.base)
     }
     pub fn forecast(&self, source: &str) -> String {
         format!("{}/forecast/{source}", self.base)
@@ -67,6 +72,10 @@ pub fn topic_of(topics: &Topics, payload: &[u8]) -> (String, bool) {
             source_id: Some(s),
             schema: Some(schema),
         }) if schema == FORECAST_SCHEMA => (topics.forecast(&s), true),
+        Ok(Hint {
+            source_id: Some(s),
+            schema: Some(schema),
+        }) if schema == AUDIT_SCHEMA => (topics.audit(&s), false),
         Ok(Hint {
             source_id: Some(s), ..
         }) => (topics.window(&s), false),

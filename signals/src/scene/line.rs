@@ -71,6 +71,8 @@ pub struct LineState {
     pub(crate) crossed_in: Vec<u64>,
     /// Crossings in either direction since the line started (alerts read the rate of it).
     pub(crate) crossings: u64,
+    /// Crossings in and out since the line started (never reset: an accuracy audit reads them).
+    pub(crate) total: crate::audit::Tally,
 }
 
 impl LineState {
@@ -82,6 +84,7 @@ impl LineState {
             outs: 0,
             crossed_in: Vec::new(),
             crossings: 0,
+            total: crate::audit::Tally::default(),
         }
     }
 
@@ -155,11 +158,13 @@ impl LineState {
             self.crossings += 1;
             if q.side == self.line.in_side {
                 self.ins += 1;
+                self.total.ins += 1;
                 if self.crossed_in.len() < 1024 {
                     self.crossed_in.push(key);
                 }
             } else {
                 self.outs += 1;
+                self.total.outs += 1;
             }
         }
     }

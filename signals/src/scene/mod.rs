@@ -286,6 +286,14 @@ impl CameraSignals {
         self.apply(now_ms, update)
     }
 
+    /// Each line's crossings in and out since the camera started (an audit's agent count).
+    pub fn line_totals(&self) -> Vec<(String, crate::audit::Tally)> {
+        self.lines
+            .iter()
+            .map(|l| (l.line.id.clone(), l.total))
+            .collect()
+    }
+
     /// People in view after the last analysed frame (confirmed tracks).
     pub fn people_now(&self) -> usize {
         self.last_people.len()

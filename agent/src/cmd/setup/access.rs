@@ -1,0 +1,199 @@
+//! Who may use the setup page: whoever holds the one-time token `vitrine setup` printed on
+//! its console and the status screen. The token is exchanged, once, for a session cookie
+//! (HttpOnly, SameSite=Strict) within its time to live; after that it opens nothing. Too many
+//! wrong tokens burn it (start `vitrine setup` again). Pure: the caller gives the time.
+
+use std::time::{Duration, Instant};
+
+/// Wrong tokens tried before the token is burned.
+pub const MAX_FAILURES: u32 = 10;
+/// Token alphabet: no 0/o, 1/l/i (read off a small screen, typed by hand).
+const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// Why a request is refused, each with the message the technician sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    NoToken,
+    Wrong,
+    Expired,
+    Used,
+    Burned,
+    NoSession,
+}
+
+impl Denied {
+    pub fn message(self) -> &'static str {
+        match self {
+            Denied::NoToken => "This page needs the one-time token: open the address `vitrine setup` printed (it ends in ?token=...), or read the token off the box's status screen.",
+            Denied::Wrong => "Wrong token. Check the token printed by `vitrine setup` (also on the box's status screen).",
+            Denied::Expired => "This token has expired. Start `vitrine setup` again for a new one.",
+            Denied::Used => "This token was already used (it opens one session only). Start `vitrine setup` again for a new one.",
+            Denied::Burned => "Too many wrong tokens: this setup session is locked. Start `vitrine setup` again.",
+            Denied::NoSession => "Your setup session has ended (or this is another browser). Start `vitrine setup` again for a new token.",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Access {
+    token: String,
+    token_until: Instant,
+    used: bool,
+    failures: u32,
+    session: Option<(String, Instant)>,
+    session_ttl: Duration,
+}
+
+impl Access {
+    pub fn new(token: String, now: Instant, token_ttl: Duration, session_ttl: Duration) -> Access {
+        Access {
+            token,
+            token_until: now + token_ttl,
+            used: false,
+            failures: 0,
+            session: None,
+            session_ttl,
+        }
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn used(&self) -> bool {
+        self.used
+    }
+
+    /// Exchange the token for a session id (`session` is the new cookie's value).
+    pub fn redeem(&mut self, given: &str, session: String, now: Instant) -> Result<String, Denied> {
+        if self.failures >= MAX_FAILURES {
+            return Err(Denied::Burned);
+        }
+        if !same(given.trim(), &self.token) {
+            self.failures += 1;
+            return Err(if self.failures >= MAX_FAILURES {
+                Denied::Burned
+            } else {
+                Denied::Wrong
+            });
+        }
+        if self.used {
+            return Err(Denied::Used);
+        }
+        if now >= self.token_until {
+            return Err(Denied::Expired);
+        }
+        self.used = true;
+        self.session = Some((session.clone(), now + self.session_ttl));
+        Ok(session)
+    }
+
+    /// Whether the cookie's session is the live one.
+    pub fn check(&self, cookie: Option<&str>, now: Instant) -> Result<(), Denied> {
+        match (&self.session, cookie) {
+            (Some((id, until)), Some(c)) if same(c, id) && now < *until => Ok(()),
+            _ => Err(Denied::NoSession),
+        }
+    }
+}
+
+/// Comparison that takes as long whatever the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `n` random bytes from the kernel.
+pub fn random(n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// A token like `k7qm-x3tr-9wfa` (12 characters of 31: 59 bits).
+pub fn new_token() -> std::io::Result<String> {
+    let bytes = random(24)?;
+    let chars: Vec<char> = bytes
+        .chunks(2)
+        .map(|c| {
+            let v = u16::from_le_bytes([c[0], c[1]]) as usize % ALPHABET.len();
+            ALPHABET[v] as char
+        })
+        .collect();
+    Ok(chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-"))
+}
+
+/// A session id: 128 random bits, hex.
+pub fn new_session() -> std::io::Result<String> {
+    Ok(random(16)?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(now: Instant) -> Access {
+        Access::new(
+            "abcd-efgh-jkmn".into(),
+            now,
+            Duration::from_secs(600),
+            Duration::from_secs(7200),
+        )
+    }
+
+    #[test]
+    fn the_token_opens_one_session_once() {
+        let t0 = Instant::now();
+        let mut a = access(t0);
+        assert_eq!(a.check(None, t0), Err(Denied::NoSession));
+        let s = a.redeem("abcd-efgh-jkmn", "s1".into(), t0).unwrap();
+        assert_eq!(a.check(Some(&s), t0), Ok(()));
+        assert_eq!(a.check(Some("s2"), t0), Err(Denied::NoSession));
+        assert_eq!(
+            a.redeem("abcd-efgh-jkmn", "s3".into(), t0),
+            Err(Denied::Used)
+        );
+        assert_eq!(
+            a.check(Some(&s), t0 + Duration::from_secs(7201)),
+            Err(Denied::NoSession)
+        );
+    }
+
+    #[test]
+    fn wrong_and_expired_tokens_are_refused_and_guessing_burns_it() {
+        let t0 = Instant::now();
+        let mut a = access(t0);
+        assert_eq!(
+            a.redeem("abcd-efgh-jkmm", "s".into(), t0),
+            Err(Denied::Wrong)
+        );
+        assert_eq!(
+            a.redeem("abcd-efgh-jkmn", "s".into(), t0 + Duration::from_secs(601)),
+            Err(Denied::Expired)
+        );
+        for _ in 0..MAX_FAILURES {
+            let _ = a.redeem("nope", "s".into(), t0);
+        }
+        assert_eq!(
+            a.redeem("abcd-efgh-jkmn", "s".into(), t0),
+            Err(Denied::Burned)
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_and_readable() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 14);
+        assert!(a.chars().all(|c| c == '-' || ALPHABET.contains(&(c as u8))));
+        assert_eq!(new_session().unwrap().len(), 32);
+    }
+}

@@ -1,0 +1,563 @@
+//! The technician's setup page and accuracy audit, for real: a running agent on real video,
+//! `vitrine setup` serving the page, Debian's chromium (headless, driven by playwright-core:
+//! `tests/support/browser/drive.mjs`) opening it with the one-time token, dragging a line,
+//! saving, and auditing the line with taps scripted from the video's ground truth; a real
+//! Mosquitto receives the published audit. While the page is open, the agent's directory, the
+//! configuration's, the logs and the wire are scanned for pictures.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::scan::*;
+use common::*;
+use serde_json::{json, Value};
+
+/// PETS09-S2L1 (vtest.avi) is 768x576 at 10 fps.
+const FPS: f64 = 10.0;
+
+/// The ground truth's crossings of the demo line x = 0.45 (y 0.28..0.72) of vtest.avi:
+/// (time in ms from the start of the video, direction for a line drawn top to bottom with
+/// `in = "left"`: walking left to right is "in").
+fn truth_crossings() -> Vec<(u64, &'static str)> {
+    let gt = std::fs::read_to_string(repo().join("eval/mot15/PETS09-S2L1/gt.txt")).unwrap();
+    let mut tracks: std::collections::BTreeMap<i64, Vec<(i64, f64, f64)>> = Default::default();
+    for l in gt.lines() {
+        let f: Vec<f64> = l.split(',').map(|v| v.trim().parse().unwrap()).collect();
+        let (x, y) = ((f[2] + f[4] / 2.0) / 768.0, (f[3] + f[5]) / 576.0);
+        tracks
+            .entry(f[1] as i64)
+            .or_default()
+            .push((f[0] as i64, x, y));
+    }
+    let mut out = Vec::new();
+    for t in tracks.values_mut() {
+        t.sort_by_key(|p| p.0);
+        for w in t.windows(2) {
+            let ((_, xa, ya), (fb, xb, yb)) = (w[0], w[1]);
+            if (xa - 0.45) * (xb - 0.45) < 0.0 {
+                let yc = ya + (yb - ya) * (0.45 - xa) / (xb - xa);
+                if (0.28..=0.72).contains(&yc) {
+                    let ms = ((fb - 1) as f64 / FPS * 1000.0) as u64;
+                    out.push((ms, if xb > xa { "in" } else { "out" }));
+                }
+            }
+        }
+    }
+    out.sort();
+    assert_eq!(out.len(), 27, "the suite's truth for walkway-x045");
+    out
+}
+
+const GEOMETRY: &str = r#"# The technician's camera.
+[[cameras]]
+id = "walkway"
+file = "{video}"
+fps = 10
+
+# A first guess, where nobody walks.
+[[cameras.lines]]
+id = "entry"
+from = [0.05, 0.05]   # top left
+to = [0.15, 0.05]
+in = "left"
+
+[privacy]
+k_min = 5
+"#;
+
+struct Agent {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, cfg: &Path) -> Agent {
+        let log = dir.join("agent.log");
+        let socket = dir.join("state/control.sock");
+        let child = vitrine()
+            .args(["run", "--realtime", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < until,
+                "no control socket:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Agent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        if let Some(c) = self.child.take() {
+            sigterm_and_wait(c);
+        }
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `vitrine setup` on a free port; its child and the address with the token it printed.
+struct Setup {
+    child: Child,
+    url: String,
+    out: std::sync::mpsc::Receiver<String>,
+}
+
+impl Setup {
+    fn start(cfg: &Path, extra: &[&str]) -> Setup {
+        let mut child = vitrine()
+            .args(["setup", "--listen", "127.0.0.1:0", "--config"])
+            .arg(cfg)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let url = loop {
+            let l = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("setup prints its address");
+            if let Some(u) = l.strip_prefix("Open ") {
+                break u.to_string();
+            }
+        };
+        Setup {
+            child,
+            url,
+            out: rx,
+        }
+    }
+
+    fn base(&self) -> String {
+        self.url.split('?').next().unwrap().to_string()
+    }
+
+    fn token(&self) -> String {
+        self.url.split("token=").nth(1).unwrap().to_string()
+    }
+
+    /// Ends the session (SIGTERM) and returns what it printed and logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        let _ = self.child.wait();
+        let out: Vec<String> = self.out.try_iter().collect();
+        format!("{}\n{err}", out.join("\n"))
+    }
+}
+
+/// Runs the browser through `steps`; one result per step (panics on a driver error).
+fn drive(url: &str, steps: Value) -> Vec<Value> {
+    let dir = repo().join("tests/support/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core missing: run scripts/setup.sh (scripts/test.sh does)"
+    );
+    let plan = json!({ "url": url, "steps": steps });
+    let out = Command::new("node")
+        .arg(dir.join("drive.mjs"))
+        .arg(plan.to_string())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        out.status.success() && results.iter().all(|r| r["step"] != "error"),
+        "browser: {results:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    results
+}
+
+fn step<'a>(results: &'a [Value], name: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {results:?}"))
+}
+
+/// The video padded with 40 s of its last frame, so the agent keeps running (still) after the
+/// last crossing while the audit ends and publishes.
+fn padded_video(dir: &Path) -> PathBuf {
+    let out = dir.join("walkway.avi");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(media("vtest.avi"))
+        .args([
+            "-vf",
+            "tpad=stop_mode=clone:stop_duration=40",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "4",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+fn config(dir: &Path, video: &Path, broker: Option<u16>) -> PathBuf {
+    let mut body = GEOMETRY.replace("{video}", &video.display().to_string());
+    if let Some(port) = broker {
+        body.push_str(&format!("\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n"));
+    }
+    write_config(dir, &body)
+}
+
+fn screenshot(name: &str, dir: &Path) -> String {
+    // VITRINE_SCREENSHOTS=docs refreshes the README's pictures.
+    match std::env::var_os("VITRINE_SCREENSHOTS") {
+        Some(d) => Path::new(&d).join(name),
+        None => dir.join(name),
+    }
+    .display()
+    .to_string()
+}
+
+#[test]
+fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
+    let media_dir = tempfile::tempdir().unwrap();
+    let video = padded_video(media_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let wire = Subscriber::start(broker.port, "vitrine/#");
+    let cfg = config(dir.path(), &video, Some(broker.port));
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let scanner = Scanner::start(vec![dir.path().to_path_buf()]);
+    let mut agent = Agent::start(dir.path(), &cfg);
+    let setup = Setup::start(&cfg, &[]);
+
+    // The scripted technician taps every crossing of the truth after the audit started.
+    let schedule: Vec<Value> = truth_crossings()
+        .into_iter()
+        .map(|(ms, dir)| json!([ms + 400, dir]))
+        .collect();
+    // Screenshots are the test's own pictures: kept out of the scanned directories.
+    let shots = media_dir.path();
+    let results = drive(
+        &setup.url,
+        json!([
+            {"do": "open"},
+            {"do": "wait_still"},
+            {"do": "drag", "kind": "lines", "index": 0, "point": "from", "to": [0.45, 0.28]},
+            {"do": "drag", "kind": "lines", "index": 0, "point": "to", "to": [0.45, 0.72]},
+            {"do": "screenshot", "file": screenshot("setup-page.png", shots)},
+            {"do": "save"},
+            {"do": "wait_new_run"},
+            {"do": "audit_start", "line": "entry"},
+            {"do": "wait_count", "line": "entry", "min": 1},
+            {"do": "taps", "schedule": schedule},
+            {"do": "wait_until", "ms": 81_500},
+            {"do": "audit_stop"},
+            {"do": "screenshot", "file": screenshot("setup-audit.png", shots)},
+            {"do": "audit_publish"},
+        ]),
+    );
+    let setup_out = setup.stop();
+
+    // The page opened with the token and moved the line.
+    assert_eq!(step(&results, "open")["status"], 200, "{results:?}");
+    let coords = step(&results, "drag")["coords"].as_str().unwrap();
+    assert!(coords.starts_with("[0.450, 0.280]"), "{coords}");
+    // Saved through the validator, comments kept, previous file backed up.
+    let saved = step(&results, "save")["message"].as_str().unwrap();
+    assert!(saved.contains("Saved"), "{saved}");
+    let now = std::fs::read_to_string(&cfg).unwrap();
+    for kept in [
+        "# The technician's camera.",
+        "# top left",
+        "k_min = 5",
+        "[mqtt]",
+    ] {
+        assert!(now.contains(kept), "lost {kept:?}:\n{now}");
+    }
+    assert!(
+        now.contains("from = [0.45, 0.28]") && now.contains("to = [0.45, 0.72]"),
+        "{now}"
+    );
+    let backup = std::fs::read_to_string(dir.path().join("agent.toml.bak")).unwrap();
+    assert_eq!(backup, original);
+    let check = vitrine().args(["check-config"]).arg(&cfg).output().unwrap();
+    assert!(check.status.success());
+    // The agent reloaded and counts on the new line.
+    let counted = step(&results, "wait_count");
+    assert!(counted.get("error").is_none(), "{counted}");
+
+    // The audit: taps against the agent's count of the same minutes.
+    let taps = step(&results, "taps");
+    let done = taps["done"].as_u64().unwrap();
+    assert!(done >= 20, "{taps}");
+    let r = &step(&results, "audit_stop")["result"];
+    let manual = r["manual"]["in"].as_u64().unwrap() + r["manual"]["out"].as_u64().unwrap();
+    let agent_total = r["agent"]["in"].as_u64().unwrap() + r["agent"]["out"].as_u64().unwrap();
+    assert_eq!(manual, done, "{r}");
+    let agreement = r["agreement"].as_f64().unwrap();
+    assert!(
+        agreement >= 0.8,
+        "agent {agent_total} vs taps {manual}: {r}"
+    );
+    let (lo, hi) = (
+        r["ratio_low"].as_f64().unwrap(),
+        r["ratio_high"].as_f64().unwrap(),
+    );
+    assert!(
+        lo < r["ratio"].as_f64().unwrap() && r["ratio"].as_f64().unwrap() < hi,
+        "{r}"
+    );
+    assert_eq!(r["interrupted"], false);
+    let published = step(&results, "audit_publish")["message"].as_str().unwrap();
+    assert!(published.contains("Published"), "{published}");
+
+    // The central platform receives the audit (counts only, valid against its schema).
+    let audit_schema = schema_named("audit.v1.json");
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut messages = Vec::new();
+    let audit = loop {
+        assert!(
+            Instant::now() < until,
+            "no audit on the wire: {:?}",
+            messages
+                .iter()
+                .map(|(t, _, _): &(String, Vec<u8>, bool)| t.clone())
+                .collect::<Vec<_>>()
+        );
+        if let Ok(m) = wire.rx.recv_timeout(Duration::from_millis(500)) {
+            messages.push(m.clone());
+            if m.0 == "vitrine/test-store/test-box/audit/walkway" {
+                break serde_json::from_slice::<Value>(&m.1).unwrap();
+            }
+        }
+    };
+    assert_valid(&audit_schema, &audit);
+    assert_eq!(audit["line"], "entry");
+    assert_eq!(audit["manual"]["total"].as_u64(), Some(manual));
+    assert_eq!(audit["agent"]["total"].as_u64(), Some(agent_total));
+
+    // Privacy: while the page was open nothing picture-like reached the agent's directories,
+    // the configuration's directory, the logs or the wire.
+    let log = agent.stop();
+    messages.extend(wire.drain(Duration::from_secs(1)));
+    let (found, rounds) = scanner.finish();
+    assert!(rounds > 100, "the scanner ran {rounds} rounds");
+    assert!(found.is_empty(), "{:?}", &found[..found.len().min(5)]);
+    for (topic, payload, _) in &messages {
+        let media = media_in(Path::new(topic), payload);
+        assert!(media.is_empty(), "{media:?}");
+    }
+    for (name, text) in [("agent log", &log), ("setup output", &setup_out)] {
+        let media = media_in(Path::new(name), text.as_bytes());
+        assert!(media.is_empty(), "{media:?}");
+    }
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("audit result stored"), "{log}");
+}
+
+#[test]
+fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &media("vtest.avi"), None);
+    let original = std::fs::read(&cfg).unwrap();
+    let _agent = Agent::start(dir.path(), &cfg);
+
+    // An expired token.
+    let expired = Setup::start(&cfg, &["--token-ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = drive(&expired.url, json!([{"do": "open"}]));
+    assert_eq!(r[0]["status"], 403);
+    assert!(r[0]["text"].as_str().unwrap().contains("expired"), "{r:?}");
+    expired.stop();
+
+    let setup = Setup::start(&cfg, &[]);
+    let wrong = format!("{}?token=abcd-efgh-jkmn", setup.base());
+    let api = |path: &str| format!("{}{}", setup.base().trim_end_matches('/'), path);
+    let results = drive(
+        &setup.url,
+        json!([
+            {"do": "open", "url": wrong},
+            {"do": "open", "url": setup.base()},
+            {"do": "open"},
+            {"do": "open"},
+            {"do": "fetch", "path": api("/api/save"), "body": "{\"camera\": \"walkway\", \"lines\": [", "headers": {"X-Vitrine-Setup": "1"}},
+            {"do": "fetch", "path": api("/api/save"), "body": "{\"camera\": \"walkway\", \"lines\": [], \"rm\": true}", "headers": {"X-Vitrine-Setup": "1"}},
+            {"do": "fetch", "path": api("/api/save"), "body": "{\"camera\": \"walkway\", \"lines\": []}", "headers": {}},
+            {"do": "fetch", "path": api("/api/save"), "body": "{\"camera\": \"walkway\", \"lines\": [{\"id\": \"entry\", \"from\": [1.5, 0.2], \"to\": [0.5, 0.9], \"in\": \"left\"}]}", "headers": {"X-Vitrine-Setup": "1"}},
+            {"do": "fetch", "path": api("/api/save"), "body": "{\"camera\": \"roof\", \"lines\": []}", "headers": {"X-Vitrine-Setup": "1"}},
+        ]),
+    );
+    let text = |i: usize| results[i]["text"].as_str().unwrap().to_string();
+    assert_eq!(results[0]["status"], 403);
+    assert!(text(0).contains("Wrong token"), "{}", text(0));
+    assert_eq!(results[1]["status"], 403);
+    assert!(text(1).contains("needs the one-time token"), "{}", text(1));
+    assert_eq!(results[2]["status"], 200, "the right token opens the page");
+    // Opening the address again in the same browser shows the page (its session cookie).
+    assert_eq!(results[3]["status"], 200);
+    let fetched = |i: usize| -> (u64, Value) {
+        (
+            results[i]["status"].as_u64().unwrap(),
+            serde_json::from_str(results[i]["body"].as_str().unwrap()).unwrap(),
+        )
+    };
+    let (status, body) = fetched(4);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed save request"),
+        "{body}"
+    );
+    assert_eq!(fetched(5).0, 400, "unknown fields are refused");
+    let (status, body) = fetched(6);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("X-Vitrine-Setup"));
+    let (status, body) = fetched(7);
+    assert_eq!(status, 422);
+    let problems = body["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["field"] == "cameras[0].lines[0].from"),
+        "the error names the field: {body}"
+    );
+    let (status, body) = fetched(8);
+    assert_eq!(status, 422);
+    assert!(body["error"].as_str().unwrap().contains("roof"), "{body}");
+    // Nothing changed: the file is byte for byte the same and no backup was made.
+    assert_eq!(std::fs::read(&cfg).unwrap(), original);
+    assert!(!dir.path().join("agent.toml.bak").exists());
+    setup.stop();
+
+    // Another browser with the used token is refused.
+    let third = Setup::start(&cfg, &[]);
+    let used = format!("{}?token={}", third.base(), third.token());
+    let _ = drive(&used, json!([{"do": "open"}]));
+    let r = drive(&used, json!([{"do": "open"}]));
+    assert_eq!(r[0]["status"], 403);
+    assert!(
+        r[0]["text"].as_str().unwrap().contains("already used"),
+        "{r:?}"
+    );
+    third.stop();
+}
+
+#[test]
+fn vitrine_audit_in_a_terminal_counts_scripted_taps_and_check_config_live_reports_placement() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = GEOMETRY
+        .replace("{video}", &media("vtest.avi").display().to_string())
+        .replace("from = [0.05, 0.05]   # top left", "from = [0.45, 0.28]")
+        .replace("to = [0.15, 0.05]", "to = [0.45, 0.72]");
+    let cfg = write_config(dir.path(), &body);
+    let mut agent = Agent::start(dir.path(), &cfg);
+    let t0 = Instant::now();
+    let mut audit = vitrine()
+        .args([
+            "audit",
+            "--line",
+            "entry",
+            "--minutes",
+            "0.6",
+            "--publish",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = audit.stdin.take().unwrap();
+    let mut taps = 0;
+    for (ms, d) in truth_crossings().into_iter().filter(|(ms, _)| *ms < 33_000) {
+        let at = Duration::from_millis(ms + 400);
+        let Some(wait) = at.checked_sub(t0.elapsed()) else {
+            continue;
+        };
+        std::thread::sleep(wait);
+        writeln!(stdin, "{}", if d == "in" { "i" } else { "o" }).unwrap();
+        taps += 1;
+    }
+    let out = audit.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(taps >= 7, "{taps} taps");
+    assert!(text.contains("you tapped"), "{text}");
+    let agreement: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("agreement "))
+        .and_then(|v| v.trim_end_matches(" %").parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(agreement >= 70.0, "{text}");
+    assert!(text.contains("published (event seq"), "{text}");
+
+    // The camera placement checks from the same run's tracks.
+    let live = vitrine()
+        .args(["check-config", "--live"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&live.stdout);
+    assert!(live.status.success(), "{report}");
+    assert!(report.contains("camera walkway:"), "{report}");
+    assert!(
+        !report.contains("line_along") && !report.contains("walk along it"),
+        "the line across the walkway is not along it: {report}"
+    );
+
+    // The audit is an event in the outbox (no broker configured), counts only.
+    agent.stop();
+    let events = outbox_events(&dir.path().join("state"));
+    let audit = events
+        .iter()
+        .find(|e| e["schema"] == "vitrine.audit.v1")
+        .expect("audit stored");
+    assert_valid(&schema_named("audit.v1.json"), audit);
+    assert_eq!(audit["manual"]["total"].as_u64(), Some(taps));
+}
