@@ -282,6 +282,29 @@ mod tests {
     }
 
     #[test]
+    fn an_audit_is_an_event_of_its_camera() {
+        let p = serde_json::json!({"schema": "vitrine.audit.v1", "store_id": "s", "device_id": "d", "seq": 4,
+            "source_id": "door", "idempotency_key": "s/d/door/audit/entry/1000/4", "line": "entry"});
+        let Ok(Incoming::Event(e)) = classify(
+            "vitrine",
+            "vitrine/s/d/audit/door",
+            p.to_string().as_bytes(),
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.kind, e.source_id.as_deref()),
+            (Kind::Audit, Some("door"))
+        );
+        let r = classify(
+            "vitrine",
+            "vitrine/s/d/audit/till",
+            p.to_string().as_bytes(),
+        );
+        assert!(r.unwrap_err().reason.contains("source_id"));
+    }
+
+    #[test]
     fn gap_records_carry_the_range_they_account_for() {
         let p = serde_json::json!({"schema": "vitrine.gap.v1", "store_id": "s", "device_id": "d", "seq": 9,
             "idempotency_key": "s/d/gap/9", "lost": {"from_seq": 3, "to_seq": 8, "count": 6}, "reason": "full"});

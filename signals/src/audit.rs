@@ -10,8 +10,8 @@
 //! binomial method for two Poisson counts (given A + M = n, A ~ Binomial(n, r / (1 + r)); a
 //! Wilson interval on that proportion is mapped back to r). It treats the two counts as
 //! independent; they are not (they count the same people), so the interval is conservative:
-//! wider than the truth, never narrower. It narrows as the audit runs longer (about ±20 % at
-//! 100 crossings, ±9 % at 500).
+//! wider than the truth, never narrower. It narrows as the audit runs longer: for equal counts
+//! 61–165 % at 30 crossings a side, 76–132 % at 100, 88–113 % at 500.
 
 use serde::{Deserialize, Serialize};
 

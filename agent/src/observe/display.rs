@@ -542,6 +542,20 @@ mod tests {
     }
 
     #[test]
+    fn a_running_setup_shows_its_token_above_the_notice() {
+        let plain = render(&sample_snapshot());
+        let mut s = sample_snapshot();
+        s.setup = Some("token abcd-efgh-jkmn http://127.0.0.1:8088/".into());
+        let setup = render(&s);
+        // The band's colour at its left edge, just above the privacy notice.
+        let y = HEIGHT - 44 - 18 + 4;
+        assert_eq!(setup.pixel(2, y), [240, 180, 50]);
+        assert_ne!(plain.pixel(2, y), [240, 180, 50]);
+        // Text is drawn in it.
+        assert!((6..WIDTH - 6).any(|x| setup.pixel(x, y + 4) != [240, 180, 50]));
+    }
+
+    #[test]
     fn framebuffer_rgb565_and_xrgb_encode_known_colours() {
         let mut page = Canvas::new(2, 1);
         page.rgb = vec![255, 0, 0, 16, 20, 28];
