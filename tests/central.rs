@@ -392,11 +392,11 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     std::fs::remove_file(&broken_path).unwrap();
     assert!(refused.is_err(), "a broken document passed");
 
-    // A real run: 12 s of walkway video and of speech, in real time.
+    // A real run: 20 s of walkway video and of speech, in real time.
     let clip = |src: &str, name: &str| {
         let out = tmp.path().join(name);
         let ok = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-t", "12", "-i"])
+            .args(["-v", "error", "-y", "-t", "20", "-i"])
             .arg(common::media(src))
             .args(["-c", "copy"])
             .arg(&out)
@@ -453,6 +453,28 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // A technician audits the line meanwhile (`vitrine audit`, taps on stdin, published).
+    let socket = tmp.path().join("state/control.sock");
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut audit = common::vitrine()
+        .args([
+            "audit",
+            "--line",
+            "walkway-x045",
+            "--minutes",
+            "0.29",
+            "--publish",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut taps = audit.stdin.take().unwrap();
+    std::io::Write::write_all(&mut taps, b"i\no\ni\n").unwrap();
     std::thread::sleep(Duration::from_secs(4));
     // A request that is refused (signed by another key) yields a config result.
     let forged = vitrine::remote::sign(&[6u8; 32], "test-store", "test-box", 1, "[device]\n");
@@ -461,8 +483,13 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         "vitrine/test-store/test-box/config/set",
         std::str::from_utf8(&forged).unwrap(),
     );
-    // The first health message goes out one period (5 s) after start.
-    std::thread::sleep(Duration::from_secs(4));
+    // The first health message goes out one period (5 s) after start; the audit ends at 18 s
+    // (four crossings of the line in the truth by then; privacy.k_min is 2).
+    let audited = audit.wait_with_output().unwrap();
+    drop(taps);
+    let printed = String::from_utf8_lossy(&audited.stdout);
+    assert!(audited.status.success(), "{printed}");
+    assert!(printed.contains("published"), "{printed}");
     let out = common::sigterm_and_wait(child);
     assert!(
         out.status.success(),
@@ -481,6 +508,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     }
     let want = [
         "alert",
+        "audit",
         "configResult",
         "configSet",
         "forecast",
@@ -498,7 +526,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     let keys: std::collections::BTreeSet<String> = msgs
         .iter()
         .filter(|(t, _, _)| {
-            ["window", "alert", "forecast", "config/result"]
+            ["window", "alert", "forecast", "config/result", "audit"]
                 .iter()
                 .any(|k| t.contains(&format!("/{k}")))
         })
