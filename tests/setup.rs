@@ -489,7 +489,12 @@ fn vitrine_audit_in_a_terminal_counts_scripted_taps_and_check_config_live_report
     let body = GEOMETRY
         .replace("{video}", &media("vtest.avi").display().to_string())
         .replace("from = [0.05, 0.05]   # top left", "from = [0.45, 0.28]")
-        .replace("to = [0.15, 0.05]", "to = [0.45, 0.72]");
+        .replace("to = [0.15, 0.05]", "to = [0.45, 0.72]")
+        .replace(
+            "[privacy]",
+            // The accuracy suite's line along the walkway (eval/pets09-s2l1.toml).
+            "[[cameras.lines]]\nid = \"walkway-centre\"\nfrom = [0.05, 0.44]\nto = [0.45, 0.50]\nin = \"left\"\n\n[privacy]",
+        );
     let cfg = write_config(dir.path(), &body);
     let mut agent = Agent::start(dir.path(), &cfg);
     let t0 = Instant::now();
@@ -547,8 +552,12 @@ fn vitrine_audit_in_a_terminal_counts_scripted_taps_and_check_config_live_report
     assert!(live.status.success(), "{report}");
     assert!(report.contains("camera walkway:"), "{report}");
     assert!(
-        !report.contains("line_along") && !report.contains("walk along it"),
-        "the line across the walkway is not along it: {report}"
+        report.contains("near line \"walkway-centre\" walk along it"),
+        "the line along the walkway is flagged: {report}"
+    );
+    assert!(
+        !report.contains("near line \"entry\""),
+        "the line across the walkway is not flagged: {report}"
     );
 
     // The audit is an event in the outbox (no broker configured), counts only.

@@ -282,7 +282,10 @@ function showAudit(r) {
 async function auditPoll() {
   const r = await api("/api/audit");
   showAudit(r);
-  if (r.ok && r.running) auditTimer = setTimeout(auditPoll, 1000);
+  if (!(r.ok && r.running)) return;
+  // The audit ends by itself after the minutes asked for.
+  if (r.result.minutes >= Number($("auditminutes").value || 5)) { auditStop(); return; }
+  auditTimer = setTimeout(auditPoll, 1000);
 }
 
 async function auditStart() {
