@@ -13,6 +13,7 @@ const browser = await chromium.launch({
 });
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 let t0 = Date.now();   // "run" times count from when the camera's new run was seen
+let runBeforeSave = null;  // the camera's run when the last save was clicked
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   page.setDefaultTimeout(30000);
@@ -56,12 +57,14 @@ async function step(page, s) {
       return { file: s.file };
     }
     case "save": {
+      runBeforeSave = (await live(page)).run;
       await page.click("#save");
       await page.waitForFunction(() => !/Saving/.test(document.getElementById("message").textContent));
       return { message: await page.textContent("#message"), errors: await page.$$eval(".err", (e) => e.map((x) => x.textContent).filter(Boolean)) };
     }
     case "wait_new_run": {
-      const before = (await live(page)).run;
+      // Compared with the run before the save: the reload may be done before this step starts.
+      const before = runBeforeSave ?? (await live(page)).run;
       const started = Date.now();
       for (;;) {
         const v = await live(page);

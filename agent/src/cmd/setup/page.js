@@ -88,7 +88,9 @@ function drawOverlay() {
     const tip = [m[0] + nx * r * 5, m[1] + ny * r * 5];
     el("line", { x1: m[0], y1: m[1], x2: tip[0], y2: tip[1], stroke: "#e4572e", "stroke-width": r / 2.5 }, svg);
     el("circle", { cx: tip[0], cy: tip[1], r: r / 1.5, fill: "#e4572e" }, svg);
-    const t = el("text", { x: tip[0] + nx * r * 2, y: tip[1] + ny * r * 2, fill: "#fff", "font-size": r * 2.2, "text-anchor": "middle" }, svg);
+    const anchor = nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle";
+    const t = el("text", { x: tip[0] + nx * r * 1.5, y: tip[1] + ny * r * 2 + r * 0.8, fill: "#fff", stroke: "#000", "stroke-width": r / 8,
+      "font-size": r * 2.2, "font-weight": "bold", "text-anchor": anchor }, svg);
     t.textContent = "in · " + l.id + (counts[l.id] ? " (" + counts[l.id][0] + " in, " + counts[l.id][1] + " out)" : "");
     handle(svg, a, r, "#e4572e", { kind: "lines", index: i, point: "from" });
     handle(svg, b, r, "#e4572e", { kind: "lines", index: i, point: "to" });
