@@ -256,6 +256,22 @@ fn screenshot(name: &str, dir: &Path) -> String {
     .to_string()
 }
 
+/// Whether the status screen (a PNG panel) comes to show (`shown`) or not the setup band
+/// within 5 s.
+fn screen_shows_setup(png: &Path, shown: bool) -> bool {
+    use vitrine::observe::display::{read_png, HEIGHT};
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if let Ok(page) = read_png(png) {
+            if (page.pixel(2, HEIGHT - 44 - 18 + 4) == [240, 180, 50]) == shown {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 #[test]
 fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
     let media_dir = tempfile::tempdir().unwrap();
@@ -397,7 +413,13 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
 #[test]
 fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &media("vtest.avi"), None);
+    let screen = dir.path().join("screen.png");
+    let body = GEOMETRY.replace("{video}", &media("vtest.avi").display().to_string())
+        + &format!(
+            "\n[status]\ndisplay = \"{}\"\ndisplay_secs = 1\n",
+            screen.display()
+        );
+    let cfg = write_config(dir.path(), &body);
     let original = std::fs::read(&cfg).unwrap();
     let _agent = Agent::start(dir.path(), &cfg);
 
@@ -410,6 +432,11 @@ fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
     expired.stop();
 
     let setup = Setup::start(&cfg, &[]);
+    // The status screen shows the setup band (address and token) while setup runs.
+    assert!(
+        screen_shows_setup(&screen, true),
+        "no setup band on the status screen"
+    );
     let wrong = format!("{}?token=abcd-efgh-jkmn", setup.base());
     let api = |path: &str| format!("{}{}", setup.base().trim_end_matches('/'), path);
     let results = drive(
@@ -469,6 +496,10 @@ fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
     assert_eq!(std::fs::read(&cfg).unwrap(), original);
     assert!(!dir.path().join("agent.toml.bak").exists());
     setup.stop();
+    assert!(
+        screen_shows_setup(&screen, false),
+        "the setup band stays after setup ended"
+    );
 
     // Another browser with the used token is refused.
     let third = Setup::start(&cfg, &[]);

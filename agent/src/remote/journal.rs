@@ -37,13 +37,23 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 }
 
 /// Replace `path` with `bytes` whole: a crash leaves the old file or the new one, never half.
-/// The new file keeps the permissions of the one it replaces.
+/// The new file keeps the permissions, and (when allowed: root) the owner and group, of the
+/// one it replaces, so the agent's user still reads a file root rewrote; a new file is 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = with_suffix(path, ".tmp");
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // Per process: the daemon (remote configuration) and `vitrine setup` may both write here.
+    let tmp = with_suffix(path, &format!(".tmp{}", std::process::id()));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A new file (a first backup) is private: a configuration can hold credentials.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         if let Ok(meta) = std::fs::metadata(path) {
             f.set_permissions(meta.permissions())?;
+            let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
         }
         f.write_all(bytes)?;
         f.sync_all()?;

@@ -33,6 +33,7 @@ use vitrine_signals::audit::{Audit, Direction};
 
 use crate::clock::now_ms;
 use crate::daemon::control::{ask, socket_path, Reply, Request};
+use crate::remote::journal::write_atomic;
 use access::{Access, Denied};
 
 pub use edit::{apply as apply_geometry, Geometry};
@@ -548,27 +549,12 @@ pub fn backup_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Copy the current file to `backup`, then replace it atomically (same directory, fsync,
-/// rename), keeping its mode, owner and group (the agent's user must still read it).
+/// Keep the current file as `backup`, then replace it (each write atomic, mode and owner
+/// kept: the agent's user must still read it).
 fn write_with_backup(path: &Path, backup: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    std::fs::copy(path, backup)?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".setup-tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.set_permissions(meta.permissions())?;
-    let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    let old = std::fs::read(path)?;
+    write_atomic(backup, &old)?;
+    write_atomic(path, text.as_bytes())
 }
 
 #[derive(Deserialize)]
