@@ -147,15 +147,16 @@ impl CameraTap {
         } else if s.still.is_some() && now >= self.watched_until.load(Ordering::Relaxed) {
             s.still = None;
         }
-        s.feet = signals
-            .people()
-            .iter()
-            .map(|p| {
-                let f = p.bbox.foot();
-                [f.x, f.y]
-            })
-            .collect();
-        s.lines = signals.line_totals();
+        // Every frame: kept in place, no allocation once the vectors have grown.
+        let s = &mut *s;
+        s.feet.clear();
+        s.feet.extend(signals.people().iter().map(|p| {
+            let f = p.bbox.foot();
+            [f.x, f.y]
+        }));
+        for ((_, slot), total) in s.lines.iter_mut().zip(signals.line_totals()) {
+            *slot = total;
+        }
         s.placement.observe(t_ms, &update.tracks);
         for id in &update.ended {
             s.placement.forget(*id);

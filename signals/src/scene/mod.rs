@@ -286,12 +286,10 @@ impl CameraSignals {
         self.apply(now_ms, update)
     }
 
-    /// Each line's crossings in and out since the camera started (an audit's agent count).
-    pub fn line_totals(&self) -> Vec<(String, crate::audit::Tally)> {
-        self.lines
-            .iter()
-            .map(|l| (l.line.id.clone(), l.total))
-            .collect()
+    /// Each line's crossings in and out since the camera started (an audit's agent count), in
+    /// the configuration's order of the lines.
+    pub fn line_totals(&self) -> impl Iterator<Item = crate::audit::Tally> + '_ {
+        self.lines.iter().map(|l| l.total)
     }
 
     /// People in view after the last analysed frame (confirmed tracks).
