@@ -176,11 +176,14 @@ fn answer(mut conn: &UnixStream, reply: &Reply, png: Option<&[u8]>) -> std::io::
 }
 
 fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
-    let cfg = ctx
-        .current
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    // The configuration in effect, read only by the requests that need it (a page polls views
+    // twice a second: no copy of the whole configuration for each).
+    let cfg = || {
+        ctx.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    };
     let no_camera = |id: &str| {
         Reply::error(format!(
             "no running camera {id:?} (running: {})",
@@ -191,7 +194,7 @@ fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
         Request::Cameras => (
             Reply {
                 ok: true,
-                config: Some(cfg.file.clone()),
+                config: Some(cfg().file),
                 cameras: ctx.taps.ids(),
                 ..Reply::default()
             },
@@ -244,7 +247,7 @@ fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
             ctx.notice.set(text, mono_ms() + secs.min(3600) * 1000);
             (Reply::ok(), None)
         }
-        Request::PublishAudit { audit } => (publish_audit(&cfg, &audit, ctx), None),
+        Request::PublishAudit { audit } => (publish_audit(&cfg(), &audit, ctx), None),
     }
 }
 
