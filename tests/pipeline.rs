@@ -417,10 +417,13 @@ fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
 }
 
 /// One row of `vitrine eval`'s summary table: the cells after the sequence's name.
-fn summary_row<'a>(out: &'a str, sequence: &str, pipeline: &str) -> Vec<&'a str> {
-    out.lines()
+fn summary_row<'a>(out: &'a str, table: &str, sequence: &str, pipeline: &str) -> Vec<&'a str> {
+    out.split(&format!("### {table}"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {table} table in:\n{out}"))
+        .lines()
         .find(|l| l.starts_with(&format!("| {sequence} | {pipeline} |")))
-        .unwrap_or_else(|| panic!("no {sequence}/{pipeline} row in:\n{out}"))
+        .unwrap_or_else(|| panic!("no {sequence}/{pipeline} row in the {table} table:\n{out}"))
         .split('|')
         .map(str::trim)
         .filter(|c| !c.is_empty())
@@ -435,18 +438,33 @@ fn numbers(cell: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The accuracy suite (eval/suite.toml: PETS09-S2L1 from Debian's vtest.avi, the TUD clips in
-/// the tree) at the documented defaults meets the counting goals; with the anchor's venv
-/// (tools/setup-venv.sh, scripts/test.sh makes it) the onnxruntime + ByteTrack anchor runs in
-/// the same run. Speed is reported, not asserted (a ratio, measured by the command).
+/// The evaluation data directory (../shared/media, or VITRINE_EVAL_MEDIA), if it is here.
+fn eval_data() -> Option<std::path::PathBuf> {
+    eval_media("mot15/PETS09-S2L1/gt.txt")?
+        .ancestors()
+        .nth(3)
+        .map(std::path::Path::to_path_buf)
+}
+
+/// The accuracy suite (eval/suite.toml: PETS09-S2L1 from Debian's vtest.avi, the others from
+/// the evaluation data) at the documented defaults holds what it held when the defaults were
+/// chosen; with the anchor's venv (tools/setup-venv.sh, scripts/test.sh makes it) the
+/// onnxruntime + ByteTrack anchor runs in the same run. Speed is reported, not asserted (a
+/// ratio, measured by the command).
 #[test]
 fn eval_suite_meets_the_counting_goals_at_the_defaults() {
+    let Some(data) = eval_data() else {
+        eprintln!("SKIPPED: the accuracy suite needs the evaluation data (mot15/, mot/ in ../shared/media or VITRINE_EVAL_MEDIA)");
+        return;
+    };
     let media_dir = media("vtest.avi").parent().unwrap().to_path_buf();
     let o = vitrine()
         .args(["eval", "suite", "--suite"])
         .arg(repo().join("eval/suite.toml"))
         .arg("--media")
         .arg(&media_dir)
+        .arg("--data")
+        .arg(&data)
         .arg("--models")
         .arg(models())
         .output()
@@ -458,30 +476,60 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
         String::from_utf8_lossy(&o.stderr)
     );
     eprintln!("{out}");
-    // Columns: frames, main line, along, grid, MOTA, IDF1, precision / recall, people, fps.
-    for seq in ["PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus"] {
-        let row = summary_row(&out, seq, "vitrine");
+    assert!(!out.contains("SKIPPED sequence"), "{out}");
+    // Counting columns: frames, main line, along, grid within, worst, grid summed, hidden,
+    // unmatched. Tracking: MOTA, IDF1, HOTA, precision / recall, recall >= 40 px, people, fps.
+    for seq in ["PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "KITTI-17"] {
+        let row = summary_row(&out, "Counting", seq, "vitrine");
         let main = numbers(row[1]);
-        assert!(main[0] <= 0.03 * main[1], "{seq}: main line {}", row[1]);
+        assert!(
+            main[0] <= (0.03 * main[1]).max(1.0),
+            "{seq}: main line {}",
+            row[1]
+        );
         assert!(
             numbers(row[2])[0] <= 1.0,
             "{seq}: false crossings along the way {}",
             row[2]
         );
     }
-    let pets = summary_row(&out, "PETS09-S2L1", "vitrine");
-    let grid = numbers(pets[3]);
-    assert!(grid[0] <= 0.10 * grid[1], "grid lines {}", pets[3]);
-    let pr = numbers(pets[6]);
+    let pets = summary_row(&out, "Counting", "PETS09-S2L1", "vitrine");
+    let within = numbers(pets[3]);
+    assert!(
+        within[0] >= 0.84 * within[1],
+        "grid lines within max(1, 5 %): {}",
+        pets[3]
+    );
+    let summed = numbers(pets[5]);
+    assert!(
+        summed[0] <= 0.05 * summed[1],
+        "grid summed error {}",
+        pets[5]
+    );
+    let hidden = numbers(pets[6]);
+    assert!(
+        hidden[0] >= 0.8 * hidden[1],
+        "hidden crossings counted {}",
+        pets[6]
+    );
+    let kitti = summary_row(&out, "Counting", "KITTI-17", "vitrine");
+    let within = numbers(kitti[3]);
+    assert!(
+        within[0] >= 0.9 * within[1],
+        "KITTI-17 grid lines within: {}",
+        kitti[3]
+    );
+    let tracking = summary_row(&out, "Tracking", "PETS09-S2L1", "vitrine");
+    let pr = numbers(tracking[3]);
     assert!(
         pr[0] >= 90.0 && pr[1] >= 90.0,
         "precision / recall {}",
-        pets[6]
+        tracking[3]
     );
-    let people = numbers(pets[7]);
-    assert!(people[2].abs() <= 5.0, "people in view {}", pets[7]);
+    let people = numbers(tracking[5]);
+    assert!(people[2].abs() <= 5.0, "people in view {}", tracking[5]);
     if repo().join(".cache/pyenv/bin/python").is_file() {
-        let anchor = summary_row(&out, "PETS09-S2L1", "ort+bytetrack");
+        let anchor = summary_row(&out, "Counting", "PETS09-S2L1", "ort+bytetrack");
         assert_eq!(anchor[0], pets[0], "both pipelines analyse the same frames");
     } else {
         eprintln!("anchor SKIPPED: no venv (tools/setup-venv.sh)");
@@ -490,13 +538,22 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
 
 #[test]
 fn eval_refuses_ground_truth_of_another_video() {
+    // A 640x480 sequence's annotation (MOTChallenge layout) given for the 768x576 vtest.avi.
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("gt.txt");
+    std::fs::write(&gt, "1,1,100,100,20,60,1,-1,-1,-1\n").unwrap();
+    std::fs::write(
+        dir.path().join("seqinfo.ini"),
+        "[Sequence]\nname=TUD-Campus\nimWidth=640\nimHeight=480\nseqLength=71\n",
+    )
+    .unwrap();
     let o = vitrine()
         .args(["eval", "tracking", "--config"])
         .arg(repo().join("eval/tud-campus.toml"))
         .arg("--video")
         .arg(media("vtest.avi"))
         .arg("--gt")
-        .arg(repo().join("eval/mot15/TUD-Campus/gt.txt"))
+        .arg(gt)
         .arg("--models")
         .arg(models())
         .output()

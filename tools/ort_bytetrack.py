@@ -1,24 +1,37 @@
 #!/usr/bin/env python3
-"""The anchor `vitrine eval` compares against: what a user would assemble in an afternoon.
+"""The anchors `vitrine eval` compares against: what a user would assemble in an afternoon.
 
 YOLOX-nano (416x416 letterbox, the float ONNX file Vitrine uses) in onnxruntime on one thread,
-supervision's ByteTrack (default parameters, frame rate = the analysis rate) and LineZone
-(bottom-centre anchor) per counting line. Frames: OpenCV decodes the whole video; native frame i
-is analysed when it is the k-th one ffmpeg's `fps` filter (Vitrine's decoder) keeps:
-i = ceil((k + 1/2)·native/fps) - 1, the last frame before the middle of the k-th interval.
+then, on the very same detections, one or more trackers, each with supervision's LineZone
+(bottom-centre anchor) per counting line:
+  - "ort+bytetrack": supervision's ByteTrack (default parameters, frame rate = the analysis
+    rate) -- the anchor of the speed comparison;
+  - with BoxMOT installed (tools/setup-venv.sh --boxmot), "ort+ocsort", "ort+botsort",
+    "ort+hybridsort", "ort+deepocsort": BoxMOT's trackers at their shipped defaults
+    (frame rate = the analysis rate), without re-identification weights (BoT-SORT, Hybrid-SORT
+    and Deep OC-SORT are run with embeddings off; StrongSORT needs OSNet weights from Google
+    Drive, which cannot be had here, and is not run).
+Frames: OpenCV decodes the whole video; native frame i is analysed when it is the k-th one
+ffmpeg's `fps` filter (Vitrine's decoder) keeps: i = ceil((k + 1/2)·native/fps) - 1, the last
+frame before the middle of the k-th interval.
 
 Usage: ort_bytetrack.py SPEC.json, where SPEC holds
-  {"model", "video", "fps", "tracks_out", "lines": [{"id", "from": [x, y], "to": [x, y], "in": "left"|"right"}]}
-(normalized coordinates, Vitrine's conventions). Writes the tracks, MOT-style
-(frame,id,x,y,w,h,score,-1,-1,-1; frame = the video's own frame number, 1-based), to
-`tracks_out` and prints one JSON object: frames analysed, CPU seconds (process time from the
-first frame to the last: decoding, preprocessing, inference, tracking, counting) and in/out
-per line, with "in" meaning Vitrine's in side.
+  {"model", "video", "fps", "out_dir", "trackers": ["bytetrack", ...],
+   "lines": [{"id", "from": [x, y], "to": [x, y], "in": "left"|"right", "timed": bool}]}
+(normalized coordinates, Vitrine's conventions; "timed": false for lines whose counting is
+left out of the CPU time -- the suite's dense grid, which a user would not draw). Writes each
+pipeline's tracks, MOT-style (frame,id,x,y,w,h,score,-1,-1,-1; frame = the video's own frame
+number, 1-based), to out_dir/NAME.txt and prints one JSON object: frames analysed and, per
+pipeline, CPU seconds (process time from the first frame to the last: decoding,
+preprocessing, inference, tracking, counting the timed lines), in/out per line (with "in"
+meaning Vitrine's in side) and each crossing's frame and direction.
 
-Pinned in tools/setup-venv.sh: onnxruntime 1.32.0, supervision 0.26.1, opencv-python 5.0.0.93.
+Pinned in tools/setup-venv.sh: onnxruntime 1.32.0, supervision 0.26.1, opencv-python (5.0.0.93;
+4.x in the BoxMOT venv), boxmot 25.0.0.
 """
 import json
 import math
+import os
 import sys
 import time
 
@@ -29,6 +42,7 @@ import supervision as sv
 
 SIZE = 416
 STRIDES = (8, 16, 32)
+BOXMOT = ("ocsort", "botsort", "hybridsort", "deepocsort")
 
 
 def grid():
@@ -59,6 +73,87 @@ def detect(sess, frame, anchors):
     return dets.with_nms(threshold=0.45)
 
 
+class Supervision:
+    """supervision's ByteTrack."""
+
+    def __init__(self, fps):
+        self.t = sv.ByteTrack(frame_rate=int(round(fps)))
+
+    def update(self, dets, frame):
+        return self.t.update_with_detections(dets)
+
+
+class BoxMot:
+    """A BoxMOT tracker at its shipped defaults, embeddings off, at the analysis rate."""
+
+    def __init__(self, name, fps):
+        from boxmot import create_tracker
+        from boxmot.trackers.specs import TrackerSpec
+
+        opts = [("frame_rate", int(round(fps)))] if name in ("botsort",) else []
+        if name in ("botsort", "hybridsort", "deepocsort"):
+            opts.append(("use_embeddings", False))
+        self.t = create_tracker(TrackerSpec(name, options=tuple(opts)))
+
+    def update(self, dets, frame):
+        d = np.concatenate(
+            [dets.xyxy, dets.confidence[:, None], np.zeros((len(dets), 1))], axis=1
+        ).astype(np.float32)
+        out = self.t.update(d, frame)
+        if len(out) == 0:
+            return sv.Detections.empty()
+        return sv.Detections(
+            xyxy=out[:, :4].astype(np.float32),
+            tracker_id=out[:, 4].astype(int),
+            confidence=out[:, 5].astype(np.float32),
+            class_id=np.zeros(len(out), int),
+        )
+
+
+class Pipeline:
+    def __init__(self, name, tracker, spec, w, h, out_dir):
+        self.name, self.tracker = name, tracker
+        self.zones = []
+        for l in spec["lines"]:
+            a = sv.Point(l["from"][0] * w, l["from"][1] * h)
+            b = sv.Point(l["to"][0] * w, l["to"][1] * h)
+            zone = sv.LineZone(start=a, end=b, triggering_anchors=[sv.Position.BOTTOM_CENTER])
+            self.zones.append((l, zone, []))
+        self.cpu = 0.0
+        self.out = open(os.path.join(out_dir, name + ".txt"), "w")
+
+    def step(self, i, dets, frame):
+        t0 = time.process_time()
+        tracks = self.tracker.update(dets, frame)
+        untimed = 0.0
+        for l, z, crossings in self.zones:
+            u0 = time.process_time()
+            came_in, went_out = z.trigger(tracks)
+            # supervision's "in" is the anchor moving to the line's left (Vitrine's Left).
+            for came in came_in:
+                if came:
+                    crossings.append([i, l["in"] == "left"])
+            for went in went_out:
+                if went:
+                    crossings.append([i, l["in"] != "left"])
+            if not l.get("timed", True):
+                untimed += time.process_time() - u0
+        self.cpu += time.process_time() - t0 - untimed
+        if len(tracks) == 0:
+            return
+        for (x1, y1, x2, y2), tid, s in zip(tracks.xyxy, tracks.tracker_id, tracks.confidence):
+            self.out.write(f"{i},{tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{s:.3f},-1,-1,-1\n")
+
+    def summary(self, shared_cpu):
+        self.out.close()
+        lines, crossings = {}, {}
+        for l, z, cs in self.zones:
+            a, b = z.in_count, z.out_count
+            lines[l["id"]] = {"in": a, "out": b} if l["in"] == "left" else {"in": b, "out": a}
+            crossings[l["id"]] = cs
+        return {"cpu_s": shared_cpu + self.cpu, "lines": lines, "crossings": crossings}
+
+
 def main():
     spec = json.load(open(sys.argv[1]))
     so = ort.SessionOptions()
@@ -69,16 +164,14 @@ def main():
     native = cap.get(cv2.CAP_PROP_FPS) or 25.0
     w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     fps = min(float(spec["fps"]), native)
-    tracker = sv.ByteTrack(frame_rate=int(round(fps)))
-    zones = []
-    for l in spec["lines"]:
-        a = sv.Point(l["from"][0] * w, l["from"][1] * h)
-        b = sv.Point(l["to"][0] * w, l["to"][1] * h)
-        zones.append((l, sv.LineZone(start=a, end=b, triggering_anchors=[sv.Position.BOTTOM_CENTER])))
+    pipelines = []
+    for name in spec.get("trackers", ["bytetrack"]):
+        tracker = Supervision(fps) if name == "bytetrack" else BoxMot(name, fps)
+        pipelines.append(Pipeline("ort+" + name, tracker, spec, w, h, spec["out_dir"]))
     anchors = grid()
-    out = open(spec["tracks_out"], "w")
-    cpu0 = time.process_time()
+    shared = 0.0
     i, k, frames = 0, 0, 0
+    t = time.process_time()
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -88,20 +181,15 @@ def main():
             continue
         k += 1
         frames += 1
-        tracks = tracker.update_with_detections(detect(sess, frame, anchors))
-        for _, z in zones:
-            z.trigger(tracks)
-        for (x1, y1, x2, y2), tid, s in zip(tracks.xyxy, tracks.tracker_id, tracks.confidence):
-            out.write(f"{i},{tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{s:.3f},-1,-1,-1\n")
-    cpu = time.process_time() - cpu0
-    out.close()
-    # supervision counts "in" when the anchor moves to the line's left (negative cross product,
-    # Vitrine's Left); Vitrine's in side may be either.
-    lines = {}
-    for l, z in zones:
-        a, b = z.in_count, z.out_count
-        lines[l["id"]] = {"in": a, "out": b} if l["in"] == "left" else {"in": b, "out": a}
-    print(json.dumps({"frames": frames, "cpu_s": cpu, "lines": lines}))
+        dets = detect(sess, frame, anchors)
+        now = time.process_time()
+        shared += now - t
+        for p in pipelines:
+            p.step(i, dets, frame)
+        t = time.process_time()
+    shared += time.process_time() - t
+    out = {p.name: p.summary(shared) for p in pipelines}
+    print(json.dumps({"frames": frames, "pipelines": out}))
 
 
 if __name__ == "__main__":

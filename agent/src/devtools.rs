@@ -176,7 +176,11 @@ pub enum EvalWhat {
         /// Where videos not beside the suite are found by name (e.g. vtest.avi).
         #[arg(long, env = "VITRINE_MEDIA_DIR", default_value = ".cache/media")]
         media: PathBuf,
-        /// Skip the onnxruntime + ByteTrack anchor.
+        /// The evaluation data directory: the sequences' videos and ground truth from public
+        /// datasets, which are not in the tree (`mot15/`, `mot/`).
+        #[arg(long, env = "VITRINE_EVAL_MEDIA", default_value = "../shared/media")]
+        data: PathBuf,
+        /// Skip the anchors (onnxruntime + ByteTrack, and BoxMOT's trackers where installed).
         #[arg(long)]
         no_anchor: bool,
         /// Only sequences whose name contains this.
@@ -203,6 +207,10 @@ pub enum EvalWhat {
         /// Also run the onnxruntime + ByteTrack anchor (needs tools/setup-venv.sh).
         #[arg(long)]
         anchor: bool,
+        /// The ground truth's pixels are of this size, WIDTHxHEIGHT (the video is a scaled
+        /// copy of the annotated original).
+        #[arg(long, value_parser = parse_size)]
+        gt_size: Option<[u32; 2]>,
         #[command(flatten)]
         knobs: EvalKnobs,
     },
@@ -233,6 +241,21 @@ pub enum EvalWhat {
         #[arg(long, default_value_t = 10.0)]
         snr_db: f64,
     },
+}
+
+/// `1920x1080` → [1920, 1080].
+fn parse_size(s: &str) -> Result<[u32; 2], String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: give WIDTHxHEIGHT, e.g. 1920x1080"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| format!("{s:?}: {v:?} is not a size in pixels"))
+    };
+    Ok([n(w)?, n(h)?])
 }
 
 pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
@@ -330,13 +353,14 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                 EvalWhat::Suite {
                     suite,
                     media,
+                    data,
                     no_anchor,
                     only,
                     knobs,
                 },
         } => vitrine::tools::eval::suite(vitrine::tools::eval::SuiteArgs {
             suite,
-            media: vec![media],
+            media: vec![media, data],
             models: knobs.models.clone(),
             overrides: knobs.overrides(),
             anchor: !no_anchor,
@@ -352,6 +376,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     main_line,
                     along,
                     anchor,
+                    gt_size,
                     knobs,
                 },
         } => vitrine::tools::eval::tracking(vitrine::tools::eval::TrackingArgs {
@@ -361,6 +386,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             main_line,
             along,
             anchor,
+            gt_size,
             models: knobs.models.clone(),
             overrides: knobs.overrides(),
         })

@@ -27,16 +27,25 @@ pub struct PeopleDetector {
     plans: std::sync::Mutex<std::collections::HashMap<(usize, usize), Plan>>,
 }
 
-/// The model input for a `w`×`h` frame: the longer side `size`, the shorter one scaled with
-/// the frame and rounded up to the network's stride (32), so a 4:3 or 16:9 camera does not pay
-/// for square padding. Returns (input width, input height).
+/// The model input for a `w`×`h` frame. `size` is the longer side for a 4:3 frame; a frame of
+/// another shape gets about the same number of input pixels (so the same detector time): the
+/// shorter side follows the frame, rounded up to the network's stride (32), and a wide (or
+/// tall) frame gets a longer side, up to twice `size`, instead of squeezing its people into a
+/// thin strip. A square frame keeps `size` on both sides. Returns (input width, input height).
 pub fn input_shape(size: usize, w: usize, h: usize) -> (usize, usize) {
     let (w, h) = (w.max(1) as f32, h.max(1) as f32);
-    let short = |s: f32| (((size as f32 * s).ceil() as usize).div_ceil(32) * 32).clamp(32, size);
+    let ratio = w.min(h) / w.max(h);
+    let short =
+        |long: usize| (((long as f32 * ratio).ceil() as usize).div_ceil(32) * 32).clamp(32, long);
+    let budget = size * (size * 3 / 4).div_ceil(32) * 32;
+    let mut long = size;
+    while long + 32 <= 2 * size && (long + 32) * short(long + 32) <= budget {
+        long += 32;
+    }
     if w >= h {
-        (size, short(h / w))
+        (long, short(long))
     } else {
-        (short(w / h), size)
+        (short(long), long)
     }
 }
 
@@ -455,6 +464,25 @@ mod tests {
             dir.join("m.int8.onnx")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_frame_shape_gets_about_the_pixels_of_a_4_3_one() {
+        // 4:3 and square: the longer side is the configured size.
+        assert_eq!(input_shape(416, 768, 576), (416, 320));
+        assert_eq!(input_shape(416, 640, 480), (416, 320));
+        assert_eq!(input_shape(416, 500, 500), (416, 416));
+        // 16:9: a little longer; a 3.3:1 street camera: much longer, people not squeezed.
+        assert_eq!(input_shape(416, 1920, 1080), (448, 256));
+        assert_eq!(input_shape(416, 1224, 370), (608, 192));
+        // Portrait frames the other way round; never beyond twice the size.
+        assert_eq!(input_shape(416, 576, 768), (320, 416));
+        assert_eq!(input_shape(320, 4000, 100), (640, 32));
+        for (w, h) in [(768, 576), (1920, 1080), (1224, 370), (1000, 1000)] {
+            let (iw, ih) = input_shape(416, w, h);
+            assert!(iw % 32 == 0 && ih % 32 == 0);
+            assert!(iw * ih <= 416 * 416, "{w}x{h}: {iw}x{ih}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::Frame;
 use vitrine_signals::attention::Face;
 use vitrine_signals::cadence::{Cadence, CadenceParams, Step};
-use vitrine_signals::track::{Detection, TrackUpdate, TrackerParams};
+use vitrine_signals::track::{Appearance, Detection, TrackUpdate, TrackerParams};
 use vitrine_signals::CameraSignals;
 
 /// The tracker's parameters for the configured detector threshold: detections at or above it
@@ -140,7 +140,11 @@ impl CameraAnalyser {
                 if gating {
                     self.motion.accept();
                 }
-                let update = self.signals.observe(t_ms, &self.last_dets);
+                self.signals.set_aspect(w as f32 / h.max(1) as f32);
+                let rgb = &frame.rgb;
+                let update = self.signals.observe_with(t_ms, &self.last_dets, &mut |b| {
+                    Appearance::from_rgb(rgb, w, h, b)
+                });
                 self.last_faces.clear();
                 if let Some(fa) = self.faces.as_mut().filter(|_| self.signals.wants_faces()) {
                     self.last_faces = fa.analyse(&frame.rgb, w, h)?;

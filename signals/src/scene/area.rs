@@ -190,7 +190,7 @@ mod tests {
         a.observe(500, &[outside]);
         a.observe(1900, &[inside]);
         a.observe(2000, &[outside]);
-        a.observe(4500, &[outside]);
+        a.observe(2000 + GRACE_MS + 500, &[outside]);
         let w = a.take(5, 0);
         assert_eq!(w.visits, Some(1));
         let d = w.dwell_seconds.expect("the visit ended");

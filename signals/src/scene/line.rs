@@ -73,6 +73,18 @@ pub struct LineState {
     pub(crate) crossings: u64,
     /// Crossings in and out since the line started (never reset: an accuracy audit reads them).
     pub(crate) total: crate::audit::Tally,
+    /// Every crossing with its time, only while an evaluation records (see
+    /// [`LineState::record`]): it compares them with the annotated ones.
+    recorded: Option<Vec<Crossing>>,
+}
+
+/// One counted crossing, as an evaluation sees it: when the person was first seen beyond the
+/// line, who (the ephemeral person key) and which way. Never leaves the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crossing {
+    pub t_ms: u64,
+    pub key: u64,
+    pub inwards: bool,
 }
 
 impl LineState {
@@ -85,7 +97,21 @@ impl LineState {
             crossed_in: Vec::new(),
             crossings: 0,
             total: crate::audit::Tally::default(),
+            recorded: None,
         }
+    }
+
+    /// Keep every crossing from now on, for [`LineState::take_recorded`] (evaluation only).
+    pub fn record(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The crossings since the last call (evaluation only; empty unless recording).
+    pub fn take_recorded(&mut self) -> Vec<Crossing> {
+        self.recorded
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// One frame: where everyone in view stands.
@@ -156,7 +182,15 @@ impl LineState {
         person.pending = None;
         if self.crossed(from, q.first) {
             self.crossings += 1;
-            if q.side == self.line.in_side {
+            let inwards = q.side == self.line.in_side;
+            if let Some(r) = self.recorded.as_mut() {
+                r.push(Crossing {
+                    t_ms: q.since_ms,
+                    key,
+                    inwards,
+                });
+            }
+            if inwards {
                 self.ins += 1;
                 self.total.ins += 1;
                 if self.crossed_in.len() < 1024 {

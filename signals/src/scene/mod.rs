@@ -22,7 +22,7 @@ mod queue;
 
 pub use area::AreaState;
 pub use foot::{Foot, Footing};
-pub use line::{LineState, BAND_HEIGHTS, MIN_BAND, SETTLE_MS, SETTLE_OBSERVATIONS};
+pub use line::{Crossing, LineState, BAND_HEIGHTS, MIN_BAND, SETTLE_MS, SETTLE_OBSERVATIONS};
 pub use presence::{Presence, GRACE_MS};
 pub use queue::{QueueState, RATE_HORIZON_MS};
 
@@ -204,7 +204,18 @@ impl CameraSignals {
 
     /// One analysed frame's detections.
     pub fn observe(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
-        let update = self.tracker.update(now_ms, detections);
+        self.observe_with(now_ms, detections, &mut |_| None)
+    }
+
+    /// One analysed frame's detections, with the frame's appearances on demand (`describe`,
+    /// see [`crate::track`]): the tracker asks only for the few boxes it needs.
+    pub fn observe_with(
+        &mut self,
+        now_ms: u64,
+        detections: &[Detection],
+        describe: &mut crate::track::Describe,
+    ) -> TrackUpdate {
+        let update = self.tracker.update_with(now_ms, detections, describe);
         self.interpolate_waiting(now_ms, &update);
         let seen = update.tracks.iter().chain(&update.tentative).copied();
         self.anchor = Some((now_ms, seen.collect()));
@@ -270,6 +281,18 @@ impl CameraSignals {
     /// Keep every placed frame's people for [`CameraSignals::take_recorded`] (evaluation).
     pub fn record(&mut self) {
         self.recording = Some(Vec::new());
+        for l in &mut self.lines {
+            l.record();
+        }
+    }
+
+    /// The crossings counted since the last call, per line in the configuration's order
+    /// (evaluation only: empty unless [`CameraSignals::record`] was called).
+    pub fn take_crossings(&mut self) -> Vec<Vec<Crossing>> {
+        self.lines
+            .iter_mut()
+            .map(LineState::take_recorded)
+            .collect()
     }
 
     /// The frames placed since the last call: time and people (evaluation only).
@@ -463,6 +486,11 @@ impl CameraSignals {
                 f.forget(key);
             }
         }
+    }
+
+    /// The image's width over its height (the tracker measures distances in person heights).
+    pub fn set_aspect(&mut self, aspect: f32) {
+        self.tracker.set_aspect(aspect);
     }
 
     /// Cameras with displays: attention is analysed, displays report it.

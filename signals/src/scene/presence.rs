@@ -9,8 +9,11 @@
 
 use std::collections::HashMap;
 
-/// How long someone may go unseen and still be the same visit or crossing.
-pub const GRACE_MS: u64 = 2000;
+/// How long someone may go unseen and still be the same person: the same visit or crossing,
+/// and the longest gap the tracker bridges (a lost track is re-linked up to this long after,
+/// see `track::relink`). Measured on the accuracy suite: 2 s lost crossings made behind a
+/// group or a post (people come out later than that); beyond 3 s nothing more was gained.
+pub const GRACE_MS: u64 = 3000;
 
 /// Last sighting of each person seen within the grace.
 #[derive(Debug, Default)]
@@ -62,9 +65,9 @@ mod tests {
     fn a_person_unseen_longer_than_the_grace_is_forgotten_once() {
         let mut p = Presence::default();
         assert!(p.observe(0, [1, 2].into_iter()).is_empty());
-        assert!(p.observe(1500, [2].into_iter()).is_empty());
-        assert_eq!(p.observe(2100, [2].into_iter()), vec![1]);
-        assert!(p.observe(2200, [2].into_iter()).is_empty());
+        assert!(p.observe(GRACE_MS - 500, [2].into_iter()).is_empty());
+        assert_eq!(p.observe(GRACE_MS + 100, [2].into_iter()), vec![1]);
+        assert!(p.observe(GRACE_MS + 200, [2].into_iter()).is_empty());
         assert_eq!(p.len(), 1);
         assert_eq!(p.finish(), vec![2]);
         assert!(p.is_empty());

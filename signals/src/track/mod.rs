@@ -13,17 +13,32 @@
 //! 6. a lost track found again has its filter re-run along a straight path from its last
 //!    observation (OC-SORT's observation-centric re-update), so the occlusion does not leave a
 //!    wrong velocity behind;
-//! 7. new tracks start tentative from unmatched high detections and are confirmed after
+//! 7. a track lost away from the image's border for longer than the IoU stages look
+//!    (`lost_ms`) may still be **re-linked** to a sure detection that would otherwise start a
+//!    new track, up to [`Relink::max_gap_ms`]: by where the person can have walked meanwhile,
+//!    their full height and, where both have one, their colours ([`relink`],
+//!    [`appearance`]) — people come out from behind a post or a group seconds later, with a
+//!    box unlike their last one;
+//! 8. new tracks start tentative from unmatched high detections and are confirmed after
 //!    `min_hits` matches; a tentative track that misses a frame is dropped; a lost track is
-//!    kept `lost_ms` (time, not frames) before it ends.
+//!    kept `lost_ms` (time, not frames), or up to the re-link's gap away from the border,
+//!    before it ends.
+//!
+//! Appearance is computed lazily, through a closure the caller gives (it holds the frame):
+//! for candidates of a re-link that pass its motion gate, and for tracked people's
+//! unoccluded boxes at most once per [`LOOK_REFRESH_MS`]. Descriptors live in the tracks only.
 //!
 //! Only confirmed tracks seen in this frame are reported, and established ones the detector
 //! missed for at most `coast_ms` (one missed detection does not take a person out of view). Track ids are ephemeral: a counter
 //! that restarts with the process, never published.
 
+pub mod appearance;
 mod kalman;
+pub mod relink;
 
+pub use appearance::Appearance;
 pub use kalman::{BoxFilter, Noise};
+pub use relink::Relink;
 
 use crate::assign;
 use crate::geom::BBox;
@@ -61,6 +76,10 @@ pub struct TrackerParams {
     /// Largest centre distance, in box heights, of the proximity match (step 5).
     pub max_centre_distance: f32,
     pub noise: Noise,
+    /// Re-linking tracks lost away from the border (step 7).
+    pub relink: Relink,
+    /// The image's width over its height (distances in the re-link are in person heights).
+    pub aspect: f32,
 }
 
 impl Default for TrackerParams {
@@ -77,6 +96,8 @@ impl Default for TrackerParams {
             tentative_match_cost: 0.7,
             max_centre_distance: 0.5,
             noise: Noise::default(),
+            relink: Relink::default(),
+            aspect: 4.0 / 3.0,
         }
     }
 }
@@ -89,6 +110,15 @@ pub const BORDER_LOST_MS: u64 = 500;
 
 /// Matches after which a track is established (may coast, see `coast_ms`).
 pub const ESTABLISHED_HITS: u32 = 3;
+
+/// A tracked person's appearance is refreshed at most this often (from an unoccluded box).
+pub const LOOK_REFRESH_MS: u64 = 1000;
+
+/// Observations a track remembers (the velocity it had when it was lost is measured on them).
+const HISTORY: usize = 8;
+
+/// The velocity before a loss is measured over at most this long.
+const VELOCITY_SPAN_MS: u64 = 1000;
 
 /// At most this many detections per frame are considered (the highest scores): bounds the
 /// tracker's memory and the assignment's cost whatever the detector emits.
@@ -118,6 +148,15 @@ struct Track {
     /// Updates since the last observation.
     missed: u32,
     hits: u32,
+    /// The person's full height: the last observed box's, unless that box was cut short all
+    /// of a sudden (an occluder took the legs: the height before is kept). Walking away
+    /// shrinks a box gradually, and the full height follows.
+    tall: f32,
+    /// The last observations (time, box), oldest first, at most [`HISTORY`].
+    history: std::collections::VecDeque<(u64, BBox)>,
+    /// What the person looks like (see [`appearance`]), and when it was last refreshed.
+    look: Option<Appearance>,
+    look_ms: u64,
 }
 
 /// What the tracker reports for one frame: an ephemeral id and the (smoothed) box.
@@ -172,7 +211,12 @@ struct Stage {
 struct Used {
     dets: Vec<bool>,
     tracks: Vec<bool>,
+    /// (track, detection) pairs matched.
+    pairs: Vec<(usize, usize)>,
 }
+
+/// Computes a box's appearance on the current frame (the caller holds the frame).
+pub type Describe<'a> = dyn FnMut(&BBox) -> Option<Appearance> + 'a;
 
 /// IoU-based cost matrix (rows: the given tracks' boxes, cols: detections).
 fn iou_costs(boxes: &[BBox], dets: &[Detection], weigh_by_score: bool) -> Vec<f32> {
@@ -215,6 +259,13 @@ impl Tracker {
         &self.params
     }
 
+    /// The image's width over its height, once the frames are known.
+    pub fn set_aspect(&mut self, aspect: f32) {
+        if aspect.is_finite() && aspect > 0.0 {
+            self.params.aspect = aspect;
+        }
+    }
+
     /// Number of live tracks (tentative and lost included): bounded by
     /// [`MAX_DETECTIONS`] new tracks per update, each kept at most `lost_ms` unseen.
     pub fn len(&self) -> usize {
@@ -225,8 +276,20 @@ impl Tracker {
         self.tracks.is_empty()
     }
 
-    /// One frame's detections at `now_ms`.
+    /// One frame's detections at `now_ms`, without appearance (re-links go by motion and
+    /// height alone).
     pub fn update(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {
+        self.update_with(now_ms, detections, &mut |_| None)
+    }
+
+    /// One frame's detections at `now_ms`; `describe` gives a box's appearance on this frame
+    /// when the tracker asks (see the module's documentation).
+    pub fn update_with(
+        &mut self,
+        now_ms: u64,
+        detections: &[Detection],
+        describe: &mut Describe,
+    ) -> TrackUpdate {
         for t in &mut self.tracks {
             let dt = now_ms.saturating_sub(t.t_ms) as f32 / 1000.0;
             t.filter.predict(dt, t.state == State::Lost);
@@ -243,10 +306,13 @@ impl Tracker {
         let mut used = Used {
             dets: vec![false; dets.len()],
             tracks: vec![false; self.tracks.len()],
+            pairs: Vec::new(),
         };
         for stage in &self.stages() {
-            self.associate(stage, &dets, &mut used);
+            self.associate(now_ms, stage, &dets, &mut used);
         }
+        self.relink(now_ms, &dets, &mut used, describe);
+        self.refresh_looks(now_ms, &dets, &used, describe);
         let mut out = TrackUpdate::default();
         self.age(now_ms, &used.tracks, &mut out);
         self.spawn(now_ms, &dets, &used.dets);
@@ -297,10 +363,17 @@ impl Tracker {
 
     /// One association stage: the free tracks it takes against the free detections of its
     /// kind, optimally.
-    fn associate(&mut self, stage: &Stage, dets: &[Detection], used: &mut Used) {
+    fn associate(&mut self, now_ms: u64, stage: &Stage, dets: &[Detection], used: &mut Used) {
         let high = self.params.high_score;
+        let lost_ms = self.params.lost_ms;
+        // Tracks lost longer than `lost_ms` are only re-linked (step 7): overlap with a box
+        // predicted that far ahead means nothing.
+        let recent =
+            |t: &Track| t.state != State::Lost || now_ms.saturating_sub(t.last_ms) <= lost_ms;
         let rows: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| !used.tracks[i] && (stage.tracks)(self.tracks[i].state))
+            .filter(|&i| {
+                !used.tracks[i] && (stage.tracks)(self.tracks[i].state) && recent(&self.tracks[i])
+            })
             .collect();
         let cols: Vec<usize> = (0..dets.len())
             .filter(|&j| !used.dets[j] && (dets[j].score >= high) == stage.sure)
@@ -321,11 +394,94 @@ impl Tracker {
             By::LastObservation => iou_costs(&boxes, &cand, false),
             By::Proximity => proximity_costs(&boxes, &cand),
         };
-        let min_hits = self.params.min_hits;
         for (r, c) in assign::min_cost(&cost, rows.len(), cols.len(), stage.limit) {
-            used.tracks[rows[r]] = true;
-            used.dets[cols[c]] = true;
-            self.tracks[rows[r]].observe(dets[cols[c]].bbox, min_hits);
+            self.take(rows[r], cols[c], dets, used);
+        }
+    }
+
+    /// Track `i` takes detection `j`.
+    fn take(&mut self, i: usize, j: usize, dets: &[Detection], used: &mut Used) {
+        used.tracks[i] = true;
+        used.dets[j] = true;
+        used.pairs.push((i, j));
+        self.tracks[i].observe(dets[j].bbox, self.params.min_hits);
+    }
+
+    /// Step 7: tracks lost away from the border ↔ the sure detections that would start new
+    /// tracks, by where the person can be now, their height and their appearance.
+    fn relink(
+        &mut self,
+        now_ms: u64,
+        dets: &[Detection],
+        used: &mut Used,
+        describe: &mut Describe,
+    ) {
+        let p = self.params;
+        let rows: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| {
+                let t = &self.tracks[i];
+                !used.tracks[i] && t.state == State::Lost && !t.at_border()
+            })
+            .collect();
+        let cols: Vec<usize> = (0..dets.len())
+            .filter(|&j| !used.dets[j] && dets[j].score >= p.new_track_score.max(p.high_score))
+            .collect();
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        // Appearance of a candidate, computed once and only if a track could take it.
+        let mut looks: Vec<Option<Option<Appearance>>> = vec![None; cols.len()];
+        let mut cost = Vec::with_capacity(rows.len() * cols.len());
+        for &i in &rows {
+            let lost = self.tracks[i].lost_view();
+            for (k, &j) in cols.iter().enumerate() {
+                let b = &dets[j].bbox;
+                let c = relink::cost(&lost, b, None, now_ms, p.aspect, &p.relink).and_then(|c| {
+                    if lost.appearance.is_none() {
+                        return Some(c);
+                    }
+                    let look = looks[k].get_or_insert_with(|| describe(b));
+                    relink::cost(&lost, b, look.as_ref(), now_ms, p.aspect, &p.relink)
+                });
+                cost.push(c.unwrap_or(f32::MAX));
+            }
+        }
+        let limit = 1.0 + p.relink.appearance_weight * p.relink.max_appearance;
+        for (r, c) in assign::min_cost(&cost, rows.len(), cols.len(), limit) {
+            self.take(rows[r], cols[c], dets, used);
+        }
+    }
+
+    /// Tracked people seen unoccluded (no other detection overlaps them, full height) have
+    /// their appearance refreshed, at most once per [`LOOK_REFRESH_MS`].
+    fn refresh_looks(
+        &mut self,
+        now_ms: u64,
+        dets: &[Detection],
+        used: &Used,
+        describe: &mut Describe,
+    ) {
+        for &(i, j) in &used.pairs {
+            let t = &self.tracks[i];
+            let due = t.look.is_none() || now_ms.saturating_sub(t.look_ms) >= LOOK_REFRESH_MS;
+            if t.state != State::Tracked || !due {
+                continue;
+            }
+            let b = dets[j].bbox;
+            let alone = dets
+                .iter()
+                .enumerate()
+                .all(|(k, d)| k == j || d.bbox.iou(&b) <= 0.0);
+            if !alone || b.h() < 0.9 * t.tall {
+                continue;
+            }
+            let Some(look) = describe(&b) else { continue };
+            let t = &mut self.tracks[i];
+            match t.look.as_mut() {
+                Some(l) => l.blend(&look, 0.3),
+                None => t.look = Some(look),
+            }
+            t.look_ms = now_ms;
         }
     }
 
@@ -333,6 +489,7 @@ impl Tracker {
     /// `lost_ms` unseen.
     fn age(&mut self, now_ms: u64, track_used: &[bool], out: &mut TrackUpdate) {
         let lost_ms = self.params.lost_ms;
+        let relink_ms = self.params.relink.max_gap_ms;
         let mut keep = Vec::with_capacity(self.tracks.len());
         for (i, mut t) in std::mem::take(&mut self.tracks).into_iter().enumerate() {
             if !track_used[i] {
@@ -342,12 +499,10 @@ impl Tracker {
                     State::Tracked => t.state = State::Lost,
                     State::Lost => {}
                 }
-                let b = t.last_box;
-                let at_border = b.x1 <= BORDER || b.x2 >= 1.0 - BORDER || b.y2 >= 1.0 - BORDER;
-                let keep_ms = if at_border {
+                let keep_ms = if t.at_border() {
                     BORDER_LOST_MS.min(lost_ms)
                 } else {
-                    lost_ms
+                    lost_ms.max(relink_ms)
                 };
                 if now_ms.saturating_sub(t.last_ms) > keep_ms {
                     out.ended.push(t.id);
@@ -381,6 +536,10 @@ impl Tracker {
                 last_ms: now_ms,
                 missed: 0,
                 hits: 1,
+                tall: d.bbox.h(),
+                history: std::iter::once((now_ms, d.bbox)).collect(),
+                look: None,
+                look_ms: 0,
             });
             self.next_id += 1;
         }
@@ -443,9 +602,57 @@ impl Tracker {
 }
 
 impl Track {
+    /// Last seen at the image's left, right or bottom border: most likely gone from view.
+    fn at_border(&self) -> bool {
+        let b = self.last_box;
+        b.x1 <= BORDER || b.x2 >= 1.0 - BORDER || b.y2 >= 1.0 - BORDER
+    }
+
+    /// What the re-link needs of a lost track.
+    fn lost_view(&self) -> relink::LostView {
+        relink::LostView {
+            last_ms: self.last_ms,
+            foot: relink::foot_of(&self.last_box, self.tall),
+            height: self.tall,
+            velocity: self.foot_velocity(),
+            appearance: self.look,
+        }
+    }
+
+    /// The feet's velocity over the last observations (at most [`VELOCITY_SPAN_MS`]), from
+    /// the observations themselves: an occluder eating into the box bends a filter, not this.
+    fn foot_velocity(&self) -> (f32, f32) {
+        let Some(&(t1, b1)) = self.history.back() else {
+            return (0.0, 0.0);
+        };
+        let Some(&(t0, b0)) = self
+            .history
+            .iter()
+            .find(|(t, _)| t1.saturating_sub(*t) <= VELOCITY_SPAN_MS)
+        else {
+            return (0.0, 0.0);
+        };
+        if t1 <= t0 {
+            return (0.0, 0.0);
+        }
+        let dt = (t1 - t0) as f32 / 1000.0;
+        let (f0, f1) = (
+            relink::foot_of(&b0, self.tall),
+            relink::foot_of(&b1, self.tall),
+        );
+        ((f1.x - f0.x) / dt, (f1.y - f0.y) / dt)
+    }
+
     /// A detection was assigned to this track (its filter is at the detection's time).
     fn observe(&mut self, b: BBox, min_hits: u32) {
         let now = self.t_ms;
+        if !relink::cut_short(&b, self.tall) {
+            self.tall = b.h();
+        }
+        if self.history.len() >= HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((now, b));
         if self.missed > 0 {
             // Observation-centric re-update: re-run the filter from the last observation along
             // a straight path to this one, one virtual observation per missed update.

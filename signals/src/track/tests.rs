@@ -102,7 +102,10 @@ fn a_long_absence_ends_the_track() {
     let mut t = Tracker::new(TrackerParams::default());
     t.update(0, &[det(0.5, 0.5)]);
     t.update(200, &[det(0.5, 0.5)]);
-    let u = t.update(2000, &[]);
+    let u = t.update(
+        300 + t.params().lost_ms.max(t.params().relink.max_gap_ms),
+        &[],
+    );
     assert_eq!(u.ended.len(), 1);
     assert!(u.tracks.is_empty());
     assert!(t.is_empty());
@@ -244,4 +247,131 @@ proptest! {
             prop_assert!(t.len() <= 12 * 17);
         }
     }
+}
+
+/// A walker seen every 200 ms along y = 0.5 at `speed` per second from x = 0.1, except while
+/// `hidden(t)`; returns the ids reported.
+fn walk_behind(
+    t: &mut Tracker,
+    speed: f32,
+    hidden: impl Fn(u64) -> bool,
+    until: u64,
+    describe: &mut Describe,
+) -> HashSet<u64> {
+    let mut ids = HashSet::new();
+    for k in 0..=until / 200 {
+        let now = k * 200;
+        let x = 0.1 + speed * now as f32 / 1000.0;
+        let dets = if hidden(now) {
+            vec![]
+        } else {
+            vec![det(x, 0.5)]
+        };
+        ids.extend(
+            t.update_with(now, &dets, describe)
+                .tracks
+                .iter()
+                .map(|v| v.id),
+        );
+    }
+    ids
+}
+
+#[test]
+fn a_walker_behind_a_post_for_two_seconds_keeps_their_id() {
+    // 0.05 a second (a third of a height), hidden from 2 s to 4.2 s: the filter's prediction
+    // no longer overlaps when they come out; the re-link finds them on their way.
+    let mut t = Tracker::new(TrackerParams::default());
+    let ids = walk_behind(
+        &mut t,
+        0.05,
+        |now| (2000..4200).contains(&now),
+        8000,
+        &mut |_| None,
+    );
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[test]
+fn a_gap_longer_than_the_re_link_is_a_new_person() {
+    let mut t = Tracker::new(TrackerParams::default());
+    let gap = t.params().relink.max_gap_ms;
+    let ids = walk_behind(
+        &mut t,
+        0.02,
+        |now| (2000..2400 + gap).contains(&now),
+        9000,
+        &mut |_| None,
+    );
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[test]
+fn a_child_appearing_where_an_adult_vanished_is_someone_else() {
+    let mut t = Tracker::new(TrackerParams::default());
+    let adult = |x: f32| Detection {
+        bbox: BBox::new(x - 0.03, 0.35, x + 0.03, 0.65),
+        score: 0.9,
+    };
+    let child = Detection {
+        bbox: BBox::new(0.47, 0.5, 0.51, 0.65),
+        score: 0.9,
+    };
+    let mut ids = HashSet::new();
+    for k in 0..10u64 {
+        ids.extend(
+            t.update(k * 200, &[adult(0.3 + 0.01 * k as f32)])
+                .tracks
+                .iter()
+                .map(|v| v.id),
+        );
+    }
+    for k in 10..15u64 {
+        t.update(k * 200, &[]);
+    }
+    for k in 15..20u64 {
+        ids.extend(t.update(k * 200, &[child]).tracks.iter().map(|v| v.id));
+    }
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[test]
+fn someone_in_other_colours_is_not_taken_for_the_lost_person() {
+    use crate::track::appearance::Appearance;
+    // Two frames' worth of colours: the walker's red coat, and a newcomer's green one.
+    let coat = |rgb: [u8; 3]| {
+        let mut f = vec![128u8; 400 * 400 * 3];
+        for px in f.chunks_mut(3) {
+            px.copy_from_slice(&rgb);
+        }
+        f
+    };
+    let (red, green) = (coat([200, 30, 30]), coat([30, 180, 30]));
+    let look = |f: &[u8], b: &BBox| Appearance::from_rgb(f, 400, 400, b);
+    let hidden = |now: u64| (2000..4200).contains(&now);
+    // Same colours before and after: one person.
+    let mut t = Tracker::new(TrackerParams::default());
+    let ids = walk_behind(&mut t, 0.05, hidden, 8000, &mut |b| look(&red, b));
+    assert_eq!(ids.len(), 1);
+    // Red before, green after: the newcomer is someone else.
+    let mut t = Tracker::new(TrackerParams::default());
+    let mut now = 0;
+    let mut ids = HashSet::new();
+    while now <= 8000 {
+        let x = 0.1 + 0.05 * now as f32 / 1000.0;
+        let dets = if hidden(now) {
+            vec![]
+        } else {
+            vec![det(x, 0.5)]
+        };
+        let frame = if now < 3000 { &red } else { &green };
+        ids.extend(
+            t.update_with(now, &dets, &mut |b| look(frame, b))
+                .tracks
+                .iter()
+                .map(|v| v.id),
+        );
+        now += 200;
+    }
+    assert_eq!(ids.len(), 2, "{ids:?}");
 }

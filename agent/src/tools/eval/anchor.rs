@@ -1,6 +1,8 @@
-//! The anchor pipeline Vitrine is measured against: `tools/ort_bytetrack.py` (YOLOX-nano in
-//! onnxruntime on one thread, supervision's ByteTrack and LineZone), run on the same video at
-//! the same analysis rate, in the Python venv of `tools/setup-venv.sh`.
+//! The anchor pipelines Vitrine is measured against: `tools/ort_bytetrack.py` (YOLOX-nano in
+//! onnxruntime on one thread, then supervision's ByteTrack — and, where BoxMOT is installed,
+//! its OC-SORT, BoT-SORT, Hybrid-SORT and Deep OC-SORT — each with supervision's LineZone),
+//! run on the same video at the same analysis rate: ByteTrack in the Python venv of
+//! `tools/setup-venv.sh`, BoxMOT's trackers in the one of `tools/setup-venv.sh --boxmot`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,19 +10,25 @@ use std::process::Command;
 
 use anyhow::Context;
 use vitrine_signals::geom::BBox;
+use vitrine_signals::scene::Crossing;
 
-use super::suite::{FrameOut, Run, Sequence};
+use super::suite::{FrameOut, LineCount, Run, Sequence};
 
-/// Where the anchor runs: the venv's python and the script.
+/// Where an anchor runs: a venv's python, the script and the trackers it runs there.
 #[derive(Debug, Clone)]
 pub struct Anchor {
     pub python: PathBuf,
     pub script: PathBuf,
+    pub trackers: Vec<&'static str>,
 }
 
+/// BoxMOT's trackers that run without re-identification weights.
+const BOXMOT: [&str; 4] = ["ocsort", "botsort", "hybridsort", "deepocsort"];
+
 impl Anchor {
-    /// The venv made by `tools/setup-venv.sh` under `root` (the repository), if it is there.
-    pub fn find(root: &Path) -> Result<Anchor, String> {
+    /// The anchors whose venvs are under `root` (the repository): ByteTrack's (required:
+    /// an error says how to make it) and BoxMOT's (when `tools/setup-venv.sh --boxmot` made it).
+    pub fn find(root: &Path) -> Result<Vec<Anchor>, String> {
         let python = std::env::var_os("VITRINE_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join(".cache/pyenv/bin/python"));
@@ -34,14 +42,31 @@ impl Anchor {
                 python.display()
             ));
         }
-        Ok(Anchor { python, script })
+        let mut found = vec![Anchor {
+            python,
+            script: script.clone(),
+            trackers: vec!["bytetrack"],
+        }];
+        let boxmot = std::env::var_os("VITRINE_PYTHON_BOXMOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".cache/pyenv-boxmot/bin/python"));
+        if boxmot.is_file() {
+            found.push(Anchor {
+                python: boxmot,
+                script,
+                trackers: BOXMOT.to_vec(),
+            });
+        }
+        Ok(found)
     }
 
-    /// Run the anchor on `seq`; `scratch` receives its spec and tracks.
-    pub fn run(&self, seq: &Sequence, scratch: &Path) -> anyhow::Result<Run> {
+    /// Run the anchor's trackers on `seq`; `scratch` receives the spec and tracks. Returns
+    /// each pipeline's name and run.
+    pub fn run(&self, seq: &Sequence, scratch: &Path) -> anyhow::Result<Vec<(String, Run)>> {
         let model = seq.cfg.models.dir.join("yolox_nano.onnx");
-        let tracks = scratch.join(format!("{}.anchor.txt", seq.name));
-        let spec = scratch.join(format!("{}.anchor.json", seq.name));
+        let out_dir = scratch.join(format!("{}.{}", seq.name, self.trackers.join("+")));
+        std::fs::create_dir_all(&out_dir)?;
+        let spec = out_dir.join("spec.json");
         let lines: Vec<serde_json::Value> = seq
             .camera
             .lines
@@ -52,6 +77,7 @@ impl Anchor {
                     "from": [l.from.x, l.from.y],
                     "to": [l.to.x, l.to.y],
                     "in": match l.in_side { vitrine_config::Side::Left => "left", vitrine_config::Side::Right => "right" },
+                    "timed": !l.id.starts_with(super::grid::PREFIX),
                 })
             })
             .collect();
@@ -59,7 +85,8 @@ impl Anchor {
             "model": model,
             "video": seq.video,
             "fps": seq.camera.fps,
-            "tracks_out": tracks,
+            "out_dir": out_dir,
+            "trackers": self.trackers,
             "lines": lines,
         });
         std::fs::write(&spec, body.to_string())?;
@@ -83,28 +110,69 @@ impl Anchor {
         )
         .with_context(|| format!("the anchor's summary on {}", seq.name))?;
         let (w, h) = frame_size(&seq.video)?;
-        let frames = read_tracks(&tracks, w, h, &seq.video, seq.camera.fps)?;
-        let lines = summary["lines"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(id, v)| super::suite::LineCount {
-                        id: id.clone(),
-                        ins: v["in"].as_u64().unwrap_or(0),
-                        outs: v["out"].as_u64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Run {
-            frames,
-            cpu_s: summary["cpu_s"].as_f64().unwrap_or(f64::NAN),
-            model_s: None,
-            detector_frames: summary["frames"].as_u64().unwrap_or(0),
-            lines,
-            zones: Vec::new(),
-        })
+        let (_, native) = super::suite::video_facts(&seq.video)?;
+        let mut runs = Vec::new();
+        for t in &self.trackers {
+            let name = format!("ort+{t}");
+            let p = &summary["pipelines"][&name];
+            let tracks = out_dir.join(format!("{name}.txt"));
+            runs.push((
+                name,
+                Run {
+                    frames: read_tracks(&tracks, w, h, &seq.video, seq.camera.fps)?,
+                    cpu_s: p["cpu_s"].as_f64().unwrap_or(f64::NAN),
+                    model_s: None,
+                    detector_frames: summary["frames"].as_u64().unwrap_or(0),
+                    lines: line_counts(p),
+                    zones: Vec::new(),
+                    crossings: crossings(p, native),
+                },
+            ));
+        }
+        Ok(runs)
     }
+}
+
+fn line_counts(p: &serde_json::Value) -> Vec<LineCount> {
+    p["lines"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(id, v)| LineCount {
+                    id: id.clone(),
+                    ins: v["in"].as_u64().unwrap_or(0),
+                    outs: v["out"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Each line's crossings: `[frame, inwards]` pairs, frames 1-based at the video's own rate.
+fn crossings(p: &serde_json::Value, native: f32) -> BTreeMap<String, Vec<Crossing>> {
+    let at = |f: u64| (f.saturating_sub(1) as f64 * 1000.0 / f64::from(native)) as u64;
+    p["crossings"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(id, v)| {
+                    let list = v
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|c| Crossing {
+                                    t_ms: at(c[0].as_u64().unwrap_or(0)),
+                                    key: 0,
+                                    inwards: c[1].as_bool().unwrap_or(false),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (id.clone(), list)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn frame_size(video: &Path) -> anyhow::Result<(f32, f32)> {

@@ -8,14 +8,30 @@ use std::path::{Path, PathBuf};
 
 use vitrine_signals::geom::{in_polygon, BBox, Point};
 
-/// One annotated box. `ignore` (conf 0 in MOTChallenge files): a person the annotation does
-/// not score (far away, mostly hidden); matching one is neither a hit nor a false alarm.
+/// One annotated box. `ignore` (conf 0 in MOTChallenge files, or a MOT17 class that is a
+/// person but not a pedestrian: on a vehicle, static, a distractor, a reflection): a box the
+/// annotation does not score; matching one is neither a hit nor a false alarm.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GtBox {
     pub id: u64,
     pub bbox: BBox,
     pub ignore: bool,
+    /// A pedestrian (MOT15 rows, MOT17 class 1), scored or not: what counting lines count.
+    pub walker: bool,
+    /// A real person (a pedestrian, on a vehicle or standing still; not a distractor such as
+    /// a mannequin or a reflection): what people in view count.
+    pub person: bool,
+    /// Share of the person in view (MOT17's ninth column), where the annotation has it.
+    pub visibility: Option<f32>,
 }
+
+/// MOT17/MOT20 classes: pedestrian, and the person-like ones that are neither hits nor misses
+/// (person on vehicle, static person, distractor, reflection). Other classes (vehicles,
+/// occluders) are not people and are left out.
+const PEDESTRIAN: u32 = 1;
+const IGNORED_CLASSES: [u32; 4] = [2, 7, 8, 12];
+/// Of those, real people (on a vehicle, static).
+const OTHER_PEOPLE: [u32; 2] = [2, 7];
 
 #[derive(Debug)]
 pub struct GroundTruth {
@@ -43,14 +59,33 @@ impl GroundTruth {
     /// MOTChallenge's layout), when present, must agree with the video's size and length;
     /// its frame rate is not used (frame numbers, not times, tie annotations to frames).
     pub fn read(path: &Path, video: VideoFacts) -> anyhow::Result<GroundTruth> {
+        Self::read_scaled(path, video, None)
+    }
+
+    /// As [`GroundTruth::read`], for a video that is a scaled copy of the annotated original:
+    /// the annotation's pixels are of `annotated` (width, height), which `seqinfo.ini` must
+    /// match instead of the video's size.
+    pub fn read_scaled(
+        path: &Path,
+        video: VideoFacts,
+        annotated: Option<(u32, u32)>,
+    ) -> anyhow::Result<GroundTruth> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!(
                 "{}: {e}; fix: give the gt.txt of the sequence",
                 path.display()
             )
         })?;
-        check_seqinfo(path, video)?;
-        let (w, h) = (video.width as f32, video.height as f32);
+        let (aw, ah) = annotated.unwrap_or((video.width, video.height));
+        check_seqinfo(
+            path,
+            VideoFacts {
+                width: aw,
+                height: ah,
+                ..video
+            },
+        )?;
+        let (w, h) = (aw as f32, ah as f32);
         let mut frames: BTreeMap<u64, Vec<GtBox>> = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -71,13 +106,21 @@ impl GroundTruth {
             if !(-0.1..=1.1).contains(&c.x) || !(-0.1..=1.1).contains(&c.y) {
                 anyhow::bail!(
                     "{}: box centre ({:.0}, {:.0}) px lies outside the {}x{} video: this ground truth is for another size; fix: give the matching video",
-                    at(), b.x + b.w / 2.0, b.y + b.h / 2.0, video.width, video.height
+                    at(), b.x + b.w / 2.0, b.y + b.h / 2.0, aw, ah
                 );
+            }
+            let class = b.class.unwrap_or(PEDESTRIAN);
+            let walker = class == PEDESTRIAN;
+            if !walker && !IGNORED_CLASSES.contains(&class) {
+                continue;
             }
             frames.entry(b.frame).or_default().push(GtBox {
                 id: b.id,
                 bbox,
-                ignore: b.conf == Some(0.0),
+                ignore: b.conf == Some(0.0) || !walker,
+                walker,
+                person: walker || OTHER_PEOPLE.contains(&class),
+                visibility: b.visibility,
             });
         }
         if frames.is_empty() {
@@ -86,7 +129,12 @@ impl GroundTruth {
                 path.display()
             );
         }
-        let feet: Vec<Point> = frames.values().flatten().map(|g| g.bbox.foot()).collect();
+        let feet: Vec<Point> = frames
+            .values()
+            .flatten()
+            .filter(|g| g.walker)
+            .map(|g| g.bbox.foot())
+            .collect();
         Ok(GroundTruth {
             path: path.to_path_buf(),
             frames,
@@ -110,6 +158,19 @@ impl GroundTruth {
     pub fn annotated(&self, p: Point) -> bool {
         in_polygon(p, &self.region) || distance_to_polygon(p, &self.region) <= REGION_MARGIN
     }
+
+    /// Where people walk: the convex hull of the pedestrians' annotated feet.
+    pub fn region(&self) -> &[Point] {
+        &self.region
+    }
+
+    /// Whether the annotation says how much of each person is in view (MOT17's visibility).
+    pub fn has_visibility(&self) -> bool {
+        self.frames
+            .values()
+            .flatten()
+            .any(|g| g.visibility.is_some())
+    }
 }
 
 struct Line {
@@ -120,6 +181,9 @@ struct Line {
     w: f32,
     h: f32,
     conf: Option<f32>,
+    /// MOT17's class (eighth column) when it is one (MOT15 files have -1 there).
+    class: Option<u32>,
+    visibility: Option<f32>,
 }
 
 fn parse_line(line: &str) -> Result<Line, String> {
@@ -152,6 +216,15 @@ fn parse_line(line: &str) -> Result<Line, String> {
     if w <= 0.0 || h <= 0.0 {
         return Err(format!("box of {w}x{h} px"));
     }
+    // MOT17 (9 columns): conf, class, visibility. MOT15 (10): conf, then world x, y, z (-1).
+    let class = match fields.len() {
+        9 => Some(whole(7, "class")? as u32),
+        _ => None,
+    };
+    let visibility = match class {
+        Some(_) => Some(num(8, "visibility")?.clamp(0.0, 1.0)),
+        None => None,
+    };
     Ok(Line {
         frame,
         id: whole(1, "id")?,
@@ -160,6 +233,8 @@ fn parse_line(line: &str) -> Result<Line, String> {
         w,
         h,
         conf: fields.get(6).map(|_| num(6, "conf")).transpose()?,
+        class,
+        visibility,
     })
 }
 

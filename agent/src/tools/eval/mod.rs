@@ -17,9 +17,13 @@
 //! anything); only the figures are printed.
 
 pub mod anchor;
+pub mod crossings;
 pub mod forecast;
+pub mod grid;
 pub mod gt;
+pub mod hota;
 pub mod mot;
+mod report;
 pub mod suite;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +33,7 @@ use vitrine_sensors::Pacing;
 
 use anchor::Anchor;
 use gt::GroundTruth;
-use suite::{Overrides, Score, Sequence};
+use suite::{Missing, Overrides, Score, Sequence};
 
 pub struct SuiteArgs {
     pub suite: PathBuf,
@@ -44,29 +48,28 @@ pub struct SuiteArgs {
 
 /// `vitrine eval suite`.
 pub fn suite(a: SuiteArgs) -> anyhow::Result<()> {
-    let seqs = suite::load(&a.suite, &a.media, &a.overrides, a.models.as_deref())?;
+    let (seqs, missing) = suite::load(&a.suite, &a.media, &a.overrides, a.models.as_deref())?;
     let root = a
         .suite
         .canonicalize()
         .ok()
         .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    let anchor = if a.anchor {
+    let anchors = if a.anchor {
         match Anchor::find(&root) {
-            Ok(x) => Some(x),
+            Ok(x) => x,
             Err(why) => {
                 println!("anchor (onnxruntime + ByteTrack) SKIPPED: {why}");
-                None
+                Vec::new()
             }
         }
     } else {
-        None
+        Vec::new()
     };
-    let seqs: Vec<Sequence> = seqs
-        .into_iter()
-        .filter(|s| a.only.as_deref().is_none_or(|o| s.name.contains(o)))
-        .collect();
-    run_all(&seqs, anchor.as_ref())
+    let only = |name: &str| a.only.as_deref().is_none_or(|o| name.contains(o));
+    let seqs: Vec<Sequence> = seqs.into_iter().filter(|s| only(&s.name)).collect();
+    let missing: Vec<Missing> = missing.into_iter().filter(|s| only(&s.name)).collect();
+    run_all(&seqs, &missing, &anchors)
 }
 
 pub struct TrackingArgs {
@@ -78,6 +81,8 @@ pub struct TrackingArgs {
     pub anchor: bool,
     pub models: Option<PathBuf>,
     pub overrides: Overrides,
+    /// The ground truth's pixels are of this size (the video is a scaled copy).
+    pub gt_size: Option<[u32; 2]>,
 }
 
 /// `vitrine eval tracking`: one video, its ground truth and a config, scored like a sequence
@@ -107,6 +112,9 @@ pub fn tracking(a: TrackingArgs) -> anyhow::Result<()> {
         }
     };
     let file = suite::SequenceFile {
+        gt_size: a.gt_size,
+        scene: String::new(),
+        tuned: false,
         name: a
             .video
             .file_stem()
@@ -120,7 +128,7 @@ pub fn tracking(a: TrackingArgs) -> anyhow::Result<()> {
         source: String::new(),
     };
     let seq = suite::resolve(&here, file, &[], &a.overrides, a.models.as_deref())?;
-    let anchor = if a.anchor {
+    let anchors = if a.anchor {
         let root = std::env::current_exe()
             .ok()
             .and_then(|e| {
@@ -129,164 +137,178 @@ pub fn tracking(a: TrackingArgs) -> anyhow::Result<()> {
                     .map(Path::to_path_buf)
             })
             .unwrap_or(here);
-        Some(Anchor::find(&root).map_err(|e| anyhow::anyhow!("anchor: {e}"))?)
+        Anchor::find(&root).map_err(|e| anyhow::anyhow!("anchor: {e}"))?
     } else {
-        None
+        Vec::new()
     };
-    run_all(&[seq], anchor.as_ref())
+    run_all(&[seq], &[], &anchors)
 }
 
 /// Score every sequence and print the detail, then the summary.
-pub fn run_all(seqs: &[Sequence], anchor: Option<&Anchor>) -> anyhow::Result<()> {
+pub fn run_all(seqs: &[Sequence], missing: &[Missing], anchors: &[Anchor]) -> anyhow::Result<()> {
+    for m in missing {
+        println!(
+            "SKIPPED sequence {}: {}; it is {}; fix: put it in the evaluation data directory (VITRINE_EVAL_MEDIA, default ../shared/media)",
+            m.name, m.what, m.source
+        );
+    }
     let scratch = tempdir()?;
-    let mut rows: Vec<(String, Vec<String>, Score)> = Vec::new();
+    let mut rows: Vec<(&Sequence, Score)> = Vec::new();
     for seq in seqs {
         let (facts, native) = suite::video_facts(&seq.video)?;
-        let gt = GroundTruth::read(&seq.gt, facts)?;
-        let truth = suite::truth_counts(seq, &gt, native, facts.frames);
-        let c = &seq.camera;
-        println!(
-            "\n## {} — {}x{}, {} frames at {native} fps; analysed at {} fps, detect_every {}, motion gating {}, {} input {}, threshold {}\n{}",
-            seq.name,
-            facts.width,
-            facts.height,
-            facts.frames,
-            c.fps,
-            c.detect_every,
-            if c.motion_gating { "on" } else { "off" },
-            seq.cfg.models.detector,
-            seq.cfg.models.input_size.map(|s| s.to_string()).unwrap_or_else(|| "(model's)".into()),
-            seq.cfg.models.detector_threshold,
-            seq.source,
-        );
-        let mut scores = vec![suite::score(
-            "vitrine",
-            &suite::run_vitrine(seq)?,
-            &truth,
-            &gt,
-        )];
-        if let Some(x) = anchor {
-            match x.run(seq, scratch.path()) {
-                Ok(run) => scores.push(suite::score("ort+bytetrack", &run, &truth, &gt)),
+        let gt = GroundTruth::read_scaled(&seq.gt, facts, seq.gt_size)?;
+        let gridded = seq.with_grid(&gt);
+        let truth_run = suite::truth_counts(&gridded, &gt, native, facts.frames);
+        report::header(&gridded, facts, native);
+        let ours = suite::run_vitrine(&gridded)?;
+        let hidden = suite::truth_crossings(&truth_run, &gt, native, &ours);
+        let truth = suite::Truth {
+            gt: &gt,
+            run: &truth_run,
+            crossings: &hidden,
+            height_px: facts.height as f32,
+        };
+        if let Some(dir) = std::env::var_os("VITRINE_EVAL_DUMP") {
+            dump(std::path::Path::new(&dir), &seq.name, &ours, &hidden, facts)?;
+        }
+        if let Ok(line) = std::env::var("VITRINE_EVAL_DEBUG_LINE") {
+            debug_line(&line, &hidden, &ours, &gt, native);
+        }
+        let mut scores = vec![suite::score("vitrine", &ours, &truth)];
+        for x in anchors {
+            match x.run(&gridded, scratch.path()) {
+                Ok(runs) => {
+                    for (name, run) in runs {
+                        scores.push(suite::score(&name, &run, &truth));
+                    }
+                }
                 Err(e) => println!("anchor failed on {}: {e:#}", seq.name),
             }
         }
-        print_detail(seq, &scores);
+        report::detail(&gridded, &scores, facts);
         for s in scores {
-            rows.push((seq.name.clone(), seq.along.clone(), s));
+            rows.push((seq, s));
         }
     }
-    print_summary(seqs, &rows);
+    report::summary(&rows);
     Ok(())
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1} %", 100.0 * x)
-}
-
-fn print_detail(seq: &Sequence, scores: &[Score]) {
-    let names: Vec<&str> = scores.iter().map(|s| s.pipeline.as_str()).collect();
-    println!("\n| count | truth | {} |", names.join(" | "));
-    println!("|---|---|{}", "---|".repeat(names.len()));
-    let Some(first) = scores.first() else { return };
-    let show_grid = std::env::var_os("VITRINE_EVAL_GRID").is_some();
-    for (i, (truth, _)) in first.lines.iter().enumerate() {
-        let id = &truth.id;
-        if id.starts_with("grid-") && !show_grid {
-            continue;
-        }
-        let kind = if *id == seq.main_line {
-            " (main)"
-        } else if seq.along.contains(id) {
-            " (along)"
-        } else {
-            ""
-        };
-        for (dir, t, pick) in [("in", truth.ins, 0), ("out", truth.outs, 1)] {
-            let cells: Vec<String> = scores
-                .iter()
-                .map(|s| {
-                    let o = &s.lines[i].1;
-                    let v = if pick == 0 { o.ins } else { o.outs };
-                    format!("{v} ({:+})", v as i64 - t as i64)
-                })
-                .collect();
-            println!("| line {id}{kind} {dir} | {t} | {} |", cells.join(" | "));
-        }
-    }
-    for (i, (truth, _)) in first.zones.iter().enumerate() {
-        let cells: Vec<String> = scores
-            .iter()
-            .map(|s| match s.zones.get(i).and_then(|z| z.1.as_ref()) {
-                Some(z) => format!("{} visits, occupancy {:.2}", z.visits, z.occupancy),
-                None => "—".into(),
-            })
-            .collect();
-        println!(
-            "| zone {} | {} visits, occupancy {:.2} | {} |",
-            truth.id,
-            truth.visits,
-            truth.occupancy,
-            cells.join(" | ")
-        );
-    }
-    println!();
-    for s in scores {
-        let m = &s.mot;
-        print!(
-            "{}: {} people-frames annotated, {} reported; FN {}, FP {}, identity switches {}",
-            s.pipeline, m.gt, m.hyp, m.fn_, m.fp, m.idsw
-        );
-        match s.det {
-            Some(d) => println!(
-                "; detector alone (at the threshold) on its {} frames: recall {} / precision {}",
-                s.detector_frames,
-                pct(d.recall()),
-                pct(d.precision())
-            ),
-            None => println!(),
-        }
-        if let Some(model) = s.model_s {
-            println!(
-                "{}: {:.2} s of CPU for {} frames ({:.1} ms each), of which the detector's model {:.2} s ({:.1} ms per detector run): everything else is {} of the CPU",
-                s.pipeline,
-                s.cpu_s,
-                s.frames,
-                1000.0 * s.cpu_s / s.frames.max(1) as f64,
-                model,
-                1000.0 * model / s.detector_frames.max(1) as f64,
-                pct(1.0 - model / s.cpu_s.max(1e-9)),
+/// Vitrine's tracks of a sequence, MOT-style in the video's pixels (`VITRINE_EVAL_DUMP`: for
+/// looking at them, or scoring them with another tool).
+fn dump(
+    dir: &Path,
+    name: &str,
+    run: &suite::Run,
+    truth: &std::collections::BTreeMap<String, Vec<crossings::TruthCrossing>>,
+    facts: gt::VideoFacts,
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let (w, h) = (facts.width as f32, facts.height as f32);
+    let mut out = String::new();
+    for f in &run.frames {
+        for (id, b) in &f.people {
+            let _ = writeln!(
+                out,
+                "{},{id},{:.1},{:.1},{:.1},{:.1},1,-1,-1,-1",
+                f.frame,
+                b.x1 * w,
+                b.y1 * h,
+                b.w() * w,
+                b.h() * h
             );
         }
     }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{name}.vitrine.txt")), out)?;
+    let mut lines = serde_json::Map::new();
+    for (id, t) in truth {
+        let o = run.crossings.get(id).cloned().unwrap_or_default();
+        let (tm, om) = crossings::matching(t, &o);
+        let tj: Vec<serde_json::Value> = t
+            .iter()
+            .zip(tm)
+            .map(|(c, m)| {
+                serde_json::json!([
+                    c.crossing.t_ms,
+                    c.crossing.key,
+                    c.crossing.inwards,
+                    c.hidden,
+                    m
+                ])
+            })
+            .collect();
+        let oj: Vec<serde_json::Value> = o
+            .iter()
+            .zip(om)
+            .map(|(c, m)| serde_json::json!([c.t_ms, c.key, c.inwards, m]))
+            .collect();
+        lines.insert(id.clone(), serde_json::json!({"truth": tj, "ours": oj}));
+    }
+    std::fs::write(
+        dir.join(format!("{name}.crossings.json")),
+        serde_json::Value::Object(lines).to_string(),
+    )?;
+    Ok(())
 }
 
-fn print_summary(seqs: &[Sequence], rows: &[(String, Vec<String>, Score)]) {
-    println!("\n| sequence | pipeline | frames | main line error | along: false crossings | grid lines error | MOTA | IDF1 | precision / recall | people in view | frames per CPU-s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, along, s) in rows {
-        let main = seqs
+fn debug_line(
+    line: &str,
+    truth: &std::collections::BTreeMap<String, Vec<crossings::TruthCrossing>>,
+    ours: &suite::Run,
+    gt: &GroundTruth,
+    native: f32,
+) {
+    let t = truth.get(line).cloned().unwrap_or_default();
+    let o = ours.crossings.get(line).cloned().unwrap_or_default();
+    let (tm, om) = crossings::matching(&t, &o);
+    println!("DEBUG {line}: truth");
+    for (c, m) in t.iter().zip(&tm) {
+        let n = (c.crossing.t_ms as f64 * f64::from(native) / 1000.0).round() as u64 + 1;
+        let g = gt
+            .frame(n)
             .iter()
-            .find(|q| &q.name == name)
-            .map(|q| q.main_line.as_str())
-            .unwrap_or("");
-        let (err, n) = s.line_error(main);
-        let (gerr, gn) = s.grid_error();
+            .find(|g| g.id == c.crossing.key)
+            .map(|g| g.bbox);
+        // Our people near the annotated box around that time.
+        let near: Vec<String> = ours
+            .frames
+            .iter()
+            .filter(|f| f.frame.abs_diff(n) <= (native as u64) * 2)
+            .map(|f| {
+                let ids: Vec<String> = f
+                    .people
+                    .iter()
+                    .filter(|(_, b)| {
+                        g.is_some_and(|g| {
+                            (b.foot().x - g.foot().x).abs() < 0.08
+                                && (b.foot().y - g.foot().y).abs() < 0.08
+                        })
+                    })
+                    .map(|(id, b)| format!("{id}@{:.2},{:.2}", b.foot().x, b.foot().y))
+                    .collect();
+                format!("{}:[{}]", f.frame, ids.join(" "))
+            })
+            .collect();
         println!(
-            "| {name} | {} | {} | {err} of {n} ({}) | {} | {gerr} of {gn} ({}) | {} | {} | {} / {} | {:.2} vs {:.2} ({:+.1} %) | {:.1} |",
-            s.pipeline,
-            s.frames,
-            pct(err as f64 / n.max(1) as f64),
-            s.false_crossings(along),
-            pct(gerr as f64 / gn.max(1) as f64),
-            pct(s.mot.mota()),
-            pct(s.mot.idf1()),
-            pct(s.mot.precision()),
-            pct(s.mot.recall()),
-            s.people.0,
-            s.people.1,
-            100.0 * s.people_error(),
-            s.fps_per_cpu(),
+            "  {} t {:6} gt {:3} {} hidden {} box {:?}\n     {}",
+            if *m { "ok    " } else { "MISSED" },
+            c.crossing.t_ms,
+            c.crossing.key,
+            if c.crossing.inwards { "in " } else { "out" },
+            c.hidden,
+            g.map(|g| (g.foot().x, g.foot().y, g.h())),
+            near.join(" ")
+        );
+    }
+    println!("DEBUG {line}: ours");
+    for (c, m) in o.iter().zip(&om) {
+        println!(
+            "  {} t {:6} key {:3} {}",
+            if *m { "ok   " } else { "EXTRA" },
+            c.t_ms,
+            c.key,
+            if c.inwards { "in" } else { "out" }
         );
     }
 }

@@ -15,6 +15,56 @@ use super::gt::{GroundTruth, GtBox};
 /// Smallest IoU of a match.
 pub const MIN_IOU: f32 = 0.5;
 
+/// Visibility (MOT17's column) below which an annotated person counts as hidden.
+pub const VISIBLE: f32 = 0.5;
+
+/// Upper edges of the person-height bins (pixels at the source) recall is reported by.
+pub const HEIGHT_BINS: [f32; 6] = [20.0, 40.0, 60.0, 100.0, 200.0, f32::INFINITY];
+
+/// Annotated people and those found, by their height in pixels at the source.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ByHeight {
+    pub gt: [u64; HEIGHT_BINS.len()],
+    pub tp: [u64; HEIGHT_BINS.len()],
+}
+
+impl ByHeight {
+    fn bin(h_px: f32) -> usize {
+        HEIGHT_BINS
+            .iter()
+            .position(|&e| h_px < e)
+            .unwrap_or(HEIGHT_BINS.len() - 1)
+    }
+
+    /// Scored annotations `g` and whether each was found; people the annotation says are
+    /// mostly hidden (`all`'s visibility under [`VISIBLE`]) are left out: size is the question.
+    fn add(&mut self, all: &[GtBox], g: &[(u64, BBox)], matched: &[bool], px: f32) {
+        let hidden = |id: u64| {
+            all.iter()
+                .any(|a| a.id == id && a.visibility.is_some_and(|v| v < VISIBLE))
+        };
+        for ((id, b), &m) in g.iter().zip(matched) {
+            if px <= 0.0 || hidden(*id) {
+                continue;
+            }
+            let i = Self::bin(b.h() * px);
+            self.gt[i] += 1;
+            self.tp[i] += u64::from(m);
+        }
+    }
+
+    /// Recall of the people at least `min_px` tall (bins starting at or above it).
+    pub fn recall_from(&self, min_px: f32) -> Option<f64> {
+        let lower = |i: usize| if i == 0 { 0.0 } else { HEIGHT_BINS[i - 1] };
+        let (mut g, mut t) = (0, 0);
+        for i in (0..HEIGHT_BINS.len()).filter(|&i| lower(i) >= min_px) {
+            g += self.gt[i];
+            t += self.tp[i];
+        }
+        (g > 0).then(|| t as f64 / g as f64)
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Mot {
     /// Annotations scored (not ignored, inside the region).
@@ -28,6 +78,10 @@ pub struct Mot {
     /// (annotation id, hypothesis id) → frames matched at IoU ≥ 0.5 (for IDF1).
     overlap: HashMap<(u64, u64), i64>,
     last_match: HashMap<u64, u64>,
+    /// Recall by person height (see [`Mot::set_height_px`]).
+    pub by_height: ByHeight,
+    /// The video's height in pixels (boxes are normalized): 0 until set.
+    height_px: f32,
 }
 
 /// Optimal IoU matching of `hyp` to `gt` with `keep` pairs forced first; returns pairs.
@@ -58,7 +112,7 @@ type Identified = Vec<(u64, BBox)>;
 /// Annotations and hypotheses of one frame, restricted to the annotated region: hypotheses
 /// matched to an ignored annotation are dropped. Returns (scored annotations, scored
 /// hypotheses), each with its id.
-fn scored(truth: &GroundTruth, gt: &[GtBox], hyp: &[(u64, BBox)]) -> (Identified, Identified) {
+pub fn scored(truth: &GroundTruth, gt: &[GtBox], hyp: &[(u64, BBox)]) -> (Identified, Identified) {
     let hyp: Vec<(u64, BBox)> = hyp
         .iter()
         .copied()
@@ -87,6 +141,11 @@ fn scored(truth: &GroundTruth, gt: &[GtBox], hyp: &[(u64, BBox)]) -> (Identified
 }
 
 impl Mot {
+    /// The video's height in pixels, so that recall is also kept by person height.
+    pub fn set_height_px(&mut self, px: f32) {
+        self.height_px = px;
+    }
+
     /// One frame's tracks (`hyp`: id, box) against its annotations.
     pub fn frame(&mut self, truth: &GroundTruth, gt: &[GtBox], hyp: &[(u64, BBox)]) {
         let (g, h) = scored(truth, gt, hyp);
@@ -124,6 +183,11 @@ impl Mot {
         self.tp += matches.len() as u64;
         self.fn_ += (g.len() - matches.len()) as u64;
         self.fp += (h.len() - matches.len()) as u64;
+        let mut found = vec![false; g.len()];
+        for &(i, _) in &matches {
+            found[i] = true;
+        }
+        self.by_height.add(gt, &g, &found, self.height_px);
     }
 
     pub fn mota(&self) -> f64 {
@@ -164,18 +228,26 @@ pub struct Detections {
     pub tp: u64,
     pub fp: u64,
     pub fn_: u64,
+    pub by_height: ByHeight,
 }
 
 impl Detections {
-    pub fn frame(&mut self, truth: &GroundTruth, gt: &[GtBox], dets: &[BBox]) {
+    /// One detector frame; `height_px`: the video's height in pixels (0: no height bins).
+    pub fn frame(&mut self, truth: &GroundTruth, gt: &[GtBox], dets: &[BBox], height_px: f32) {
         let hyp: Vec<(u64, BBox)> = dets.iter().map(|b| (0, *b)).collect();
         let (g, h) = scored(truth, gt, &hyp);
         let gb: Vec<BBox> = g.iter().map(|x| x.1).collect();
         let hb: Vec<BBox> = h.iter().map(|x| x.1).collect();
-        let m = match_frame(&gb, &hb, &[]).len() as u64;
+        let matches = match_frame(&gb, &hb, &[]);
+        let m = matches.len() as u64;
         self.tp += m;
         self.fn_ += gb.len() as u64 - m;
         self.fp += hb.len() as u64 - m;
+        let mut found = vec![false; g.len()];
+        for &(i, _) in &matches {
+            found[i] = true;
+        }
+        self.by_height.add(gt, &g, &found, height_px);
     }
 
     pub fn precision(&self) -> f64 {
@@ -217,6 +289,9 @@ mod tests {
             id,
             bbox: b,
             ignore,
+            walker: true,
+            person: true,
+            visibility: None,
         }
     }
 
@@ -249,7 +324,7 @@ mod tests {
         m.frame(&t, &[g(1, b, false), g(2, far, true)], &[(10, b)]);
         assert_eq!((m.gt, m.tp, m.fn_, m.fp), (2, 2, 0, 0));
         let mut d = Detections::default();
-        d.frame(&t, &[g(2, far, true)], &[far, b]);
+        d.frame(&t, &[g(2, far, true)], &[far, b], 480.0);
         assert_eq!((d.tp, d.fp, d.fn_), (0, 1, 0));
     }
 

@@ -4,6 +4,7 @@
 //! [`CameraAnalyser`]) and, in the same run on the same frames, the onnxruntime + ByteTrack
 //! anchor (`tools/ort_bytetrack.py`); both are scored against the annotations.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -14,11 +15,14 @@ use vitrine_sensors::video_file::{probe, VideoFile};
 use vitrine_sensors::{FrameSource, Pacing};
 use vitrine_signals::event::CameraBody;
 use vitrine_signals::geom::BBox;
+use vitrine_signals::scene::Crossing;
 use vitrine_signals::track::{TrackUpdate, TrackView};
 use vitrine_signals::CameraSignals;
 
+use super::crossings::{CrossingScore, TruthCrossing};
 use super::gt::{GroundTruth, VideoFacts};
-use super::mot::{Detections, Mot};
+use super::hota::{Hota, HotaScore};
+use super::mot::{Detections, Mot, VISIBLE};
 use crate::pipeline::analyser::{CameraAnalyser, LOW_SCORE};
 
 /// `eval/suite.toml`.
@@ -32,9 +36,20 @@ struct SuiteFile {
 #[serde(deny_unknown_fields)]
 pub struct SequenceFile {
     pub name: String,
-    /// The video: relative to the suite file, else found by file name in the media directory.
+    /// The video and its MOT ground truth: relative to the suite file, else to the
+    /// evaluation data directories (`--media`, `VITRINE_EVAL_MEDIA`), else found there by
+    /// file name.
     pub video: PathBuf,
     pub gt: PathBuf,
+    /// The ground truth's pixels are of this original size (the video is a scaled copy).
+    #[serde(default)]
+    pub gt_size: Option<[u32; 2]>,
+    /// What the scene is (printed with the results).
+    #[serde(default)]
+    pub scene: String,
+    /// The defaults were chosen on this sequence (the others check them).
+    #[serde(default)]
+    pub tuned: bool,
     /// A Vitrine config whose first camera holds the geometry (lines, zones) and settings.
     pub config: PathBuf,
     /// The line across the walking direction whose count is the sequence's headline.
@@ -63,6 +78,9 @@ pub struct Sequence {
     pub name: String,
     pub video: PathBuf,
     pub gt: PathBuf,
+    pub gt_size: Option<(u32, u32)>,
+    pub scene: String,
+    pub tuned: bool,
     pub cfg: Config,
     pub camera: Camera,
     pub main_line: String,
@@ -70,22 +88,62 @@ pub struct Sequence {
     pub source: String,
 }
 
-/// Read the suite; `media` is where videos not beside the suite are looked up by name.
+/// A sequence of the suite whose data is not here: what is missing and where it comes from.
+#[derive(Debug, Clone)]
+pub struct Missing {
+    pub name: String,
+    pub what: String,
+    pub source: String,
+}
+
+/// Read the suite; `media` are the evaluation data directories (videos and ground truth not
+/// beside the suite). Sequences whose files are in none of them are returned as missing.
 pub fn load(
     suite: &Path,
     media: &[PathBuf],
     over: &Overrides,
     models: Option<&Path>,
-) -> anyhow::Result<Vec<Sequence>> {
+) -> anyhow::Result<(Vec<Sequence>, Vec<Missing>)> {
     let text = std::fs::read_to_string(suite)
         .with_context(|| format!("reading the suite {}", suite.display()))?;
     let file: SuiteFile =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", suite.display()))?;
     let dir = suite.parent().unwrap_or(Path::new("."));
-    file.sequence
-        .into_iter()
-        .map(|s| resolve(dir, s, media, over, models))
-        .collect()
+    let (mut ready, mut missing) = (Vec::new(), Vec::new());
+    for s in file.sequence {
+        let absent: Vec<String> = [&s.video, &s.gt]
+            .into_iter()
+            .filter(|p| locate(dir, p, media).is_none())
+            .map(|p| p.display().to_string())
+            .collect();
+        if absent.is_empty() {
+            ready.push(resolve(dir, s, media, over, models)?);
+        } else {
+            missing.push(Missing {
+                what: format!(
+                    "{} in none of {}",
+                    absent.join(" and "),
+                    std::iter::once(dir)
+                        .chain(media.iter().map(PathBuf::as_path))
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                name: s.name,
+                source: s.source,
+            });
+        }
+    }
+    Ok((ready, missing))
+}
+
+/// `rel` beside the suite, else under one of the data directories, else by file name there.
+fn locate(dir: &Path, rel: &Path, media: &[PathBuf]) -> Option<PathBuf> {
+    let name = rel.file_name().unwrap_or_default();
+    std::iter::once(dir.join(rel))
+        .chain(media.iter().map(|m| m.join(rel)))
+        .chain(media.iter().map(|m| m.join(name)))
+        .find(|p| p.is_file())
 }
 
 pub fn resolve(
@@ -95,7 +153,18 @@ pub fn resolve(
     over: &Overrides,
     models: Option<&Path>,
 ) -> anyhow::Result<Sequence> {
-    let video = find_video(dir, &s.video, media).with_context(|| format!("sequence {}", s.name))?;
+    let find = |p: &Path| {
+        locate(dir, p, media).with_context(|| {
+            format!(
+                "sequence {}: {} is neither beside the suite nor in {}; fix: set VITRINE_EVAL_MEDIA (or --media) to the evaluation data directory (../shared/media in a development checkout; scripts/fetch-media.sh fetches vtest.avi from Debian)",
+                s.name,
+                p.display(),
+                media.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
+    };
+    let video = find(&s.video)?;
+    let gt = find(&s.gt)?;
     let cfg_path = dir.join(&s.config);
     let mut cfg = Config::load(&cfg_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut camera = cfg.cameras.first().cloned().with_context(|| {
@@ -120,11 +189,13 @@ pub fn resolve(
         }
     }
     apply(&mut cfg, &mut camera, over, models);
-    camera.lines.extend(grid_lines());
     Ok(Sequence {
         name: s.name,
         video,
-        gt: dir.join(&s.gt),
+        gt,
+        gt_size: s.gt_size.map(|[w, h]| (w, h)),
+        scene: s.scene,
+        tuned: s.tuned,
         cfg,
         camera,
         main_line: s.main_line,
@@ -157,48 +228,14 @@ pub fn apply(cfg: &mut Config, camera: &mut Camera, over: &Overrides, models: Op
     }
 }
 
-/// Lines nobody chose for this scene: vertical and horizontal ones every tenth of the image,
-/// across the whole image (ids `grid-x0.3`, `grid-y0.6`). Their total error measures the
-/// counting on geometry the suite was not written for, across and along every walking
-/// direction the sequence has.
-pub fn grid_lines() -> Vec<vitrine_config::Line> {
-    use vitrine_config::{Line, Point, Side};
-    let mut lines = Vec::new();
-    for i in 1..10 {
-        let v = i as f32 / 10.0;
-        lines.push(Line {
-            id: format!("grid-x{v:.1}"),
-            from: Point { x: v, y: 0.0 },
-            to: Point { x: v, y: 1.0 },
-            in_side: Side::Left,
-        });
-        lines.push(Line {
-            id: format!("grid-y{v:.1}"),
-            from: Point { x: 0.0, y: v },
-            to: Point { x: 1.0, y: v },
-            in_side: Side::Left,
-        });
+impl Sequence {
+    /// The sequence with the dense grid of lines over where its annotated people walk
+    /// ([`super::grid`]) added to its chosen lines.
+    pub fn with_grid(&self, gt: &GroundTruth) -> Sequence {
+        let mut s = self.clone();
+        s.camera.lines.extend(super::grid::lines(gt.region()));
+        s
     }
-    lines
-}
-
-fn find_video(dir: &Path, video: &Path, media: &[PathBuf]) -> anyhow::Result<PathBuf> {
-    let beside = dir.join(video);
-    if beside.is_file() {
-        return Ok(beside);
-    }
-    let name = video.file_name().unwrap_or_default();
-    media
-        .iter()
-        .map(|m| m.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "video {} is neither beside the suite nor in {}; fix: run scripts/fetch-media.sh (it fetches vtest.avi from Debian) or set VITRINE_MEDIA_DIR",
-                video.display(),
-                media.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(", ")
-            )
-        })
 }
 
 /// One analysed frame, as a pipeline saw it: the video's frame number and its people.
@@ -219,6 +256,8 @@ pub struct Run {
     pub detector_frames: u64,
     pub lines: Vec<LineCount>,
     pub zones: Vec<ZoneCount>,
+    /// Each line's crossings with their times (video time, ms), by line id.
+    pub crossings: BTreeMap<String, Vec<Crossing>>,
 }
 
 /// A line's crossings in a run.
@@ -259,7 +298,13 @@ struct Placed {
 }
 
 impl Placed {
-    fn collect(&mut self, signals: &mut CameraSignals) {
+    fn collect(
+        &mut self,
+        signals: &mut CameraSignals,
+        lines: &[String],
+        crossings: &mut Crossings,
+    ) {
+        crossings.add(lines, signals.take_crossings());
         for (t, people) in signals.take_recorded() {
             self.frames.push(FrameOut {
                 frame: self.frame_of.remove(&t).unwrap_or(0),
@@ -268,6 +313,25 @@ impl Placed {
             });
         }
     }
+}
+
+/// Crossings by line id, as a run collects them.
+#[derive(Default)]
+pub struct Crossings(pub BTreeMap<String, Vec<Crossing>>);
+
+impl Crossings {
+    /// Crossings per line in the camera's line order.
+    fn add(&mut self, lines: &[String], per_line: Vec<Vec<Crossing>>) {
+        for (id, c) in lines.iter().zip(per_line) {
+            if !c.is_empty() {
+                self.0.entry(id.clone()).or_default().extend(c);
+            }
+        }
+    }
+}
+
+fn line_ids(camera: &Camera) -> Vec<String> {
+    camera.lines.iter().map(|l| l.id.clone()).collect()
 }
 
 /// Run Vitrine's camera step over the sequence.
@@ -289,6 +353,8 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None);
     analyser.signals_mut().record();
     let mut placed = Placed::default();
+    let ids = line_ids(&seq.camera);
+    let mut crossings = Crossings::default();
     let mut detector_frames = 0;
     let mut model_s = 0.0;
     let high = m.detector_threshold;
@@ -306,14 +372,14 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
             let sure = dets.filter(|d| d.score >= high).map(|d| d.bbox).collect();
             placed.detections.insert(f.t_ms, sure);
         }
-        placed.collect(analyser.signals_mut());
+        placed.collect(analyser.signals_mut(), &ids, &mut crossings);
         k += 1;
     }
     drop(video);
     let cpu_s = crate::tools::cputime::process_and_children_s() - cpu0;
     let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
     analyser.signals_mut().finish();
-    placed.collect(analyser.signals_mut());
+    placed.collect(analyser.signals_mut(), &ids, &mut crossings);
     let body = analyser.signals_mut().take_window(0, end, 0);
     Ok(Run {
         frames: placed.frames,
@@ -322,6 +388,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         detector_frames,
         lines: line_counts(&body),
         zones: zone_counts(&body),
+        crossings: crossings.0,
     })
 }
 
@@ -352,11 +419,15 @@ fn zone_counts(body: &CameraBody) -> Vec<ZoneCount> {
 /// logic (annotated identities are trusted: no track takes a lost one's place).
 pub fn truth_counts(seq: &Sequence, gt: &GroundTruth, native: f32, frames: u64) -> Run {
     let mut s = CameraSignals::for_ground_truth(&seq.camera);
+    s.record();
+    let ids = line_ids(&seq.camera);
+    let mut crossings = Crossings::default();
     for n in 1..=frames {
         let t = ((n - 1) as f64 * 1000.0 / f64::from(native)) as u64;
         let tracks = gt
             .frame(n)
             .iter()
+            .filter(|g| g.walker)
             .map(|g| TrackView {
                 id: g.id,
                 bbox: g.bbox,
@@ -369,8 +440,11 @@ pub fn truth_counts(seq: &Sequence, gt: &GroundTruth, native: f32, frames: u64) 
                 ..TrackUpdate::default()
             },
         );
+        crossings.add(&ids, s.take_crossings());
+        s.take_recorded();
     }
     s.finish();
+    crossings.add(&ids, s.take_crossings());
     let end = (frames as f64 * 1000.0 / f64::from(native)) as u64 + 1;
     let body = s.take_window(0, end, 0);
     Run {
@@ -380,6 +454,7 @@ pub fn truth_counts(seq: &Sequence, gt: &GroundTruth, native: f32, frames: u64) 
         detector_frames: 0,
         lines: line_counts(&body),
         zones: zone_counts(&body),
+        crossings: crossings.0,
     }
 }
 
@@ -390,6 +465,7 @@ pub struct Score {
     pub frames: u64,
     pub detector_frames: u64,
     pub mot: Mot,
+    pub hota: HotaScore,
     pub det: Option<Detections>,
     /// Mean people in view (annotated region): this pipeline, and the annotation.
     pub people: (f64, f64),
@@ -397,24 +473,42 @@ pub struct Score {
     pub lines: Vec<(LineCount, LineCount)>,
     /// Per zone: the truth's and this pipeline's (the anchor counts no zones).
     pub zones: Vec<(ZoneCount, Option<ZoneCount>)>,
+    /// Crossing by crossing on the grid lines (hidden ones among them).
+    pub grid_crossings: CrossingScore,
     pub cpu_s: f64,
     pub model_s: Option<f64>,
 }
 
-pub fn score(name: &str, run: &Run, truth: &Run, gt: &GroundTruth) -> Score {
+/// What the truth is scored against: the annotation, its counts at the video's own rate,
+/// its crossings (with whether each was made out of sight) and the video's height in pixels.
+pub struct Truth<'a> {
+    pub gt: &'a GroundTruth,
+    pub run: &'a Run,
+    pub crossings: &'a BTreeMap<String, Vec<TruthCrossing>>,
+    pub height_px: f32,
+}
+
+pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
+    let gt = truth.gt;
     let mut mot = Mot::default();
+    mot.set_height_px(truth.height_px);
+    let mut hota = Hota::default();
     let mut det = Detections::default();
     let mut any_det = false;
     let (mut ours, mut annotated) = (0usize, 0usize);
     for f in &run.frames {
         let g = gt.frame(f.frame);
         mot.frame(gt, g, &f.people);
+        hota.frame(gt, g, &f.people);
         if let Some(d) = &f.detections {
-            det.frame(gt, g, d);
+            det.frame(gt, g, d, truth.height_px);
             any_det = true;
         }
         ours += f.people.iter().filter(|p| gt.annotated(p.1.foot())).count();
-        annotated += g.iter().filter(|b| gt.annotated(b.bbox.foot())).count();
+        annotated += g
+            .iter()
+            .filter(|b| in_view(b) && gt.annotated(b.bbox.foot()))
+            .count();
     }
     let n = run.frames.len().max(1) as f64;
     let counted = |t: &LineCount| {
@@ -425,32 +519,126 @@ pub fn score(name: &str, run: &Run, truth: &Run, gt: &GroundTruth) -> Score {
             outs: 0,
         })
     };
+    let mut grid_crossings = CrossingScore::default();
+    for (id, t) in truth.crossings {
+        if id.starts_with(super::grid::PREFIX) {
+            let o = run.crossings.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            grid_crossings += super::crossings::score(t, o);
+        }
+    }
     Score {
         pipeline: name.to_string(),
         frames: run.frames.len() as u64,
         detector_frames: run.detector_frames,
         mot,
+        hota: hota.score(),
         det: any_det.then_some(det),
         people: (ours as f64 / n, annotated as f64 / n),
         lines: truth
+            .run
             .lines
             .iter()
             .map(|t| (t.clone(), counted(t)))
             .collect(),
         zones: truth
+            .run
             .zones
             .iter()
             .map(|t| (t.clone(), run.zones.iter().find(|z| z.id == t.id).cloned()))
             .collect(),
+        grid_crossings,
         cpu_s: run.cpu_s,
         model_s: run.model_s,
     }
+}
+
+/// An annotated person who counts as in view: a real person, not mostly hidden where the
+/// annotation says how much is visible.
+fn in_view(b: &super::gt::GtBox) -> bool {
+    b.person && b.visibility.is_none_or(|v| v >= VISIBLE)
+}
+
+/// The truth's crossings, each marked hidden when the person was out of sight making it:
+/// the annotation's visibility under [`VISIBLE`] where it has one, else no sure detection of
+/// the person (IoU ≥ 0.5) on the detector frame of `seen` nearest the crossing (within half a
+/// second).
+pub fn truth_crossings(
+    truth: &Run,
+    gt: &GroundTruth,
+    native: f32,
+    seen: &Run,
+) -> BTreeMap<String, Vec<TruthCrossing>> {
+    let frame_of = |t_ms: u64| (t_ms as f64 * f64::from(native) / 1000.0).round() as u64 + 1;
+    let half_s = (f64::from(native) / 2.0).round() as u64;
+    let detected: Vec<(u64, &Vec<BBox>)> = seen
+        .frames
+        .iter()
+        .filter_map(|f| f.detections.as_ref().map(|d| (f.frame, d)))
+        .collect();
+    let with_visibility = gt.has_visibility();
+    let hidden = |c: &Crossing| {
+        let n = frame_of(c.t_ms);
+        if with_visibility {
+            return gt
+                .frame(n)
+                .iter()
+                .find(|g| g.id == c.key)
+                .and_then(|g| g.visibility)
+                .is_some_and(|v| v < VISIBLE);
+        }
+        // The detector frame nearest the crossing, within half a second.
+        let Some((f, dets)) = detected
+            .iter()
+            .filter(|(f, _)| f.abs_diff(n) <= half_s)
+            .min_by_key(|(f, _)| f.abs_diff(n))
+        else {
+            return false;
+        };
+        let Some(g) = gt.frame(*f).iter().find(|g| g.id == c.key) else {
+            return true;
+        };
+        dets.iter().all(|d| d.iou(&g.bbox) < super::mot::MIN_IOU)
+    };
+    truth
+        .crossings
+        .iter()
+        .map(|(id, cs)| {
+            let marked = cs
+                .iter()
+                .map(|c| TruthCrossing {
+                    crossing: *c,
+                    hidden: hidden(c),
+                })
+                .collect();
+            (id.clone(), marked)
+        })
+        .collect()
 }
 
 /// |Δin| + |Δout| of `ours` against `truth`, and the truth's crossings.
 fn error(truth: &LineCount, ours: &LineCount) -> (u64, u64) {
     let e = truth.ins.abs_diff(ours.ins) + truth.outs.abs_diff(ours.outs);
     (e, truth.ins + truth.outs)
+}
+
+/// Whether an error of `e` on a line the truth crosses `n` times is within max(`floor`
+/// crossings, `share` of them).
+pub fn within(e: u64, n: u64, floor: u64, share: f64) -> bool {
+    e as f64 <= (floor as f64).max(share * n as f64)
+}
+
+/// The grid's figures for one pipeline on one sequence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GridScore {
+    pub lines: u64,
+    /// Lines within max(1, 5 %) and within max(2, 10 %).
+    pub within_5: u64,
+    pub within_10: u64,
+    /// Summed error and summed truth.
+    pub error: u64,
+    pub truth: u64,
+    /// The line furthest beyond max(1, 5 %): id, error, truth.
+    pub worst: Option<(String, u64, u64)>,
 }
 
 impl Score {
@@ -463,13 +651,28 @@ impl Score {
             .unwrap_or((0, 0))
     }
 
-    /// Over the grid lines: total count error and total true crossings.
-    pub fn grid_error(&self) -> (u64, u64) {
-        self.lines
+    /// Over the grid lines: how many are within tolerance, the summed error, the worst line.
+    pub fn grid(&self) -> GridScore {
+        let mut g = GridScore::default();
+        let mut worst = f64::NEG_INFINITY;
+        for (t, o) in self
+            .lines
             .iter()
-            .filter(|l| l.0.id.starts_with("grid-"))
-            .map(|(t, o)| error(t, o))
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            .filter(|l| l.0.id.starts_with(super::grid::PREFIX))
+        {
+            let (e, n) = error(t, o);
+            g.lines += 1;
+            g.within_5 += u64::from(within(e, n, 1, 0.05));
+            g.within_10 += u64::from(within(e, n, 2, 0.10));
+            g.error += e;
+            g.truth += n;
+            let beyond = e as f64 - (0.05 * n as f64).max(1.0);
+            if beyond > worst {
+                worst = beyond;
+                g.worst = Some((t.id.clone(), e, n));
+            }
+        }
+        g
     }
 
     /// Counts beyond the truth on lines along the walking direction.
