@@ -73,6 +73,12 @@ const FORBIDDEN_KEYS: &[&str] = &[
     "face",
     "faces",
     "embedding",
+    "appearance",
+    "descriptor",
+    "histogram",
+    "colour",
+    "color",
+    "reid",
     "landmarks",
     "pixels",
     "frame",
@@ -202,6 +208,11 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
             "rgb",
             "Detection {",
             "samples: [",
+            // The tracker's colour statistics of a person (`signals::track::appearance`):
+            // never serialized (a compile-time guard), never printed (its Debug is redacted).
+            "Appearance",
+            "appearance",
+            "parts: [",
         ] {
             assert!(!line.contains(word), "log line carries {word:?}: {line}");
         }

@@ -147,6 +147,10 @@ pub struct EvalKnobs {
     /// Motion gating on or off.
     #[arg(long)]
     motion_gating: Option<bool>,
+    /// Overlap (IoU) above which the detector's non-maximum suppression keeps only the surer
+    /// of two boxes.
+    #[arg(long)]
+    nms_iou: Option<f32>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
     models: Option<PathBuf>,
@@ -161,6 +165,7 @@ impl EvalKnobs {
             threshold: self.threshold,
             detector: self.detector.clone(),
             motion_gating: self.motion_gating,
+            nms_iou: self.nms_iou,
         }
     }
 }

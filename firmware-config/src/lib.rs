@@ -148,6 +148,10 @@ pub struct Camera {
     pub detect_every: u32,
     /// Skip the detector on frames that did not change since the last detection.
     pub motion_gating: bool,
+    /// This camera's detector input size (longer side for a 4:3 frame), when it differs from
+    /// `[models] input_size`: a camera whose people are small at the default (what the
+    /// placement check measures) gets a larger input.
+    pub input_size: Option<u32>,
     pub zones: Vec<Area>,
     pub lines: Vec<Line>,
     pub displays: Vec<DisplayArea>,

@@ -21,6 +21,7 @@ const CAMERA_KEYS: &[&str] = &[
     "height",
     "detect_every",
     "motion_gating",
+    "input_size",
     "zones",
     "lines",
     "displays",
@@ -586,6 +587,9 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         size,
         detect_every: detect_every.clamp(1, 30) as u32,
         motion_gating: raw.motion_gating.unwrap_or(true),
+        input_size: raw
+            .input_size
+            .and_then(|v| detector_input_size(c, &format!("{at}.input_size"), v)),
         zones,
         lines,
         displays,
@@ -594,6 +598,28 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         funnel,
         alerts,
     })
+}
+
+/// A detector input size (`[models]` or a camera's), one of [`DETECTOR_INPUT_SIZES`].
+fn detector_input_size(c: &mut Collector, at: &str, v: i64) -> Option<u32> {
+    let ok = u32::try_from(v)
+        .ok()
+        .filter(|v| DETECTOR_INPUT_SIZES.contains(v));
+    if ok.is_none() {
+        c.push(
+            at.to_string(),
+            format!("input size {v} is not supported"),
+            Some(format!(
+                "choose one of: {} (pixels, the longer side of the detector's input for a 4:3 picture)",
+                DETECTOR_INPUT_SIZES
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+    }
+    ok
 }
 
 fn microphone(c: &mut Collector, at: &str, v: toml::Value, base: &Path) -> Option<Microphone> {
@@ -722,26 +748,9 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         0.45,
         "an overlap (IoU) threshold between 0 and 1, e.g. 0.45",
     );
-    let input_size = raw.input_size.and_then(|v| {
-        let ok = u32::try_from(v)
-            .ok()
-            .filter(|v| DETECTOR_INPUT_SIZES.contains(v));
-        if ok.is_none() {
-            c.push(
-                "models.input_size",
-                format!("input size {v} is not supported"),
-                Some(format!(
-                    "choose one of: {} (pixels, the longer side of the detector's input)",
-                    DETECTOR_INPUT_SIZES
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            );
-        }
-        ok
-    });
+    let input_size = raw
+        .input_size
+        .and_then(|v| detector_input_size(c, "models.input_size", v));
     let vad_threshold = unit_range(
         c,
         "models.vad_threshold",

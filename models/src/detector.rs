@@ -119,6 +119,11 @@ impl PeopleDetector {
         content_size(self.size, w, h)
     }
 
+    /// A camera's input size: its own (`[[cameras]] input_size`), else the detector's.
+    pub fn size_for(&self, camera: Option<u32>) -> usize {
+        camera.map_or(self.size, |s| s as usize)
+    }
+
     /// The plan for an input of `w`×`h`, optimized once and shared.
     fn plan(&self, w: usize, h: usize) -> Result<Plan, ModelError> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
@@ -142,7 +147,25 @@ impl PeopleDetector {
         w: usize,
         h: usize,
     ) -> Result<Detector, ModelError> {
-        let (iw, ih) = input_shape(self.size, w, h);
+        self.session_sized(self.size, w, h)
+    }
+
+    /// As [`PeopleDetector::session`], at a camera's own input size (a multiple of 32).
+    pub fn session_sized(
+        self: &std::sync::Arc<Self>,
+        size: usize,
+        w: usize,
+        h: usize,
+    ) -> Result<Detector, ModelError> {
+        if !size.is_multiple_of(32) || size == 0 {
+            return Err(ModelError::Load {
+                path: self.path.clone(),
+                message: format!(
+                    "input size {size} is not a multiple of 32; fix: use e.g. 320 or 416"
+                ),
+            });
+        }
+        let (iw, ih) = input_shape(size, w, h);
         let plan = self.plan(iw, ih)?;
         let mut grid = Vec::new();
         for stride in [8usize, 16, 32] {

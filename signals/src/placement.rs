@@ -2,10 +2,17 @@
 //! detector, does each line lie across the way people walk, is each area inside the picture.
 //!
 //! The thresholds are general rules, not fitted to a clip:
-//! - **Too small**: the detector's finest grid has 8-pixel cells; a person less than three
-//!   cells tall at its input (24 px) is found unreliably. When the median person, measured at
-//!   the detector's input size, is shorter than that, the camera is too far or `input_size`
-//!   too low.
+//! - **Too small**: people under [`MIN_HEIGHT_PX`] tall at the detector's input are found
+//!   unreliably (measured on the accuracy suite, see the constant). When half the people seen
+//!   are under it, or a quarter of those moving near a line (the far end of a long line is
+//!   often where people are small), or where a line's far end is under [`TINY_HEIGHT_PX`] by
+//!   the perspective (height against the feet's y, a straight-line fit over everyone seen: it
+//!   speaks also for the small people the detector missed), the counts do not hold: the
+//!   check names the camera's
+//!   `input_size` that would bring them to [`GOOD_HEIGHT_PX`] (the detector's cost grows
+//!   with the input's pixels), or says that no size can and the camera must come closer. The
+//!   heights are of the people the detector found: where it misses the smallest ones, the
+//!   check errs on the kind side.
 //! - **Along the line**: near a counting line, a person's movement splits into a part across
 //!   the line (what counts) and a part along it. When more of the movement near the line runs
 //!   along it than across it (people walk within 45° of the line's direction), crossings
@@ -21,9 +28,18 @@ use vitrine_config::{Camera, Line, Point};
 
 use crate::track::TrackView;
 
-/// Three cells of the detector's finest (8 px) grid: a person shorter than this at its input
-/// is found unreliably.
-pub const MIN_HEIGHT_PX: f32 = 24.0;
+/// A person shorter than this at the detector's input is found unreliably: on the accuracy
+/// suite YOLOX-nano found 38–70 % of the people 26–52 px tall at its input in street scenes
+/// at eye level (KITTI-17, MOT17-02), 92–95 % of those 43–105 px tall (recall by person
+/// height, `vitrine eval suite`); from above (PETS09-S2L1), 93 % already at 32–54 px.
+pub const MIN_HEIGHT_PX: f32 = 32.0;
+/// The height the size check's recommended input size brings people to.
+pub const GOOD_HEIGHT_PX: f32 = 40.0;
+/// Three cells of the detector's finest (8 px) grid: where the perspective says people at a
+/// line's far end are shorter than this, most of them go unseen.
+pub const TINY_HEIGHT_PX: f32 = 24.0;
+/// The share of people under [`MIN_HEIGHT_PX`] from which the camera's size check warns.
+pub const SMALL_SHARE: f64 = 0.5;
 /// People seen before a track-based check says anything.
 pub const MIN_TRACKS: u64 = 10;
 /// Movement near a line (in image heights) before its direction check says anything.
@@ -32,6 +48,12 @@ const MIN_NEAR_MOVEMENT: f64 = 2.0;
 const MAX_STEP_MS: u64 = 1_000;
 /// Box heights histogram: 2-pixel bins up to 1024 px.
 const HEIGHT_BINS: usize = 512;
+/// Heights near a line: 2-pixel bins up to 128 px (taller is large enough anyway).
+const NEAR_BINS: usize = 64;
+/// Observations of people moving on a line before its size check says anything.
+const MIN_NEAR_PEOPLE: u64 = 30;
+/// A step this close to a line (image heights) is on it, for the line's size check.
+const ON_LINE: f64 = 0.05;
 const BIN_PX: f32 = 2.0;
 /// Tracks remembered at most (their last foot); beyond, the oldest is forgotten.
 const MAX_TRACKS: usize = 1024;
@@ -70,10 +92,18 @@ struct Motion {
 pub struct Placement {
     /// Pixels the image spans at the detector's input (width, height).
     detector_px: (f32, f32),
+    /// The camera's detector input size (what the size check would raise).
+    input_size: u32,
     lines: Vec<Line>,
     motion: Vec<Motion>,
     /// Person heights at the detector's input.
     heights: Vec<u64>,
+    /// Per line: heights (at the detector's input) of the people moving near it, 2-px bins.
+    near_heights: Vec<Vec<u32>>,
+    /// Height at the detector's input against the feet's y: sums of a least-squares line.
+    perspective: Fit,
+    /// Where the feet are: a histogram of their y (bins of 1 % of the picture).
+    feet_y: Vec<u64>,
     last: HashMap<u64, (u64, Point, f32)>,
     people: u64,
     first_ms: Option<u64>,
@@ -81,13 +111,18 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// `detector_px`: the size the camera's frames take inside the detector's input.
-    pub fn new(camera: &Camera, detector_px: (f32, f32)) -> Placement {
+    /// `detector_px`: the size the camera's frames take inside the detector's input, whose
+    /// size (`[models]` or the camera's `input_size`) is `input_size`.
+    pub fn new(camera: &Camera, detector_px: (f32, f32), input_size: u32) -> Placement {
         Placement {
             detector_px,
+            input_size,
             lines: camera.lines.clone(),
             motion: vec![Motion::default(); camera.lines.len()],
             heights: vec![0; HEIGHT_BINS],
+            near_heights: vec![vec![0; NEAR_BINS]; camera.lines.len()],
+            perspective: Fit::default(),
+            feet_y: vec![0; 101],
             last: HashMap::new(),
             people: 0,
             first_ms: None,
@@ -105,10 +140,12 @@ impl Placement {
             let h = (t.bbox.h() * ph).max(0.0);
             self.heights[((h / BIN_PX) as usize).min(HEIGHT_BINS - 1)] += 1;
             let foot = t.bbox.foot();
+            self.perspective.add(f64::from(foot.y), f64::from(h));
+            self.feet_y[((foot.y.clamp(0.0, 1.0) * 100.0) as usize).min(100)] += 1;
             match self.last.insert(t.id, (now_ms, foot, t.bbox.h())) {
                 None => self.people += 1,
                 Some((then, before, _)) if now_ms.saturating_sub(then) <= MAX_STEP_MS => {
-                    self.moved(before, foot, t.bbox.h(), aspect);
+                    self.moved(before, foot, t.bbox.h(), aspect, h);
                 }
                 Some(_) => {}
             }
@@ -124,13 +161,22 @@ impl Placement {
         self.last.remove(&id);
     }
 
-    /// Movement `a`→`b` of someone `h` tall, credited to every line it passes near.
-    fn moved(&mut self, a: Point, b: Point, h: f32, aspect: f64) {
-        for (line, m) in self.lines.iter().zip(&mut self.motion) {
-            let near = (h as f64).max(0.05);
-            if distance_to_segment(a, line, aspect) > near
-                && distance_to_segment(b, line, aspect) > near
-            {
+    /// Movement `a`→`b` of someone `h` tall (`px` at the detector's input), credited to every
+    /// line it passes near.
+    fn moved(&mut self, a: Point, b: Point, h: f32, aspect: f64, px: f32) {
+        let bin = ((px / BIN_PX) as usize).min(NEAR_BINS - 1);
+        for ((line, m), heights) in self
+            .lines
+            .iter()
+            .zip(&mut self.motion)
+            .zip(&mut self.near_heights)
+        {
+            let d = distance_to_segment(a, line, aspect).min(distance_to_segment(b, line, aspect));
+            // Heights on the line itself (a fixed distance: everyone weighs the same).
+            if d <= ON_LINE {
+                heights[bin] = heights[bin].saturating_add(1);
+            }
+            if d > (h as f64).max(0.05) {
                 continue;
             }
             // In a frame where x and y are the same unit (x scaled by the aspect ratio).
@@ -157,6 +203,7 @@ impl Placement {
             ));
         } else {
             warnings.extend(self.size_warning());
+            warnings.extend(self.line_size_warnings());
             for (line, m) in self.lines.iter().zip(&self.motion) {
                 if m.along + m.across < MIN_NEAR_MOVEMENT {
                     waiting.push(format!(
@@ -188,24 +235,187 @@ impl Placement {
         }
     }
 
-    fn size_warning(&self) -> Option<Warning> {
+    /// The size check's finding for the camera: `None` when most people are large enough
+    /// (or none were seen).
+    fn small(&self) -> Option<Small> {
         let n: u64 = self.heights.iter().sum();
         let mut seen = 0;
-        let median_bin = self.heights.iter().position(|c| {
+        let bin = self.heights.iter().position(|c| {
             seen += c;
-            seen * 2 >= n
+            seen as f64 >= SMALL_SHARE * n as f64
         })?;
-        let median = (median_bin as f32 + 0.5) * BIN_PX;
-        (median < MIN_HEIGHT_PX).then(|| Warning {
+        let height = (bin as f32 + 0.5) * BIN_PX;
+        (height < MIN_HEIGHT_PX).then(|| self.advice(height))
+    }
+
+    /// What it takes to bring people of `height` px (at the detector's input) to
+    /// [`GOOD_HEIGHT_PX`].
+    fn advice(&self, height: f32) -> Small {
+        let needed = self.input_size as f32 * GOOD_HEIGHT_PX / height.max(1.0);
+        let size = vitrine_config::DETECTOR_INPUT_SIZES
+            .iter()
+            .copied()
+            .find(|s| *s as f32 >= needed);
+        Small { height, size }
+    }
+
+    fn fix(&self, small: &Small, closer: &str) -> String {
+        match small.size {
+            Some(s) => format!(
+                "set input_size = {s} in this camera's [[cameras]] section (about {:.1}x the detector's time), or {closer}",
+                (s as f32 / self.input_size as f32).powi(2)
+            ),
+            None => {
+                let largest = vitrine_config::DETECTOR_INPUT_SIZES.last().copied().unwrap_or(640);
+                format!(
+                    "even input_size = {largest}, the largest, brings them only to about {:.0} px: {closer}",
+                    small.height * largest as f32 / self.input_size as f32
+                )
+            }
+        }
+    }
+
+    fn size_warning(&self) -> Option<Warning> {
+        let small = self.small()?;
+        Some(Warning {
             subject: "camera".into(),
             kind: "small_people".into(),
             message: format!(
-                "people are small for the detector: the median person is about {median:.0} px tall at its input ({:.0}x{:.0}), under the {MIN_HEIGHT_PX:.0} px below which detection is unreliable",
-                self.detector_px.0, self.detector_px.1
+                "people are small for the detector: half of them are under {:.0} px tall at its input ({:.0}x{:.0}, input size {}); under {MIN_HEIGHT_PX:.0} px many people are missed and the counts do not hold",
+                small.height, self.detector_px.0, self.detector_px.1, self.input_size
             ),
-            fix: "move or zoom the camera closer, or raise models.input_size (costs CPU)".into(),
+            fix: self.fix(&small, "move or zoom the camera closer"),
         })
     }
+
+    /// How tall people are at a line: a quarter of those seen on it are under the first
+    /// figure; the second is the perspective's height at the line's far end (where the
+    /// farthest twentieth of everyone seen stand, if the line reaches beyond): it speaks also
+    /// for the people too small to be found there.
+    fn line_heights(&self, i: usize) -> (Option<f32>, Option<f32>) {
+        let seen = quantile(&self.near_heights[i], 0.25);
+        let far = self.perspective.line().and_then(|(a, b)| {
+            let n: u64 = self.feet_y.iter().sum();
+            let mut count = 0;
+            let twentieth = self.feet_y.iter().position(|c| {
+                count += c;
+                count * 20 >= n
+            })? as f32
+                / 100.0;
+            let line = &self.lines[i];
+            let y = line.from.y.min(line.to.y).max(twentieth);
+            Some((a + b * f64::from(y)) as f32)
+        });
+        (seen, far)
+    }
+
+    /// The height that makes a line's count doubtful, if any: a quarter of the people on it
+    /// under [`MIN_HEIGHT_PX`], or the perspective's far end under [`TINY_HEIGHT_PX`].
+    fn line_small(&self, i: usize) -> Option<f32> {
+        let (seen, far) = self.line_heights(i);
+        let seen = seen.filter(|h| *h < MIN_HEIGHT_PX);
+        let far = far.filter(|h| *h < TINY_HEIGHT_PX);
+        match (seen, far) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(|h| h.max(1.0))
+    }
+
+    /// Lines where people are too small for their counts to hold.
+    fn line_size_warnings(&self) -> Vec<Warning> {
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let Some(height) = self.line_small(i) else {
+                continue;
+            };
+            let small = self.advice(height);
+            out.push(Warning {
+                subject: line.id.clone(),
+                kind: "small_people".into(),
+                message: format!(
+                    "people crossing line {:?} are as small as {height:.0} px tall at the detector's input (input size {}); under {MIN_HEIGHT_PX:.0} px many people are missed and the line's count does not hold",
+                    line.id, self.input_size
+                ),
+                fix: self.fix(
+                    &small,
+                    "move the line nearer the camera, where people are larger, or move or zoom the camera closer",
+                ),
+            });
+        }
+        out
+    }
+
+    /// The camera input size the size checks recommend (`None`: the camera is fine, too few
+    /// people were seen, or no size is enough).
+    pub fn recommended_input_size(&self) -> Option<u32> {
+        if self.people < MIN_TRACKS {
+            return None;
+        }
+        let mut sizes: Vec<u32> = self.small().and_then(|s| s.size).into_iter().collect();
+        for i in 0..self.lines.len() {
+            if let Some(h) = self.line_small(i) {
+                sizes.extend(self.advice(h).size);
+            }
+        }
+        sizes.into_iter().max()
+    }
+}
+
+/// The height (px, the middle of its 2-px bin) under which a `share` of a histogram's people
+/// are; `None` for fewer than [`MIN_NEAR_PEOPLE`] observations.
+fn quantile(bins: &[u32], share: f64) -> Option<f32> {
+    let n: u64 = bins.iter().map(|c| u64::from(*c)).sum();
+    if n < MIN_NEAR_PEOPLE {
+        return None;
+    }
+    let mut seen = 0u64;
+    let bin = bins.iter().position(|c| {
+        seen += u64::from(*c);
+        seen as f64 >= share * n as f64
+    })?;
+    Some((bin as f32 + 0.5) * BIN_PX)
+}
+
+/// A least-squares straight line through (x, y) points, from running sums (bounded memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Fit {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl Fit {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+    }
+
+    /// (intercept, slope), once there is enough spread to say; heights must grow downwards.
+    fn line(&self) -> Option<(f64, f64)> {
+        if self.n < 50.0 {
+            return None;
+        }
+        let var = self.xx / self.n - (self.x / self.n).powi(2);
+        if var < 0.05f64.powi(2) {
+            return None;
+        }
+        let slope = (self.xy / self.n - self.x / self.n * self.y / self.n) / var;
+        let intercept = self.y / self.n - slope * self.x / self.n;
+        (slope > 0.0).then_some((intercept, slope))
+    }
+}
+
+/// People too small for the detector: how tall (px at its input), and the supported input
+/// size that brings them to [`GOOD_HEIGHT_PX`] (if any).
+struct Small {
+    height: f32,
+    size: Option<u32>,
 }
 
 /// Areas (zones, displays, queues) more than half outside the image.
@@ -328,6 +538,7 @@ mod tests {
             fps: 5.0,
             size: None,
             detect_every: 1,
+            input_size: None,
             motion_gating: true,
             zones,
             lines,
@@ -366,14 +577,14 @@ mod tests {
     fn a_line_across_the_walkway_passes_and_one_along_it_warns() {
         // People walk left to right along y = 0.6.
         let across = camera(vec![line(pt(0.5, 0.3), pt(0.5, 0.9))], vec![]);
-        let mut p = Placement::new(&across, (416.0, 234.0));
+        let mut p = Placement::new(&across, (416.0, 234.0), 416);
         walk(&mut p, 12, pt(0.1, 0.6), pt(0.9, 0.6), 0.4);
         let r = p.report(&across);
         assert!(r.warnings.is_empty(), "{r:?}");
         assert_eq!(r.people, 12);
 
         let along = camera(vec![line(pt(0.2, 0.62), pt(0.8, 0.62))], vec![]);
-        let mut p = Placement::new(&along, (416.0, 234.0));
+        let mut p = Placement::new(&along, (416.0, 234.0), 416);
         walk(&mut p, 12, pt(0.1, 0.6), pt(0.9, 0.6), 0.4);
         let r = p.report(&along);
         assert_eq!(r.warnings.len(), 1, "{r:?}");
@@ -383,7 +594,7 @@ mod tests {
     #[test]
     fn diagonal_walks_within_45_degrees_of_the_normal_pass() {
         let cam = camera(vec![line(pt(0.5, 0.1), pt(0.5, 0.9))], vec![]);
-        let mut p = Placement::new(&cam, (416.0, 416.0));
+        let mut p = Placement::new(&cam, (416.0, 416.0), 416);
         walk(&mut p, 12, pt(0.2, 0.3), pt(0.8, 0.7), 0.4);
         assert!(p.report(&cam).warnings.is_empty());
     }
@@ -391,21 +602,70 @@ mod tests {
     #[test]
     fn small_people_warn_and_large_ones_do_not() {
         let cam = camera(vec![], vec![]);
-        let mut far = Placement::new(&cam, (416.0, 234.0));
-        // 0.08 of 234 px: 19 px tall.
-        walk(&mut far, 12, pt(0.1, 0.5), pt(0.9, 0.5), 0.08);
+        let mut far = Placement::new(&cam, (416.0, 234.0), 416);
+        // 0.12 of 234 px: 28 px tall; 40 px needs 416 x 40 / 28 = 594: input size 640.
+        walk(&mut far, 12, pt(0.1, 0.5), pt(0.9, 0.5), 0.12);
         let r = far.report(&cam);
         assert_eq!(r.warnings.len(), 1);
         assert_eq!(r.warnings[0].kind, "small_people");
-        let mut near = Placement::new(&cam, (416.0, 234.0));
+        assert!(
+            r.warnings[0].fix.starts_with("set input_size = 640"),
+            "{r:?}"
+        );
+        assert_eq!(far.recommended_input_size(), Some(640));
+        // Tiny people: no input size is enough.
+        let mut tiny = Placement::new(&cam, (416.0, 234.0), 416);
+        walk(&mut tiny, 12, pt(0.1, 0.5), pt(0.9, 0.5), 0.05);
+        let r = tiny.report(&cam);
+        assert!(
+            r.warnings[0].fix.starts_with("even input_size = 640"),
+            "{r:?}"
+        );
+        assert_eq!(tiny.recommended_input_size(), None);
+        let mut near = Placement::new(&cam, (416.0, 234.0), 416);
         walk(&mut near, 12, pt(0.1, 0.5), pt(0.9, 0.5), 0.5);
         assert!(near.report(&cam).warnings.is_empty());
+        assert_eq!(near.recommended_input_size(), None);
+    }
+
+    #[test]
+    fn a_line_reaching_far_back_where_people_are_small_warns() {
+        // Perspective: people walk left to right at every depth, 0.5 of the picture's height
+        // tall at the bottom (y = 0.95), 0.13 at y = 0.35 (30 px at a 234 px input: 640
+        // brings them to 40). The camera as a whole is fine (most people are large).
+        let line = |id: &str, top: f32| Line {
+            id: id.into(),
+            from: pt(0.5, top),
+            to: pt(0.5, 0.95),
+            in_side: Side::Left,
+        };
+        let cam = camera(vec![line("deep", 0.35), line("near", 0.7)], vec![]);
+        let mut p = Placement::new(&cam, (416.0, 234.0), 416);
+        let far = [0.35f32; 8];
+        let rest = [
+            0.5f32, 0.65, 0.8, 0.95, 0.9, 0.85, 0.75, 0.7, 0.6, 0.55, 0.45, 0.4,
+        ];
+        for (i, y) in far.into_iter().chain(rest).enumerate() {
+            let h = 0.13 + (y - 0.35) / 0.6 * 0.37;
+            walk(&mut p, 1, pt(0.1, y), pt(0.9, y), h);
+            p.forget(i as u64 + 1);
+        }
+        let r = p.report(&cam);
+        let small: Vec<&Warning> = r
+            .warnings
+            .iter()
+            .filter(|w| w.kind == "small_people")
+            .collect();
+        assert_eq!(small.len(), 1, "{r:?}");
+        assert_eq!(small[0].subject, "deep");
+        assert!(small[0].fix.starts_with("set input_size = 640"), "{r:?}");
+        assert_eq!(p.recommended_input_size(), Some(640));
     }
 
     #[test]
     fn track_checks_wait_for_enough_people() {
         let cam = camera(vec![line(pt(0.2, 0.6), pt(0.8, 0.6))], vec![]);
-        let mut p = Placement::new(&cam, (416.0, 234.0));
+        let mut p = Placement::new(&cam, (416.0, 234.0), 416);
         walk(&mut p, 3, pt(0.1, 0.6), pt(0.9, 0.6), 0.05);
         let r = p.report(&cam);
         assert!(r.warnings.is_empty());

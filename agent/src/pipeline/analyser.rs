@@ -53,7 +53,8 @@ pub fn decode_size(
         return Ok(cam.size);
     }
     let (w, h, _, _) = vitrine_sensors::video_file::probe(path)?;
-    let (cw, ch) = detector.content_size(w as usize, h as usize);
+    let size = detector.size_for(cam.input_size);
+    let (cw, ch) = vitrine_models::detector::content_size(size, w as usize, h as usize);
     Ok(Some((cw as u32, ch as u32)))
 }
 

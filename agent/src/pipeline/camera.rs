@@ -52,12 +52,13 @@ pub fn start_camera(
         Input::File(f) => (f.info().width, f.info().height),
         Input::Live(_) => cam.size.unwrap_or((640, 480)),
     };
+    let size = detector.size_for(cam.input_size);
     let session = detector
-        .session(fw as usize, fh as usize)
+        .session_sized(size, fw as usize, fh as usize)
         .with_context(|| format!("camera {:?}", cam.id))?;
     let tap = opts.taps.as_ref().map(|t| {
-        let (cw, ch) = detector.content_size(fw as usize, fh as usize);
-        t.attach(cam, (cw as f32, ch as f32))
+        let (cw, ch) = vitrine_models::detector::content_size(size, fw as usize, fh as usize);
+        t.attach(cam, (cw as f32, ch as f32), size as u32)
     });
     let progress = Arc::new(SourceProgress::new("camera"));
     if let Input::File(f) = &source {

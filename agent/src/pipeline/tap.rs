@@ -79,7 +79,7 @@ impl Taps {
     }
 
     /// A fresh tap for `cam` (started now), replacing the previous run's.
-    pub fn attach(&self, cam: &Camera, detector_px: (f32, f32)) -> Arc<CameraTap> {
+    pub fn attach(&self, cam: &Camera, detector_px: (f32, f32), input_size: u32) -> Arc<CameraTap> {
         let run = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let tap = Arc::new(CameraTap {
             run,
@@ -94,7 +94,7 @@ impl Taps {
                     .iter()
                     .map(|l| (l.id.clone(), Tally::default()))
                     .collect(),
-                placement: Placement::new(cam, detector_px),
+                placement: Placement::new(cam, detector_px, input_size),
             }),
         });
         self.lock().insert(cam.id.clone(), tap.clone());
@@ -224,7 +224,7 @@ mod tests {
     fn a_still_is_copied_only_while_someone_watches() {
         let cam = camera();
         let taps = Taps::default();
-        let tap = taps.attach(&cam, (416.0, 234.0));
+        let tap = taps.attach(&cam, (416.0, 234.0), 416);
         let signals = CameraSignals::new(&cam);
         tap.frame(&frame(), &TrackUpdate::default(), &signals, 0);
         assert!(tap.view(false).still.is_none());
@@ -239,8 +239,8 @@ mod tests {
     fn a_restarted_camera_gets_a_new_run() {
         let cam = camera();
         let taps = Taps::default();
-        let a = taps.attach(&cam, (416.0, 234.0)).run;
-        let b = taps.attach(&cam, (416.0, 234.0)).run;
+        let a = taps.attach(&cam, (416.0, 234.0), 416).run;
+        let b = taps.attach(&cam, (416.0, 234.0), 416).run;
         assert_ne!(a, b);
         assert_eq!(taps.camera("door").map(|t| t.run), Some(b));
         assert_eq!(

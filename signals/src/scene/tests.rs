@@ -57,6 +57,7 @@ fn camera() -> Camera {
         fps: 5.0,
         size: None,
         detect_every: 1,
+        input_size: None,
         motion_gating: true,
         zones: vec![Area {
             id: "right-half".into(),

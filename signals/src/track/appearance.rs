@@ -29,6 +29,20 @@ pub struct Appearance {
     parts: [[f32; BINS]; 2],
 }
 
+/// `Appearance` must never become serializable (nothing of it may be written or sent): if it
+/// implemented `serde::Serialize`, this would not compile (both impls would apply, and the
+/// call below would be ambiguous).
+const _: () = {
+    trait NotSerialize<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> NotSerialize<()> for T {}
+    #[allow(dead_code)]
+    struct Serializable;
+    impl<T: ?Sized + serde::Serialize> NotSerialize<Serializable> for T {}
+    let _ = <Appearance as NotSerialize<_>>::check;
+};
+
 impl std::fmt::Debug for Appearance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Appearance(..)")

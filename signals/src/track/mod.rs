@@ -276,6 +276,12 @@ impl Tracker {
         self.tracks.is_empty()
     }
 
+    /// Appearance descriptors held (personal data: one at most per live track, dropped with
+    /// it).
+    pub fn appearances(&self) -> usize {
+        self.tracks.iter().filter(|t| t.look.is_some()).count()
+    }
+
     /// One frame's detections at `now_ms`, without appearance (re-links go by motion and
     /// height alone).
     pub fn update(&mut self, now_ms: u64, detections: &[Detection]) -> TrackUpdate {

@@ -375,3 +375,28 @@ fn someone_in_other_colours_is_not_taken_for_the_lost_person() {
     }
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
+
+#[test]
+fn appearances_live_only_as_long_as_their_tracks() {
+    use crate::track::appearance::Appearance;
+    let frame = vec![90u8; 400 * 400 * 3];
+    let mut t = Tracker::new(TrackerParams::default());
+    let mut describe = |b: &BBox| Appearance::from_rgb(&frame, 400, 400, b);
+    for k in 0..10u64 {
+        t.update_with(
+            k * 200,
+            &[det(0.2 + 0.01 * k as f32, 0.5), det(0.7, 0.5)],
+            &mut describe,
+        );
+        assert!(t.appearances() <= t.len());
+    }
+    assert_eq!(t.appearances(), 2, "each tracked person has one");
+    // Unseen longer than any buffer: the tracks end, their descriptors with them.
+    let later = 2000 + t.params().lost_ms.max(t.params().relink.max_gap_ms) + 1000;
+    let u = t.update_with(later, &[], &mut describe);
+    assert_eq!(u.ended.len(), 2);
+    assert_eq!(t.appearances(), 0);
+    // And the tracker's debug output never shows one.
+    t.update_with(later + 100, &[det(0.5, 0.5)], &mut describe);
+    assert!(!format!("{t:?}").contains("parts"));
+}

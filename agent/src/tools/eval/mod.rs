@@ -186,6 +186,7 @@ pub fn run_all(seqs: &[Sequence], missing: &[Missing], anchors: &[Anchor]) -> an
             }
         }
         report::detail(&gridded, &scores, facts);
+        report::placement(&suite::placement(seq, &ours, facts, native));
         for s in scores {
             rows.push((seq, s));
         }

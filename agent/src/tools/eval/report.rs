@@ -27,7 +27,10 @@ pub fn header(seq: &Sequence, facts: VideoFacts, native: f32) {
         c.detect_every,
         if c.motion_gating { "on" } else { "off" },
         seq.cfg.models.detector,
-        seq.cfg.models.input_size.map(|s| s.to_string()).unwrap_or_else(|| "(model's)".into()),
+        c.input_size
+            .map(|s| format!("{s} (the camera's)"))
+            .or(seq.cfg.models.input_size.map(|s| s.to_string()))
+            .unwrap_or_else(|| "(model's)".into()),
         seq.cfg.models.detector_threshold,
         if seq.tuned { "tuned" } else { "not tuned" },
         seq.source,
@@ -36,7 +39,11 @@ pub fn header(seq: &Sequence, facts: VideoFacts, native: f32) {
 
 /// The detector's input over the video's size (the model's own size when unset).
 fn detector_scale(seq: &Sequence, facts: VideoFacts) -> f32 {
-    let size = seq.cfg.models.input_size.unwrap_or(416) as usize;
+    let size = seq
+        .camera
+        .input_size
+        .or(seq.cfg.models.input_size)
+        .unwrap_or(416) as usize;
     let (w, h) = (facts.width as usize, facts.height as usize);
     let (iw, _) = vitrine_models::detector::input_shape(size, w, h);
     (iw as f32 / w.max(1) as f32).min(1.0)
@@ -198,6 +205,19 @@ fn heights(scores: &[Score], scale: f32) {
             "| {range} | {} | {} | {det} |",
             first.mot.by_height.gt[i],
             cells.join(" | ")
+        );
+    }
+}
+
+/// The placement check's findings on the sequence (what a technician would be told).
+pub fn placement(r: &vitrine_signals::placement::Report) {
+    if r.warnings.is_empty() {
+        println!("\nplacement check: no warning ({} people seen)", r.people);
+    }
+    for w in &r.warnings {
+        println!(
+            "\nplacement check, {}: {}; fix: {}",
+            w.subject, w.message, w.fix
         );
     }
 }

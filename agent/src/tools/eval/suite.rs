@@ -70,6 +70,7 @@ pub struct Overrides {
     pub threshold: Option<f32>,
     pub detector: Option<String>,
     pub motion_gating: Option<bool>,
+    pub nms_iou: Option<f32>,
 }
 
 /// A resolved sequence, ready to run.
@@ -216,9 +217,13 @@ pub fn apply(cfg: &mut Config, camera: &mut Camera, over: &Overrides, models: Op
     }
     if let Some(s) = over.input_size {
         cfg.models.input_size = Some(s);
+        camera.input_size = None;
     }
     if let Some(t) = over.threshold {
         cfg.models.detector_threshold = t;
+    }
+    if let Some(v) = over.nms_iou {
+        cfg.models.nms_iou = v;
     }
     if let Some(d) = &over.detector {
         cfg.models.detector = d.clone();
@@ -349,7 +354,8 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let size = crate::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
     let mut video = VideoFile::open(&seq.video, seq.camera.fps, size, Pacing::AsFastAsPossible)?;
     let info = video.info().clone();
-    let session = detector.session(info.width as usize, info.height as usize)?;
+    let size = detector.size_for(seq.camera.input_size);
+    let session = detector.session_sized(size, info.width as usize, info.height as usize)?;
     let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None);
     analyser.signals_mut().record();
     let mut placed = Placed::default();
@@ -550,6 +556,42 @@ pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
         cpu_s: run.cpu_s,
         model_s: run.model_s,
     }
+}
+
+/// What the technician's placement check (`vitrine check-config --live`, the setup page)
+/// says of the sequence's camera, from Vitrine's tracks: people too small for the detector
+/// (with the input size that would do), lines along the walking direction.
+pub fn placement(
+    seq: &Sequence,
+    run: &Run,
+    facts: VideoFacts,
+    native: f32,
+) -> vitrine_signals::placement::Report {
+    let size = seq
+        .camera
+        .input_size
+        .or(seq.cfg.models.input_size)
+        .unwrap_or(416);
+    let (cw, ch) = vitrine_models::detector::content_size(
+        size as usize,
+        facts.width as usize,
+        facts.height as usize,
+    );
+    let mut p =
+        vitrine_signals::placement::Placement::new(&seq.camera, (cw as f32, ch as f32), size);
+    for f in &run.frames {
+        let t = ((f.frame.saturating_sub(1)) as f64 * 1000.0 / f64::from(native)) as u64;
+        let people: Vec<TrackView> = f
+            .people
+            .iter()
+            .map(|(id, bbox)| TrackView {
+                id: *id,
+                bbox: *bbox,
+            })
+            .collect();
+        p.observe(t, &people);
+    }
+    p.report(&seq.camera)
 }
 
 /// An annotated person who counts as in view: a real person, not mostly hidden where the
