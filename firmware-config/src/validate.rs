@@ -738,8 +738,8 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         c,
         "models.detector_threshold",
         raw.detector_threshold,
-        0.35,
-        "a detection score threshold between 0 and 1, e.g. 0.35",
+        0.30,
+        "a detection score threshold between 0 and 1, e.g. 0.3",
     );
     let nms_iou = unit_range(
         c,

@@ -22,6 +22,9 @@ pub const TRUNCATED: f32 = 0.85;
 pub const HEIGHT_FALL_PER_S: f32 = 0.2;
 /// Boxes within this distance of the top border (normalized) are cut there, not below.
 const BORDER: f32 = 0.01;
+/// The largest coordinate of a standing point: just inside the picture's right and bottom
+/// edges (a point on an area's edge is outside it).
+const INSIDE: f32 = 1.0 - 1e-4;
 
 /// A person's standing point in one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,6 +66,12 @@ impl Footing {
                 } else {
                     b.foot()
                 };
+                // Someone whose feet are below the picture (a box cut by its bottom edge, or a
+                // smoothed box overshooting it) stands on its edge: inside an area drawn to it.
+                let at = Point {
+                    x: at.x.clamp(0.0, INSIDE),
+                    y: at.y.clamp(0.0, INSIDE),
+                };
                 Foot {
                     key: t.id,
                     at,
@@ -102,6 +111,20 @@ mod tests {
             let foot = f.place(i * 100, &[view(0.3, 0.7 - 0.002 * i as f32)])[0];
             assert!((foot.at.y - (0.7 - 0.002 * i as f32)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn feet_below_the_picture_stand_on_its_edge() {
+        let mut f = Footing::default();
+        let foot = f.place(0, &[view(0.5, 1.08)])[0];
+        assert!(foot.at.y < 1.0 && foot.at.y > 0.999, "{foot:?}");
+        let whole = [
+            Point { x: 0.0, y: 0.0 },
+            Point { x: 1.0, y: 0.0 },
+            Point { x: 1.0, y: 1.0 },
+            Point { x: 0.0, y: 1.0 },
+        ];
+        assert!(crate::geom::in_polygon(foot.at, &whole));
     }
 
     #[test]

@@ -10,11 +10,15 @@
 //! - a person last seen beyond the band on the new side (they left the view or their track
 //!   ended before settling), twice in a row, is counted when their track ends
 //!   ([`LineState::forget`]);
-//! - a track that breaks (an occlusion the tracker could not bridge) and resumes as a new
-//!   track is never counted twice: the new track has no settled side until it settles, so
-//!   only a crossing it makes itself counts. (Taking the lost track's side over was tried and
-//!   measured: on the suite it turned people appearing near someone lost into false crossings
-//!   more often than it recovered a crossing made while hidden.)
+//! - a crossing made out of sight (behind a post, a sign, other people) counts when the tracker
+//!   finds the person again (`track::relink`: same track, up to [`GRACE_MS`] later): the path
+//!   from the last settled position to the first one beyond the band goes through the line;
+//! - a track that breaks anyway (an occlusion the tracker could not bridge) and resumes as a
+//!   new track is never counted twice: the new track has no settled side until it settles, so
+//!   only a crossing it makes itself counts. (Taking the lost track's side over at the line
+//!   was tried and measured: on the suite it turned people appearing near someone lost into
+//!   false crossings more often than it recovered a crossing made while hidden; the tracker,
+//!   which sees height, path and colours, decides who is who.)
 //!
 //! The band scales with the person's box (a near person's feet jitter more in image units):
 //! [`BAND_HEIGHTS`] box heights, at least [`MIN_BAND`].

@@ -58,7 +58,7 @@ const FAMILIES: [Family; 4] = [
 ];
 
 /// The grid lines over `region` (a convex polygon in normalized coordinates), ids like
-/// `grid-v0.45` (x = 0.45), `grid-h0.60` (y = 0.60), `grid-d+0.30` ("\\": x - y = 0.30),
+/// `grid-v0.45` (x = 0.45), `grid-h0.60` (y = 0.60), `grid-d0.30` ("\\": x - y = 0.30; `grid-d-0.30`: x - y = -0.30),
 /// `grid-a1.20` ("/": x + y = 1.20).
 pub fn lines(region: &[Point]) -> Vec<Line> {
     let region = clip_to_frame(region);
@@ -74,11 +74,7 @@ pub fn lines(region: &[Point]) -> Vec<Line> {
             if (to.x - from.x).hypot(to.y - from.y) < MIN_LENGTH {
                 continue;
             }
-            let id = if f.name == "d" {
-                format!("{PREFIX}{}{c:+.2}", f.name)
-            } else {
-                format!("{PREFIX}{}{c:.2}", f.name)
-            };
+            let id = format!("{PREFIX}{}{c:.2}", f.name);
             out.push(Line {
                 id,
                 from,
@@ -221,7 +217,8 @@ mod tests {
         assert_eq!(count("h"), 11);
         // Diagonals: x - y in (-0.58, 0.58), segments of at least 0.1.
         assert!(count("d") >= 20 && count("a") >= 20);
-        assert!(lines.iter().any(|l| l.id == "grid-d+0.30"));
+        assert!(lines.iter().any(|l| l.id == "grid-d0.30"));
+        assert!(lines.iter().any(|l| l.id == "grid-d-0.30"));
         assert!(lines.iter().any(|l| l.id == "grid-a1.20"));
         for l in &lines {
             let len = (l.to.x - l.from.x).hypot(l.to.y - l.from.y);

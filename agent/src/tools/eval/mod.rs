@@ -170,6 +170,7 @@ pub fn run_all(seqs: &[Sequence], missing: &[Missing], anchors: &[Anchor]) -> an
         };
         if let Some(dir) = std::env::var_os("VITRINE_EVAL_DUMP") {
             dump(std::path::Path::new(&dir), &seq.name, &ours, &hidden, facts)?;
+            dump_lines(std::path::Path::new(&dir), &gridded)?;
         }
         if let Ok(line) = std::env::var("VITRINE_EVAL_DEBUG_LINE") {
             debug_line(&line, &hidden, &ours, &gt, native);
@@ -250,6 +251,30 @@ fn dump(
         dir.join(format!("{name}.crossings.json")),
         serde_json::Value::Object(lines).to_string(),
     )?;
+    Ok(())
+}
+
+/// The sequence's lines, grid included, as `[[cameras.lines]]` (to count them with another
+/// build of the agent: `vitrine eval tracking` on a config with these lines).
+fn dump_lines(dir: &Path, seq: &Sequence) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for l in &seq.camera.lines {
+        let _ = writeln!(
+            out,
+            "[[cameras.lines]]\nid = \"{}\"\nfrom = [{}, {}]\nto = [{}, {}]\nin = \"{}\"\n",
+            l.id,
+            l.from.x,
+            l.from.y,
+            l.to.x,
+            l.to.y,
+            match l.in_side {
+                vitrine_config::Side::Left => "left",
+                vitrine_config::Side::Right => "right",
+            }
+        );
+    }
+    std::fs::write(dir.join(format!("{}.lines.toml", seq.name)), out)?;
     Ok(())
 }
 
