@@ -9,11 +9,10 @@
 
 use std::collections::HashMap;
 
-/// How long someone may go unseen and still be the same person: the same visit or crossing,
-/// and the longest gap the tracker bridges (a lost track is re-linked up to this long after,
-/// see `track::relink`). Measured on the accuracy suite: 2 s lost crossings made behind a
-/// group or a post (people come out later than that); beyond 3 s nothing more was gained.
-pub const GRACE_MS: u64 = 3000;
+/// How long someone may go unseen and still be the same person: the same visit or crossing.
+/// It is the longest gap the tracker bridges (a lost track is re-linked up to this long after,
+/// see `track::relink`), so a person it finds again never finds their visit closed.
+pub const GRACE_MS: u64 = crate::track::relink::MAX_GAP_MS;
 
 /// Last sighting of each person seen within the grace.
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@
 //! from behind a post, never enough to recognise anyone.
 //!
 //! Each part is a 12-bin histogram of the box's central half: 8 hue bins for coloured pixels
-//! and 4 brightness bins for greys (saturation under [`GREY`]). Two descriptors are compared
+//! and 4 brightness bins for greys (saturation under 0.2). Two descriptors are compared
 //! by the Hellinger distance averaged over the parts (0 = the same colours, 1 = nothing in
 //! common).
 //!
