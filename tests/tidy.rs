@@ -155,3 +155,84 @@ fn the_daemon_forbids_unsafe_code() {
         }
     }
 }
+
+/// The top-level modules of a crate's `src/` that each module's non-test code names
+/// (`crate::name`).
+fn module_graph(src: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &files {
+        let rel = f.strip_prefix(src).expect("under src");
+        let first = rel.components().next().expect("a component");
+        let module = first.as_os_str().to_str().expect("utf-8");
+        let module = module.trim_end_matches(".rs").to_string();
+        if ["main", "lib"].contains(&module.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).expect("read");
+        // Tests may reach anywhere.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let uses = graph.entry(module.clone()).or_default();
+        for (_, used) in crate_refs(code) {
+            if used != module && !used.is_empty() && !uses.contains(&used) {
+                uses.push(used);
+            }
+        }
+    }
+    graph
+}
+
+/// A circle through `from`, if following the graph from there comes back to a module on the
+/// current path.
+fn circle(
+    graph: &BTreeMap<String, Vec<String>>,
+    from: &str,
+    path: &mut Vec<String>,
+    done: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    if let Some(i) = path.iter().position(|m| m == from) {
+        return Some(path[i..].to_vec());
+    }
+    if done.iter().any(|m| m == from) {
+        return None;
+    }
+    path.push(from.to_string());
+    for next in graph.get(from).into_iter().flatten() {
+        if graph.contains_key(next) {
+            if let Some(c) = circle(graph, next, path, done) {
+                return Some(c);
+            }
+        }
+    }
+    path.pop();
+    done.push(from.to_string());
+    None
+}
+
+#[test]
+fn library_crates_have_no_import_circles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    for krate in [
+        "signals",
+        "models",
+        "sensors",
+        "firmware-config",
+        "ingest",
+        "agent",
+    ] {
+        let graph = module_graph(&root.join(krate).join("src"));
+        let (mut path, mut done) = (Vec::new(), Vec::new());
+        for m in graph.keys() {
+            if let Some(c) = circle(&graph, m, &mut path, &mut done) {
+                found.push(format!("{krate}: {}", c.join(" -> ")));
+                break;
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "import circles (dependencies point one way; move the shared piece to the lower module): {found:?}"
+    );
+}
