@@ -612,3 +612,180 @@ fn vitrine_audit_in_a_terminal_counts_scripted_taps_and_check_config_live_report
     assert_valid(&schema_named("audit.v1.json"), audit);
     assert_eq!(audit["manual"]["total"].as_u64(), Some(taps));
 }
+
+/// A process's resident memory, kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A process's open descriptors.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.1 and 127.0.0.2 are two
+/// machines to the server).
+fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+    s.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    Ok(s.into())
+}
+
+/// What the server sends on `s` until it closes the connection or `within` passes, and whether
+/// it closed it (end of stream or reset) in that time.
+fn read_until_closed(s: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::{ErrorKind, Read};
+    let until = Instant::now() + within;
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&got).into_owned(), false);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (String::from_utf8_lossy(&got).into_owned(), false)
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+    }
+}
+
+#[test]
+fn stalled_and_unauthenticated_clients_cannot_exhaust_setup_and_ctrl_c_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &media("vtest.avi"), None);
+    let _agent = Agent::start(dir.path(), &cfg);
+    let mut setup = Setup::start(&cfg, &[]);
+    let pid = setup.child.id();
+    let addr: std::net::SocketAddr = setup
+        .base()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (rss_before, fds_before) = (rss_kb(pid), descriptors(pid));
+
+    // 1. 200 unauthenticated uploads announcing 2 MB each, stalled after 32 kB: refused before
+    //    a byte of the body is read (the cookie is checked first), or closed on arrival beyond
+    //    the per-client cap. Memory stays small; every one of them is closed.
+    let head = "POST /api/save HTTP/1.1\r\nHost: x\r\nX-Vitrine-Setup: 1\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n";
+    let mut uploads = Vec::new();
+    for _ in 0..200 {
+        let Ok(mut s) = connect_from([127, 0, 0, 1], addr) else {
+            continue;
+        };
+        s.set_write_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&[b' '; 32 * 1024]);
+        uploads.push(s);
+    }
+    let rss_uploads = rss_kb(pid);
+    let mut refused = 0;
+    for s in &mut uploads {
+        let (text, closed) = read_until_closed(s, Duration::from_secs(30));
+        assert!(
+            closed,
+            "an unauthenticated upload held a socket 30 s: {text}"
+        );
+        refused += usize::from(text.starts_with("HTTP/1.1 403"));
+    }
+    assert!(refused >= 1, "no upload was answered 403");
+    drop(uploads);
+
+    // 2. 300 idle sockets and half-sent heads from one machine: the descriptors stay bounded,
+    //    the technician on another machine opens the page meanwhile, and the server closes
+    //    every one of them within its header timeout.
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        if let Ok(mut s) = connect_from([127, 0, 0, 1], addr) {
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n");
+            }
+            idle.push(s);
+        }
+    }
+    let held_from = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let fds_idle = descriptors(pid);
+    let mut tech = connect_from([127, 0, 0, 2], addr).unwrap();
+    write!(
+        tech,
+        "GET /?token={} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        setup.token()
+    )
+    .unwrap();
+    let (page, _) = read_until_closed(&mut tech, Duration::from_secs(10));
+    // The token buys the session cookie and a redirect to the page.
+    assert!(
+        page.starts_with("HTTP/1.1 303"),
+        "the technician is locked out: {page:.300}"
+    );
+    let session = page
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    for s in &mut idle {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(30));
+        assert!(closed, "an idle socket was held 30 s");
+    }
+    let held = held_from.elapsed();
+    drop(idle);
+    let rss_after = rss_kb(pid);
+    eprintln!(
+        "setup: {rss_before} kB before, {rss_uploads} kB with 200 stalled uploads, {rss_after} kB after; \
+         {fds_before} descriptors before, {fds_idle} with 300 idle sockets; idle sockets closed within {held:?}"
+    );
+    assert!(rss_uploads < 50_000 && rss_after < 50_000, "memory grew");
+    assert!(
+        fds_idle <= fds_before + 16 + 2,
+        "descriptors grew with idle sockets: {fds_before} -> {fds_idle}"
+    );
+    assert!(held < Duration::from_secs(30));
+
+    // 3. Ctrl-C ends setup while one client holds an unfinished request (a session's save
+    //    whose body stalls) and another a half-sent head.
+    let mut stalled = connect_from([127, 0, 0, 2], addr).unwrap();
+    write!(
+        stalled,
+        "POST /api/save HTTP/1.1\r\nHost: {addr}\r\nCookie: {session}\r\nX-Vitrine-Setup: 1\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut half = connect_from([127, 0, 0, 1], addr).unwrap();
+    half.write_all(b"GET /api/state HTTP/1.1\r\nHost:").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    let st = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ended = loop {
+        if let Some(status) = setup.child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = sent.elapsed();
+    assert!(
+        ended.is_some_and(|s| s.success()) && took < Duration::from_secs(3),
+        "setup did not end on Ctrl-C within 3 s ({took:?}, {ended:?})"
+    );
+    let out = setup.stop();
+    assert!(out.contains("setup session ended"), "{out}");
+}

@@ -12,6 +12,7 @@
 
 mod access;
 mod edit;
+mod http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -148,9 +149,7 @@ async fn serve(
     let _ = std::io::stdout().flush();
     let notice = tokio::spawn(renew_notice(app.clone()));
     let router = router(app.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    http::serve(listener, router, http::LIMITS, shutdown()).await;
     notice.abort();
     let socket = app.socket.clone();
     let _ = tokio::task::spawn_blocking(move || {
@@ -270,6 +269,19 @@ fn authorize(app: &App, headers: &HeaderMap, changes: bool) -> Result<(), Box<Re
         )));
     }
     Ok(())
+}
+
+/// A state-changing request's body: the session and the CSRF header are checked before a byte
+/// of it is read, and it is read within the server's limits.
+async fn authorized_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Box<Response>> {
+    authorize(app, headers, true)?;
+    http::read_body(body, &http::LIMITS)
+        .await
+        .map_err(|(status, message)| Box::new(json_error(status, message)))
 }
 
 async fn index(
@@ -448,10 +460,11 @@ async fn placement(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
 }
 
 /// Save one camera's geometry: edit, validate like `check-config`, back up, write, reload.
-async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorize(&app, &headers, true) {
-        return *r;
-    }
+async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match authorized_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let g: Geometry = match serde_json::from_slice(&body) {
         Ok(g) => g,
         Err(e) => {
@@ -602,10 +615,11 @@ fn audit_json(a: &Audit) -> Response {
     Json(json!({"ok": true, "running": a.running(), "result": a.result(now_ms())})).into_response()
 }
 
-async fn audit_start(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorize(&app, &headers, true) {
-        return *r;
-    }
+async fn audit_start(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match authorized_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let s: AuditStart = match parse(&body, "audit start") {
         Ok(s) => s,
         Err(r) => return *r,
@@ -620,10 +634,11 @@ async fn audit_start(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     r
 }
 
-async fn audit_tap(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorize(&app, &headers, true) {
-        return *r;
-    }
+async fn audit_tap(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match authorized_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let t: AuditTap = match parse(&body, "tap") {
         Ok(t) => t,
         Err(r) => return *r,
