@@ -339,3 +339,23 @@ fn bad_store_operations_settings_are_all_reported_at_once_and_exit_64() {
     );
     assert!(err.contains("k-anonymity"), "{err}");
 }
+
+#[test]
+fn huge_setup_times_to_live_are_refused_with_the_range_not_a_panic() {
+    for (flag, value) in [
+        ("--token-ttl", "1000000000years"),
+        ("--session-ttl", "584942417355y"),
+        ("--token-ttl", "0s"),
+    ] {
+        let out = vitrine()
+            .args(["setup", "--config", "/nonexistent/agent.toml", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains("fix:") && !err.contains("panicked"),
+            "{flag} {value}: {err}"
+        );
+    }
+}

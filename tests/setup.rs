@@ -300,6 +300,9 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
         .collect();
     // Screenshots are the test's own pictures: kept out of the scanned directories.
     let shots = media_dir.path();
+    let publish = format!("{}api/audit/publish", setup.base());
+    let again =
+        json!({"do": "fetch", "path": publish, "body": "", "headers": {"X-Vitrine-Setup": "1"}});
     let results = drive(
         &setup.url,
         json!([
@@ -317,6 +320,9 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
             {"do": "audit_stop"},
             {"do": "screenshot", "file": screenshot("setup-audit.png", shots)},
             {"do": "audit_publish"},
+            // Published again (the button pressed twice, a retried request): the same event.
+            again,
+            again,
         ]),
     );
     let setup_out = setup.stop();
@@ -373,6 +379,18 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
     assert_eq!(r["interrupted"], false);
     let published = step(&results, "audit_publish")["message"].as_str().unwrap();
     assert!(published.contains("Published"), "{published}");
+    let repeats: Vec<Value> = results
+        .iter()
+        .filter(|r| r["step"] == "fetch")
+        .map(|r| serde_json::from_str(r["body"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(repeats.len(), 2);
+    assert!(
+        repeats
+            .iter()
+            .all(|r| r["ok"] == true && r["seq"] == repeats[0]["seq"]),
+        "a repeated publish is the same event: {repeats:?}"
+    );
 
     // The central platform receives the audit (counts only, valid against its schema).
     let audit_schema = schema_named("audit.v1.json");
@@ -403,6 +421,11 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
     // the configuration's directory, the logs or the wire.
     let log = agent.stop();
     messages.extend(wire.drain(Duration::from_secs(1)));
+    let audits = messages
+        .iter()
+        .filter(|(t, _, _)| t == "vitrine/test-store/test-box/audit/walkway")
+        .count();
+    assert_eq!(audits, 1, "one audit, published three times, is one event");
     let (found, rounds) = scanner.finish();
     assert!(rounds > 100, "the scanner ran {rounds} rounds");
     assert!(found.is_empty(), "{:?}", &found[..found.len().min(5)]);
@@ -737,6 +760,18 @@ fn stalled_and_unauthenticated_clients_cannot_exhaust_setup_and_ctrl_c_ends_it()
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_string();
+    // An unknown camera is a 404 naming the running ones, not a gateway error.
+    let mut ask = connect_from([127, 0, 0, 2], addr).unwrap();
+    write!(
+        ask,
+        "GET /api/view/roof HTTP/1.1\r\nHost: {addr}\r\nCookie: {session}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut ask, Duration::from_secs(10));
+    assert!(
+        answer.starts_with("HTTP/1.1 404") && answer.contains("walkway"),
+        "{answer}"
+    );
     for s in &mut idle {
         let (_, closed) = read_until_closed(s, Duration::from_secs(30));
         assert!(closed, "an idle socket was held 30 s");

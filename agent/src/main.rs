@@ -41,11 +41,11 @@ enum Command {
         /// or 0.0.0.0, for a laptop on the store network).
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: std::net::SocketAddr,
-        /// How long the one-time token may wait to be used.
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        /// How long the one-time token may wait to be used (at most 24h).
+        #[arg(long, default_value = "10m", value_parser = parse_token_ttl)]
         token_ttl: std::time::Duration,
-        /// How long the session it opens lasts.
-        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        /// How long the session it opens lasts (at most 7d).
+        #[arg(long, default_value = "2h", value_parser = parse_session_ttl)]
         session_ttl: std::time::Duration,
     },
     /// Accuracy audit in a terminal: type i / o + Enter for each person crossing LINE while
@@ -160,6 +160,30 @@ enum ModelsAction {
         #[arg(long, default_value = "/var/lib/vitrine/models")]
         dir: PathBuf,
     },
+}
+
+fn parse_token_ttl(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_up_to(s, std::time::Duration::from_secs(24 * 3600), "24h")
+}
+
+fn parse_session_ttl(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_up_to(s, std::time::Duration::from_secs(7 * 24 * 3600), "7d")
+}
+
+/// A duration like `10m`, above zero and at most `max` (`max_text` as the user writes it).
+fn parse_duration_up_to(
+    s: &str,
+    max: std::time::Duration,
+    max_text: &str,
+) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e}; fix: write it like 10m, 2h or 1d"))?;
+    if d.is_zero() || d > max {
+        return Err(format!(
+            "{s:?} is out of range; fix: give a duration above 0 and at most {max_text}"
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_start(s: &str) -> Result<u64, String> {

@@ -67,6 +67,9 @@ pub struct Reply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The error is about something that does not exist (a camera, a line).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -100,6 +103,12 @@ impl Reply {
             ..Reply::default()
         }
     }
+    fn missing(e: impl Into<String>) -> Reply {
+        Reply {
+            missing: true,
+            ..Reply::error(e)
+        }
+    }
     fn ok() -> Reply {
         Reply {
             ok: true,
@@ -117,14 +126,66 @@ pub struct ControlContext {
     pub outbox: SharedOutbox,
     pub wake: Arc<Notify>,
     pub notice: Arc<SetupNotice>,
+    pub published: Arc<PublishedAudits>,
+}
+
+/// The audits this agent stored, so that publishing one again (a page's button pressed twice,
+/// a retried request) answers the event already stored instead of storing another. Bounded:
+/// the last [`PublishedAudits::KEPT`].
+#[derive(Debug, Default)]
+pub struct PublishedAudits(std::sync::Mutex<std::collections::VecDeque<(AuditId, u64)>>);
+
+/// An audit's identity: camera, line, start.
+type AuditId = (String, String, u64);
+
+impl PublishedAudits {
+    pub const KEPT: usize = 32;
+
+    /// The seq of `audit`'s event: the one stored before, or the one `store` stores now.
+    fn once(
+        &self,
+        audit: &Audit,
+        store: impl FnOnce() -> Result<u64, String>,
+    ) -> Result<(u64, bool), String> {
+        let id = (audit.camera.clone(), audit.line.clone(), audit.started_ms);
+        let mut done = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, seq)) = done.iter().find(|(d, _)| *d == id) {
+            return Ok((*seq, true));
+        }
+        let seq = store()?;
+        if done.len() == Self::KEPT {
+            done.pop_front();
+        }
+        done.push_back((id, seq));
+        Ok((seq, false))
+    }
+}
+
+/// A listening socket at `path` that only its owner can ever reach: bound inside a fresh
+/// directory only the owner may enter, made 0600 there, then renamed into place (binding at
+/// `path` directly and chmodding after would leave it open to everyone the umask allows, for
+/// a moment).
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let private = parent.join(format!(".control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = (|| {
+        let inner = private.join("control.sock");
+        let listener = UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Bind the socket (replacing a stale one: the outbox's lock already guarantees one agent
 /// per directory) and serve it on a thread of its own.
 pub fn serve(path: &Path, ctx: ControlContext) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = bind_private(path)?;
     let busy = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("control".into())
@@ -185,7 +246,7 @@ fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
             .clone()
     };
     let no_camera = |id: &str| {
-        Reply::error(format!(
+        Reply::missing(format!(
             "no running camera {id:?} (running: {})",
             ctx.taps.ids().join(", ")
         ))
@@ -218,7 +279,7 @@ fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
                     None,
                 ),
                 None => (
-                    Reply::error(format!("camera {camera:?} has no line {line:?}")),
+                    Reply::missing(format!("camera {camera:?} has no line {line:?}")),
                     None,
                 ),
             }
@@ -300,16 +361,22 @@ fn publish_audit(cfg: &Config, audit: &Audit, ctx: &ControlContext) -> Reply {
     if let Err(e) = audit.event(&meta, 1) {
         return Reply::error(e.to_string());
     }
-    let res = lock_outbox(&ctx.outbox).try_append(mono_ms(), |seq| {
-        audit
-            .event(&meta, seq)
+    let res = ctx.published.once(audit, || {
+        lock_outbox(&ctx.outbox)
+            .try_append(mono_ms(), |seq| {
+                audit
+                    .event(&meta, seq)
+                    .map_err(|e| e.to_string())
+                    .and_then(|ev| serde_json::to_vec(&ev).map_err(|e| e.to_string()))
+            })
             .map_err(|e| e.to_string())
-            .and_then(|ev| serde_json::to_vec(&ev).map_err(|e| e.to_string()))
     });
     match res {
-        Ok(seq) => {
-            ctx.wake.notify_one();
-            tracing::info!(camera = %audit.camera, line = %audit.line, seq, "audit result stored");
+        Ok((seq, again)) => {
+            if !again {
+                ctx.wake.notify_one();
+                tracing::info!(camera = %audit.camera, line = %audit.line, seq, "audit result stored");
+            }
             Reply {
                 ok: true,
                 seq: Some(seq),
@@ -322,6 +389,15 @@ fn publish_audit(cfg: &Config, audit: &Audit, ctx: &ControlContext) -> Reply {
 
 /// The client side (the setup commands): one request, its answer and any PNG bytes.
 pub fn ask(path: &Path, req: &Request) -> Result<(Reply, Vec<u8>), String> {
+    let (reply, png) = ask_reply(path, req)?;
+    match (&reply.error, reply.ok) {
+        (Some(e), false) => Err(e.clone()),
+        _ => Ok((reply, png)),
+    }
+}
+
+/// The agent's answer to `req`, a refusal included (`ok` false); errors are the socket's.
+pub fn ask_reply(path: &Path, req: &Request) -> Result<(Reply, Vec<u8>), String> {
     let conn = UnixStream::connect(path).map_err(|e| {
         format!(
             "cannot reach the running agent at {}: {e}; fix: start it (systemctl start vitrine) and run this as root or the agent's user",
@@ -340,15 +416,51 @@ pub fn ask(path: &Path, req: &Request) -> Result<(Reply, Vec<u8>), String> {
         .map_err(|e| format!("unexpected answer from the agent: {e}"))?;
     let mut png = vec![0; reply.view.as_ref().map_or(0, |v| v.png_len)];
     reader.read_exact(&mut png).map_err(io)?;
-    match (&reply.error, reply.ok) {
-        (Some(e), false) => Err(e.clone()),
-        _ => Ok((reply, png)),
-    }
+    Ok((reply, png))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_published_again_is_stored_once() {
+        let published = PublishedAudits::default();
+        let a = Audit::start("door", "entry", 1000, AgentCount::default());
+        let mut stored = 0;
+        let mut store = || {
+            stored += 1;
+            Ok(stored)
+        };
+        assert_eq!(published.once(&a, &mut store), Ok((1, false)));
+        assert_eq!(published.once(&a, &mut store), Ok((1, true)));
+        let b = Audit::start("door", "entry", 61_000, AgentCount::default());
+        assert_eq!(published.once(&b, &mut store), Ok((2, false)));
+        assert_eq!(
+            published.once(&b, || Err("full".into())),
+            Ok((2, true)),
+            "a repeat stores nothing"
+        );
+        for i in 0..PublishedAudits::KEPT as u64 {
+            let c = Audit::start("door", "entry", 100_000 + i, AgentCount::default());
+            published.once(&c, || Ok(10 + i)).unwrap();
+        }
+        assert_eq!(published.0.lock().unwrap().len(), PublishedAudits::KEPT);
+    }
+
+    #[test]
+    fn the_socket_is_the_owners_only_and_replaces_a_stale_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        std::fs::write(&path, b"stale").unwrap();
+        let _listener = bind_private(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        assert!(UnixStream::connect(&path).is_ok());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "the private directory stays: {left:?}");
+    }
 
     #[test]
     fn requests_are_tagged_json_lines_and_unknown_fields_are_refused() {

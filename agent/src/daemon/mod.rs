@@ -132,6 +132,7 @@ pub fn run(
         outbox: outbox.clone(),
         wake: tasks.wake.clone(),
         notice: shared.setup.clone(),
+        published: Default::default(),
     };
     if let Err(e) = control::serve(&socket, socket_ctx) {
         tracing::warn!(path = %socket.display(), error = %e, "control socket not started: `vitrine setup` and `vitrine audit` cannot reach this agent");

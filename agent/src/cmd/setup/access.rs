@@ -48,7 +48,7 @@ impl Access {
     pub fn new(token: String, now: Instant, token_ttl: Duration, session_ttl: Duration) -> Access {
         Access {
             token,
-            token_until: now + token_ttl,
+            token_until: later(now, token_ttl),
             used: false,
             failures: 0,
             session: None,
@@ -84,7 +84,7 @@ impl Access {
             return Err(Denied::Expired);
         }
         self.used = true;
-        self.session = Some((session.clone(), now + self.session_ttl));
+        self.session = Some((session.clone(), later(now, self.session_ttl)));
         Ok(session)
     }
 
@@ -94,6 +94,17 @@ impl Access {
             (Some((id, until)), Some(c)) if same(c, id) && now < *until => Ok(()),
             _ => Err(Denied::NoSession),
         }
+    }
+}
+
+/// `now + ttl`, or as late as the clock goes (a time to live beyond it never ends).
+fn later(now: Instant, ttl: Duration) -> Instant {
+    let mut ttl = ttl;
+    loop {
+        if let Some(t) = now.checked_add(ttl) {
+            return t;
+        }
+        ttl /= 2;
     }
 }
 
@@ -147,6 +158,17 @@ mod tests {
             Duration::from_secs(600),
             Duration::from_secs(7200),
         )
+    }
+
+    #[test]
+    fn huge_times_to_live_neither_panic_nor_burn_the_token() {
+        let t0 = Instant::now();
+        let mut a = Access::new("abcd-efgh-jkmn".into(), t0, Duration::MAX, Duration::MAX);
+        let s = a.redeem("abcd-efgh-jkmn", "s1".into(), t0).unwrap();
+        assert_eq!(
+            a.check(Some(&s), t0 + Duration::from_secs(86400 * 365)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -7,17 +7,18 @@
 use serde::Deserialize;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
-/// What the page sends: one camera's geometry, in the order it shows it.
+/// What the page sends: one camera's geometry, in the order it shows it. A kind left out
+/// (`zones` missing) stays as it is in the file; an empty list removes them all.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Geometry {
     pub camera: String,
     #[serde(default)]
-    pub lines: Vec<LineIn>,
+    pub lines: Option<Vec<LineIn>>,
     #[serde(default)]
-    pub zones: Vec<AreaIn>,
+    pub zones: Option<Vec<AreaIn>>,
     #[serde(default)]
-    pub displays: Vec<AreaIn>,
+    pub displays: Option<Vec<AreaIn>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,18 +62,21 @@ pub fn apply(text: &str, g: &Geometry) -> Result<(String, usize), EditError> {
         .enumerate()
         .find(|(_, t)| t.get("id").and_then(Item::as_str) == Some(g.camera.as_str()))
         .ok_or_else(|| EditError::NoCamera(g.camera.clone()))?;
-    let lines = g.lines.iter().map(|l| {
-        (
-            l.id.as_str(),
-            vec![
-                ("from", point(l.from)),
-                ("to", point(l.to)),
-                ("in", Value::from(l.in_side.as_str())),
-            ],
-        )
-    });
-    replace(cam, "lines", lines.collect());
+    if let Some(lines) = &g.lines {
+        let lines = lines.iter().map(|l| {
+            (
+                l.id.as_str(),
+                vec![
+                    ("from", point(l.from)),
+                    ("to", point(l.to)),
+                    ("in", Value::from(l.in_side.as_str())),
+                ],
+            )
+        });
+        replace(cam, "lines", lines.collect());
+    }
     for (key, areas) in [("zones", &g.zones), ("displays", &g.displays)] {
+        let Some(areas) = areas else { continue };
         let areas = areas
             .iter()
             .map(|a| (a.id.as_str(), vec![("polygon", polygon(&a.polygon))]))
@@ -105,8 +109,13 @@ fn replace(cam: &mut Table, key: &str, entries: Vec<(&str, Vec<(&str, Value)>)>)
                 t
             });
         for (k, mut v) in values {
-            // Keep the comment written after the old value.
             if let Some(old) = t.get(k).and_then(Item::as_value) {
+                // The same value as the page shows it (coordinates to a thousandth): the file
+                // keeps its own writing of it, so a save of unchanged geometry changes nothing.
+                if same_value(old, &v) {
+                    continue;
+                }
+                // Keep the comment written after the old value.
                 *v.decor_mut() = old.decor().clone();
             }
             t.insert(k, Item::Value(v));
@@ -114,6 +123,22 @@ fn replace(cam: &mut Table, key: &str, entries: Vec<(&str, Vec<(&str, Value)>)>)
         new.push(t);
     }
     cam.insert(key, Item::ArrayOfTables(new));
+}
+
+/// Whether `old` (as written in the file) and `new` (as the page sends it, coordinates rounded
+/// to a thousandth) are the same value.
+fn same_value(old: &Value, new: &Value) -> bool {
+    let number = |v: &Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+    match (old, new) {
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| same_value(x, y))
+        }
+        (Value::String(a), Value::String(b)) => a.value() == b.value(),
+        _ => match (number(old), number(new)) {
+            (Some(a), Some(b)) => (a - b).abs() <= 0.000_5 + 1e-9,
+            _ => false,
+        },
+    }
 }
 
 /// A coordinate rounded to 3 decimals (a thousandth of the image: below a pixel's worth).
@@ -176,7 +201,7 @@ file = "aisle.mp4"
     fn geometry() -> Geometry {
         Geometry {
             camera: "door".into(),
-            lines: vec![
+            lines: Some(vec![
                 LineIn {
                     id: "entry".into(),
                     from: [0.2, 0.61234],
@@ -189,15 +214,15 @@ file = "aisle.mp4"
                     to: [0.5, 0.9],
                     in_side: "right".into(),
                 },
-            ],
-            zones: vec![AreaIn {
+            ]),
+            zones: Some(vec![AreaIn {
                 id: "promo".into(),
                 polygon: vec![[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]],
-            }],
-            displays: vec![AreaIn {
+            }]),
+            displays: Some(vec![AreaIn {
                 id: "window".into(),
                 polygon: vec![[0.2, 0.2], [0.4, 0.2], [0.4, 0.4]],
-            }],
+            }]),
         }
     }
 
@@ -228,11 +253,11 @@ file = "aisle.mp4"
         assert!(v["cameras"][1].get("lines").is_none());
     }
 
-    #[test]
-    fn unchanged_geometry_leaves_the_file_byte_for_byte() {
-        let g = Geometry {
+    /// The page's view of `FILE`'s door camera, unchanged.
+    fn as_shown() -> Geometry {
+        Geometry {
             camera: "door".into(),
-            lines: vec![
+            lines: Some(vec![
                 LineIn {
                     id: "entry".into(),
                     from: [0.1, 0.5],
@@ -245,15 +270,55 @@ file = "aisle.mp4"
                     to: [0.2, 0.1],
                     in_side: "left".into(),
                 },
-            ],
-            zones: vec![],
-            displays: vec![AreaIn {
+            ]),
+            zones: Some(vec![]),
+            displays: Some(vec![AreaIn {
                 id: "window".into(),
                 polygon: vec![[0.1, 0.1], [0.3, 0.1], [0.3, 0.3]],
-            }],
-        };
-        let (out, _) = apply(FILE, &g).unwrap();
+            }]),
+        }
+    }
+
+    #[test]
+    fn unchanged_geometry_leaves_the_file_byte_for_byte() {
+        let (out, _) = apply(FILE, &as_shown()).unwrap();
         assert_eq!(out, FILE);
+    }
+
+    #[test]
+    fn unchanged_geometry_written_otherwise_in_the_file_leaves_it_byte_for_byte() {
+        // Trailing zeros, an integer and more decimals than the page shows (it rounds to a
+        // thousandth): the same geometry, so the same file.
+        let file = FILE
+            .replace(
+                "from = [0.1, 0.5]   # left edge",
+                "from = [0.1000, 0.50012]   # left edge",
+            )
+            .replace("[0.3, 0.1], [0.3, 0.3]]", "[0.3, 0.1], [0.29990, 0.3]]")
+            .replace("to = [0.2, 0.1]", "to = [0.2, 1e-1]");
+        let (out, _) = apply(&file, &as_shown()).unwrap();
+        assert_eq!(out, file);
+    }
+
+    #[test]
+    fn a_save_without_zones_or_displays_keeps_them() {
+        let file = FILE.replace(
+            "[[cameras.displays]]",
+            "[[cameras.zones]]\nid = \"promo\"\npolygon = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]]\n\n[[cameras.displays]]",
+        );
+        let g = Geometry {
+            zones: None,
+            displays: None,
+            ..as_shown()
+        };
+        let (out, _) = apply(&file, &g).unwrap();
+        assert_eq!(out, file);
+        let g = Geometry {
+            zones: Some(vec![]),
+            ..as_shown()
+        };
+        let (out, _) = apply(&file, &g).unwrap();
+        assert!(!out.contains("promo") && out.contains("window"), "{out}");
     }
 
     #[test]

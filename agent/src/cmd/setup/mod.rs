@@ -33,7 +33,7 @@ use vitrine_config::Config;
 use vitrine_signals::audit::{Audit, Direction};
 
 use crate::clock::now_ms;
-use crate::daemon::control::{ask, socket_path, Reply, Request};
+use crate::daemon::control::{ask, ask_reply, socket_path, Reply, Request};
 use crate::remote::journal::write_atomic;
 use access::{Access, Denied};
 
@@ -346,12 +346,41 @@ async fn script(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// Ask the agent (blocking socket IO off the runtime's workers).
-async fn agent(app: &App, req: Request) -> Result<(Reply, Vec<u8>), String> {
+/// Why the agent did not answer a request, and the page's status for it.
+struct AgentError {
+    status: StatusCode,
+    message: String,
+}
+
+impl AgentError {
+    fn respond(self) -> Response {
+        json_error(self.status, self.message)
+    }
+}
+
+/// Ask the agent (blocking socket IO off the runtime's workers): unreachable is a 502, a
+/// camera or line it does not have a 404, another refusal a 409.
+async fn agent(app: &App, req: Request) -> Result<(Reply, Vec<u8>), AgentError> {
     let socket = app.socket.clone();
-    tokio::task::spawn_blocking(move || ask(&socket, &req))
+    let gateway = |message: String| AgentError {
+        status: StatusCode::BAD_GATEWAY,
+        message,
+    };
+    let (reply, png) = tokio::task::spawn_blocking(move || ask_reply(&socket, &req))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| gateway(e.to_string()))?
+        .map_err(gateway)?;
+    match (reply.ok, reply.error.clone()) {
+        (false, error) => Err(AgentError {
+            status: if reply.missing {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::CONFLICT
+            },
+            message: error.unwrap_or_else(|| "the agent refused the request".into()),
+        }),
+        (true, _) => Ok((reply, png)),
+    }
 }
 
 /// The configuration as the page edits it: each camera's geometry, from the file on disk.
@@ -363,7 +392,10 @@ async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Ok(c) => c,
         Err(e) => return json_error(StatusCode::CONFLICT, e.to_string()),
     };
-    let running = agent(&app, Request::Cameras).await.map(|(r, _)| r.cameras);
+    let running = agent(&app, Request::Cameras)
+        .await
+        .map(|(r, _)| r.cameras)
+        .map_err(|e| e.message);
     let r3 = |v: f32| (f64::from(v) * 1000.0).round() / 1000.0;
     let pt = |p: &vitrine_config::Point| [r3(p.x), r3(p.y)];
     let cameras: Vec<_> = cfg
@@ -423,7 +455,7 @@ async fn view(
             StatusCode::SERVICE_UNAVAILABLE,
             "no picture yet: the camera has not delivered a frame since the page asked",
         ),
-        Err(e) => json_error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => e.respond(),
     }
 }
 
@@ -445,7 +477,7 @@ async fn live(
     .await
     {
         Ok((r, _)) => Json(json!({ "ok": true, "view": r.view })).into_response(),
-        Err(e) => json_error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => e.respond(),
     }
 }
 
@@ -455,7 +487,7 @@ async fn placement(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     }
     match agent(&app, Request::Placement).await {
         Ok((r, _)) => Json(json!({ "ok": true, "placement": r.placement })).into_response(),
-        Err(e) => json_error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => e.respond(),
     }
 }
 
@@ -485,7 +517,7 @@ async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
     if saved.unchanged {
         return Json(json!({"ok": true, "unchanged": true})).into_response();
     }
-    let reloaded = agent(&app, Request::Reload).await.err();
+    let reloaded = agent(&app, Request::Reload).await.err().map(|e| e.message);
     Json(json!({
         "ok": true,
         "file": app.config,
@@ -607,7 +639,7 @@ async fn count(
             StatusCode::BAD_GATEWAY,
             "the agent gave no count",
         )),
-        Err(e) => Err(json_error(StatusCode::BAD_GATEWAY, e)),
+        Err(e) => Err(e.respond()),
     }
 }
 
@@ -701,6 +733,6 @@ async fn audit_publish(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
     };
     match agent(&app, Request::PublishAudit { audit }).await {
         Ok((r, _)) => Json(json!({"ok": true, "seq": r.seq})).into_response(),
-        Err(e) => json_error(StatusCode::CONFLICT, e),
+        Err(e) => json_error(StatusCode::CONFLICT, e.message),
     }
 }
