@@ -532,6 +532,20 @@ fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
         "the setup band stays after setup ended"
     );
 
+    // The refused page has a field for the token read off the status screen.
+    let typed = Setup::start(&cfg, &[]);
+    let r = drive(
+        &typed.base(),
+        json!([{"do": "open"}, {"do": "type_token", "token": typed.token()}]),
+    );
+    assert_eq!(r[0]["status"], 403);
+    assert_eq!(r[1]["status"], 200, "{r:?}");
+    assert_eq!(
+        r[1]["page"], true,
+        "the token typed in opens the page: {r:?}"
+    );
+    typed.stop();
+
     // Another browser with the used token is refused.
     let third = Setup::start(&cfg, &[]);
     let used = format!("{}?token={}", third.base(), third.token());
@@ -741,10 +755,40 @@ fn stalled_and_unauthenticated_clients_cannot_exhaust_setup_and_ctrl_c_ends_it()
     let held_from = Instant::now();
     std::thread::sleep(Duration::from_millis(300));
     let fds_idle = descriptors(pid);
+    // Meanwhile another web page the technician has open tries tokens in pictures (a dozen
+    // <img src=...?token=...>, more than the guesses that lock the session), and a page of
+    // another name resolved to this address (DNS rebinding) tries one: refused without
+    // counting as guesses.
+    let try_token = |headers: &str| {
+        let mut s = connect_from([127, 0, 0, 2], addr).unwrap();
+        write!(
+            s,
+            "GET /?token=abcd-efgh-jkmn HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_until_closed(&mut s, Duration::from_secs(10)).0
+    };
+    for _ in 0..12 {
+        let r = try_token(&format!(
+            "Host: {addr}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Dest: image\r\n"
+        ));
+        assert!(
+            r.starts_with("HTTP/1.1 403") && r.contains("Nothing was counted"),
+            "{r}"
+        );
+    }
+    let port = addr.port();
+    let r = try_token(&format!(
+        "Host: rebind.example:{port}\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Dest: document\r\n"
+    ));
+    assert!(
+        r.starts_with("HTTP/1.1 403") && r.contains("own address"),
+        "{r}"
+    );
     let mut tech = connect_from([127, 0, 0, 2], addr).unwrap();
     write!(
         tech,
-        "GET /?token={} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        "GET /?token={} HTTP/1.1\r\nHost: {addr}\r\nSec-Fetch-Site: none\r\nSec-Fetch-Dest: document\r\nConnection: close\r\n\r\n",
         setup.token()
     )
     .unwrap();

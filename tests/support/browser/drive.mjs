@@ -37,6 +37,12 @@ async function step(page, s) {
       const r = await page.goto(s.url || plan.url);
       return { status: r.status(), text: (await page.textContent("body")).slice(0, 400) };
     }
+    case "type_token": {
+      // The refused page's field: the token read off the box's status screen, typed by hand.
+      await page.fill("#token", s.token);
+      const [r] = await Promise.all([page.waitForNavigation(), page.click("form button")]);
+      return { status: r.status(), page: await page.evaluate(() => !!document.getElementById("camera")) };
+    }
     case "wait_still": {
       await page.waitForFunction(() => document.getElementById("still").naturalWidth > 0);
       return { width: await page.evaluate(() => document.getElementById("still").naturalWidth) };

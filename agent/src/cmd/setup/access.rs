@@ -19,6 +19,11 @@ pub enum Denied {
     Used,
     Burned,
     NoSession,
+    /// The token came from another page (a picture, a frame, a script, a link elsewhere):
+    /// refused without counting it as a guess.
+    NotDirect,
+    /// The request names a host that is not this box (a DNS-rebinding page).
+    ForeignHost,
 }
 
 impl Denied {
@@ -30,6 +35,8 @@ impl Denied {
             Denied::Used => "This token was already used (it opens one session only). Start `vitrine setup` again for a new one.",
             Denied::Burned => "Too many wrong tokens: this setup session is locked. Start `vitrine setup` again.",
             Denied::NoSession => "Your setup session has ended (or this is another browser). Start `vitrine setup` again for a new token.",
+            Denied::NotDirect => "The token works only in an address opened directly: paste the address `vitrine setup` printed into the browser's address bar, or type the token below. Nothing was counted.",
+            Denied::ForeignHost => "This page answers only at the box's own address (an IP address, localhost or the box's name): open the address `vitrine setup` printed.",
         }
     }
 }
@@ -97,6 +104,48 @@ impl Access {
     }
 }
 
+/// Whether a token exchange may be tried at all, from what the browser says of the request:
+/// `Sec-Fetch-Site` and `Sec-Fetch-Dest` (sent by current browsers: a picture or a frame on
+/// another page, or a link followed from one, is not the technician opening the address) and
+/// `Host` (an IP address, localhost or one of the box's `names`; anything else is a
+/// rebinding page's name). Refusals here do not count as wrong guesses.
+pub fn token_request(
+    site: Option<&str>,
+    dest: Option<&str>,
+    host: Option<&str>,
+    names: &[String],
+) -> Result<(), Denied> {
+    if !site.is_none_or(|s| s == "none" || s == "same-origin")
+        || !dest.is_none_or(|d| d == "document")
+    {
+        return Err(Denied::NotDirect);
+    }
+    let Some(host) = host else { return Ok(()) };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let ours = name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || names.iter().any(|n| n.eq_ignore_ascii_case(name));
+    if ours {
+        Ok(())
+    } else {
+        Err(Denied::ForeignHost)
+    }
+}
+
+/// The names this box answers to besides its addresses: its host name, and that name under
+/// `.local` (mDNS).
+pub fn own_names() -> Vec<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() {
+        return Vec::new();
+    }
+    vec![name.to_string(), format!("{name}.local")]
+}
+
 /// `now + ttl`, or as late as the clock goes (a time to live beyond it never ends).
 fn later(now: Instant, ttl: Duration) -> Instant {
     let mut ttl = ttl;
@@ -158,6 +207,56 @@ mod tests {
             Duration::from_secs(600),
             Duration::from_secs(7200),
         )
+    }
+
+    #[test]
+    fn only_the_address_opened_directly_at_the_box_may_try_a_token() {
+        let names = vec!["shopbox".to_string(), "shopbox.local".to_string()];
+        let ok = |site, dest, host| token_request(site, dest, host, &names);
+        // Typed or pasted, followed from the refused page's form, an old browser.
+        assert_eq!(
+            ok(Some("none"), Some("document"), Some("127.0.0.1:8088")),
+            Ok(())
+        );
+        assert_eq!(
+            ok(Some("same-origin"), Some("document"), Some("10.0.0.7:8088")),
+            Ok(())
+        );
+        assert_eq!(ok(None, None, None), Ok(()));
+        assert_eq!(
+            ok(Some("none"), Some("document"), Some("[::1]:8088")),
+            Ok(())
+        );
+        assert_eq!(
+            ok(Some("none"), Some("document"), Some("ShopBox.local:8088")),
+            Ok(())
+        );
+        assert_eq!(
+            ok(Some("none"), Some("document"), Some("localhost")),
+            Ok(())
+        );
+        // <img src=...?token=...> on another site, a frame, a link on another site.
+        assert_eq!(
+            ok(Some("cross-site"), Some("image"), Some("127.0.0.1:8088")),
+            Err(Denied::NotDirect)
+        );
+        assert_eq!(
+            ok(Some("same-site"), Some("iframe"), Some("127.0.0.1:8088")),
+            Err(Denied::NotDirect)
+        );
+        assert_eq!(
+            ok(Some("cross-site"), Some("document"), Some("127.0.0.1:8088")),
+            Err(Denied::NotDirect)
+        );
+        assert_eq!(
+            ok(Some("same-origin"), Some("empty"), Some("127.0.0.1:8088")),
+            Err(Denied::NotDirect)
+        );
+        // A rebinding page's own name.
+        assert_eq!(
+            ok(Some("none"), Some("document"), Some("evil.example:8088")),
+            Err(Denied::ForeignHost)
+        );
     }
 
     #[test]

@@ -63,6 +63,8 @@ struct App {
     address: String,
     /// One save at a time.
     saving: tokio::sync::Mutex<()>,
+    /// The names this box answers to (besides its addresses), for the token exchange.
+    names: Vec<String>,
 }
 
 /// Serve the page until Ctrl-C / SIGTERM.
@@ -124,6 +126,7 @@ async fn serve(
         audit: Mutex::new(None),
         address: format!("http://{addr}/"),
         saving: tokio::sync::Mutex::new(()),
+        names: access::own_names(),
     });
     println!(
         "Vitrine setup for {} (store {}), cameras: {}",
@@ -241,8 +244,15 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 fn refused(status: StatusCode, d: Denied) -> Response {
+    // Where a token could still open the page, a field to type the one on the status screen.
+    let field = match d {
+        Denied::NoToken | Denied::Wrong | Denied::NoSession | Denied::NotDirect => {
+            "<form method=get action=/><label>Token <input name=token id=token autocomplete=off autocapitalize=none spellcheck=false placeholder=abcd-efgh-jkmn size=16 required></label> <button>Open</button></form>"
+        }
+        _ => "",
+    };
     let body = format!(
-        "<!doctype html><meta charset=utf-8><title>Vitrine setup</title><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>Vitrine setup</h1><p id=refused>{}</p><p>Nothing was changed.</p>",
+        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width, initial-scale=1\"><title>Vitrine setup</title><body style=\"font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em\"><h1>Vitrine setup</h1><p id=refused>{}</p>{field}<p>Nothing was changed.</p>",
         d.message()
     );
     (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
@@ -294,6 +304,15 @@ async fn index(
         .check(c.as_deref(), Instant::now())
         .is_ok();
     if let Some(given) = q.get("token").filter(|_| !signed_in) {
+        let said = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+        if let Err(d) = access::token_request(
+            said("sec-fetch-site"),
+            said("sec-fetch-dest"),
+            said("host"),
+            &app.names,
+        ) {
+            return refused(StatusCode::FORBIDDEN, d);
+        }
         let session = match access::new_session() {
             Ok(s) => s,
             Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
