@@ -868,3 +868,56 @@ fn stalled_and_unauthenticated_clients_cannot_exhaust_setup_and_ctrl_c_ends_it()
     let out = setup.stop();
     assert!(out.contains("setup session ended"), "{out}");
 }
+
+#[test]
+fn the_page_fits_a_phone_and_its_labels_do_not_overprint() {
+    // Two lines side by side: their labels would be drawn at the same height.
+    let dir = tempfile::tempdir().unwrap();
+    let body = GEOMETRY
+        .replace("{video}", &media("vtest.avi").display().to_string())
+        .replace("id = \"entry\"", "id = \"entrance-left\"")
+        .replace("from = [0.05, 0.05]   # top left", "from = [0.45, 0.3]")
+        .replace("to = [0.15, 0.05]", "to = [0.45, 0.7]")
+        .replace(
+            "[privacy]",
+            "[[cameras.lines]]\nid = \"entrance-right\"\nfrom = [0.5, 0.3]\nto = [0.5, 0.7]\nin = \"left\"\n\n[privacy]",
+        );
+    let cfg = write_config(dir.path(), &body);
+    let _agent = Agent::start(dir.path(), &cfg);
+    let setup = Setup::start(&cfg, &[]);
+    let r = drive(
+        &setup.url,
+        json!([
+            {"do": "open"},
+            {"do": "wait_still"},
+            {"do": "labels"},
+            {"do": "viewport", "width": 390, "height": 844},
+            {"do": "labels"},
+        ]),
+    );
+    setup.stop();
+    let overlaps = |boxes: &Value| {
+        let b: Vec<[f64; 4]> = serde_json::from_value(boxes.clone()).unwrap();
+        assert_eq!(b.len(), 2, "{b:?}");
+        let (p, q) = (b[0], b[1]);
+        p[0] < q[2] - 0.5 && q[0] < p[2] - 0.5 && p[1] < q[3] - 0.5 && q[1] < p[3] - 0.5
+    };
+    let labels: Vec<&Value> = r.iter().filter(|s| s["step"] == "labels").collect();
+    for l in &labels {
+        assert!(!overlaps(&l["boxes"]), "labels overprint: {l}");
+    }
+    let phone = step(&r, "viewport");
+    let width = phone["width"].as_f64().unwrap();
+    assert!(
+        phone["scroll_width"].as_f64().unwrap() <= width,
+        "the page scrolls sideways on a phone: {phone}"
+    );
+    let still: Vec<f64> = serde_json::from_value(phone["still"].clone()).unwrap();
+    assert!(
+        still[0] >= 0.0
+            && still[2] >= 0.8 * width
+            && still[3] >= 0.5 * still[2]
+            && still[1] < 844.0,
+        "the live view is not on the phone's screen: {phone}"
+    );
+}

@@ -43,6 +43,23 @@ async function step(page, s) {
       const [r] = await Promise.all([page.waitForNavigation(), page.click("form button")]);
       return { status: r.status(), page: await page.evaluate(() => !!document.getElementById("camera")) };
     }
+    case "labels": {
+      // Where the overlay's labels are on the screen: [left, top, right, bottom] each.
+      return { boxes: await page.evaluate(() => [...document.querySelectorAll("#overlay text")].map((t) => {
+        const b = t.getBoundingClientRect();
+        return [b.left, b.top, b.right, b.bottom];
+      })) };
+    }
+    case "viewport": {
+      // A phone's screen: does the page fit it, and is the live view on it?
+      await page.setViewportSize({ width: s.width, height: s.height });
+      await page.waitForTimeout(300);
+      return page.evaluate(() => {
+        const still = document.getElementById("still").getBoundingClientRect();
+        return { scroll_width: document.documentElement.scrollWidth, width: document.documentElement.clientWidth,
+          still: [still.left, still.top, still.width, still.height] };
+      });
+    }
     case "wait_still": {
       await page.waitForFunction(() => document.getElementById("still").naturalWidth > 0);
       return { width: await page.evaluate(() => document.getElementById("still").naturalWidth) };

@@ -65,6 +65,7 @@ function drawOverlay() {
   svg.setAttribute("viewBox", "0 0 " + size[0] + " " + size[1]);
   svg.innerHTML = "";
   const r = Math.max(size[0], size[1]) / 90;
+  const labels = [];
   const areas = [["zones", "#2e86de"], ["displays", "#8e44ad"]];
   for (const [kind, color] of areas) {
     geom[kind].forEach((a, i) => {
@@ -73,6 +74,7 @@ function drawOverlay() {
       const c = a.polygon.map(px).reduce((s, p) => [s[0] + p[0] / a.polygon.length, s[1] + p[1] / a.polygon.length], [0, 0]);
       const t = el("text", { x: c[0], y: c[1], fill: "#fff", "font-size": r * 2.2, "text-anchor": "middle" }, svg);
       t.textContent = a.id;
+      apart(t, labels);
       a.polygon.forEach((p, j) => handle(svg, px(p), r, color, { kind, index: i, point: j }));
     });
   }
@@ -92,6 +94,7 @@ function drawOverlay() {
     const t = el("text", { x: tip[0] + nx * r * 1.5, y: tip[1] + ny * r * 2 + r * 0.8, fill: "#fff", stroke: "#000", "stroke-width": r / 8,
       "font-size": r * 2.2, "font-weight": "bold", "text-anchor": anchor }, svg);
     t.textContent = "in · " + l.id + (counts[l.id] ? " (" + counts[l.id][0] + " in, " + counts[l.id][1] + " out)" : "");
+    apart(t, labels);
     handle(svg, a, r, "#e4572e", { kind: "lines", index: i, point: "from" });
     handle(svg, b, r, "#e4572e", { kind: "lines", index: i, point: "to" });
   });
@@ -99,6 +102,16 @@ function drawOverlay() {
     const p = px(f);
     el("circle", { cx: p[0], cy: p[1], r: r / 1.3, fill: "#ffeb3b", stroke: "#000", "stroke-width": 1, class: "foot" }, svg);
   }
+}
+
+// Moves a label down, a line at a time, until it overlaps none of those placed before it.
+function apart(t, placed) {
+  const b = t.getBBox();
+  const hits = (dy) => placed.some((o) => b.x < o.x + o.width && o.x < b.x + b.width && b.y + dy < o.y + o.height && o.y < b.y + dy + b.height);
+  let dy = 0;
+  for (let i = 0; i < 30 && b.height > 0 && hits(dy); i++) dy += b.height * 1.05;
+  if (dy) t.setAttribute("y", Number(t.getAttribute("y")) + dy);
+  placed.push({ x: b.x, y: b.y + dy, width: b.width, height: b.height });
 }
 
 function handle(svg, p, r, color, ref) {
