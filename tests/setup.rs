@@ -116,6 +116,14 @@ impl Agent {
     }
 }
 
+impl Agent {
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -347,7 +355,7 @@ fn the_technician_moves_a_line_saves_and_audits_it_in_the_browser() {
         now.contains("from = [0.45, 0.28]") && now.contains("to = [0.45, 0.72]"),
         "{now}"
     );
-    let backup = std::fs::read_to_string(dir.path().join("agent.toml.bak")).unwrap();
+    let backup = std::fs::read_to_string(dir.path().join("agent.toml.previous")).unwrap();
     assert_eq!(backup, original);
     let check = vitrine().args(["check-config"]).arg(&cfg).output().unwrap();
     assert!(check.status.success());
@@ -525,7 +533,7 @@ fn wrong_expired_and_malformed_requests_are_refused_and_change_nothing() {
     assert!(body["error"].as_str().unwrap().contains("roof"), "{body}");
     // Nothing changed: the file is byte for byte the same and no backup was made.
     assert_eq!(std::fs::read(&cfg).unwrap(), original);
-    assert!(!dir.path().join("agent.toml.bak").exists());
+    assert!(!dir.path().join("agent.toml.previous").exists());
     setup.stop();
     assert!(
         screen_shows_setup(&screen, false),
@@ -919,5 +927,69 @@ fn the_page_fits_a_phone_and_its_labels_do_not_overprint() {
             && still[3] >= 0.5 * still[2]
             && still[1] < 844.0,
         "the live view is not on the phone's screen: {phone}"
+    );
+}
+
+#[test]
+fn a_save_that_cannot_start_is_rolled_back_and_the_page_says_so() {
+    // The box has the people detector but not the face models a display needs: a save that
+    // adds a display passes validation and cannot start.
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::os::unix::fs::symlink(
+        common::models().join("yolox_nano.onnx"),
+        models.join("yolox_nano.onnx"),
+    )
+    .unwrap();
+    let body = GEOMETRY.replace("{video}", &padded_video(dir.path()).display().to_string());
+    let cfg = write_config(dir.path(), &body);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &common::models().display().to_string(),
+        &models.display().to_string(),
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let mut agent = Agent::start(dir.path(), &cfg);
+    let setup = Setup::start(&cfg, &[]);
+    let r = drive(
+        &setup.url,
+        json!([
+            {"do": "open"},
+            {"do": "wait_still"},
+            {"do": "add_display", "id": "shelf"},
+            {"do": "save"},
+            // The technician takes the display out again and moves the line instead.
+            {"do": "clear_displays"},
+            {"do": "drag", "kind": "lines", "index": 0, "point": "from", "to": [0.45, 0.28]},
+            {"do": "save"},
+        ]),
+    );
+    setup.stop();
+    let saves: Vec<&str> = r
+        .iter()
+        .filter(|s| s["step"] == "save")
+        .map(|s| s["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        saves[0].contains("Not applied")
+            && saves[0].contains("did not start")
+            && saves[0].contains("previous configuration"),
+        "the page shows the roll-back and why: {saves:?}"
+    );
+    assert!(saves[1].contains("Saved and applied"), "{saves:?}");
+    assert!(agent.running(), "the agent stopped: {}", agent.stop());
+    // The failed save left the file as it was; the good one is kept, with the file before it
+    // as the backup.
+    let now = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        !now.contains("shelf") && now.contains("from = [0.45, 0.28]"),
+        "{now}"
+    );
+    let backup = std::fs::read_to_string(dir.path().join("agent.toml.previous")).unwrap();
+    assert_eq!(backup, text);
+    let log = agent.stop();
+    assert!(
+        log.contains("rolled_back") || log.contains("rolled back"),
+        "{log}"
     );
 }

@@ -23,6 +23,7 @@ use vitrine_signals::audit::{AgentCount, Audit};
 use vitrine_signals::event::EventMeta;
 use vitrine_signals::placement::Report;
 
+pub use super::remote::{SaveState, Saves};
 use super::{Control, Signal};
 use crate::clock::mono_ms;
 use crate::outbox::{lock_outbox, SharedOutbox};
@@ -55,6 +56,11 @@ pub enum Request {
     Placement,
     /// Read the configuration file again (like SIGHUP).
     Reload,
+    /// Put this whole configuration file on trial (the setup page's save): kept once every
+    /// source is up, rolled back if one fails to start or at the deadline.
+    Save { text: String },
+    /// Where save `id` stands.
+    SaveState { id: u64 },
     /// Show (or clear) the setup notice on the status screen for `secs`.
     Notice { text: Option<String>, secs: u64 },
     /// Store a finished audit's result as an event (published like windows).
@@ -82,6 +88,11 @@ pub struct Reply {
     pub placement: Vec<(String, Report)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// A save's number (`Save`), and its state (`SaveState`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_state: Option<SaveState>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -127,6 +138,7 @@ pub struct ControlContext {
     pub wake: Arc<Notify>,
     pub notice: Arc<SetupNotice>,
     pub published: Arc<PublishedAudits>,
+    pub saves: Arc<Saves>,
 }
 
 /// The audits this agent stored, so that publishing one again (a page's button pressed twice,
@@ -300,6 +312,21 @@ fn handle(req: Request, ctx: &ControlContext) -> (Reply, Option<Vec<u8>>) {
                 None,
             )
         }
+        Request::Save { text } => (save(text, ctx), None),
+        Request::SaveState { id } => match ctx.saves.state(id) {
+            Some(state) => (
+                Reply {
+                    ok: true,
+                    save_state: Some(state),
+                    ..Reply::default()
+                },
+                None,
+            ),
+            None => (
+                Reply::missing(format!("no save {id} (the agent restarted?)")),
+                None,
+            ),
+        },
         Request::Reload => {
             let _ = ctx.control.send(Control::Signal(Signal::Reload));
             (Reply::ok(), None)
@@ -384,6 +411,23 @@ fn publish_audit(cfg: &Config, audit: &Audit, ctx: &ControlContext) -> Reply {
             }
         }
         Err(e) => Reply::error(format!("the audit result could not be stored: {e}")),
+    }
+}
+
+/// Hand a save to the control loop and wait (briefly) for it to be put on trial.
+fn save(text: String, ctx: &ControlContext) -> Reply {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if ctx.control.send(Control::Save(text, tx)).is_err() {
+        return Reply::error("the agent is stopping; nothing was changed");
+    }
+    match rx.recv_timeout(IO_TIMEOUT) {
+        Ok(Ok(id)) => Reply {
+            ok: true,
+            save: Some(id),
+            ..Reply::default()
+        },
+        Ok(Err(e)) => Reply::error(e),
+        Err(_) => Reply::error("the agent did not take the save in time (busy restarting sources?); nothing was changed"),
     }
 }
 

@@ -49,6 +49,9 @@ pub enum Control {
     Ended(u64),
     /// A `config/set` request from the uplink (payload, retained by the broker).
     Remote(Vec<u8>, bool),
+    /// A save of the setup page: the whole new file, and where to answer with the save's
+    /// number (or why it was refused).
+    Save(String, std::sync::mpsc::Sender<Result<u64, String>>),
 }
 
 /// Run the agent for `cfg` until its sources end or a stop signal arrives.
@@ -133,6 +136,7 @@ pub fn run(
         wake: tasks.wake.clone(),
         notice: shared.setup.clone(),
         published: Default::default(),
+        saves: remote.saves.clone(),
     };
     if let Err(e) = control::serve(&socket, socket_ctx) {
         tracing::warn!(path = %socket.display(), error = %e, "control socket not started: `vitrine setup` and `vitrine audit` cannot reach this agent");
@@ -182,7 +186,7 @@ impl ControlState<'_> {
     /// the sources' result; the event channel closes when this returns (the set, holding its
     /// sender, is dropped), which ends the event writer.
     fn run(&mut self, mut sources: SourceSet, control: &Receiver<Control>) -> anyhow::Result<()> {
-        while !sources.is_empty() {
+        while !sources.is_empty() || self.remote.trying() {
             let msg = match control.recv_timeout(self.remote.patience()) {
                 Ok(m) => m,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -208,6 +212,18 @@ impl ControlState<'_> {
                 Control::Remote(payload, retained) => {
                     let cfg = remote::current(self.current);
                     if self.remote.request(&cfg, &payload, retained) == remote::Action::Reload {
+                        self.reload(&mut sources);
+                    }
+                }
+                Control::Save(_, answer) if self.stopping => {
+                    let _ = answer.send(Err("the agent is stopping; nothing was changed".into()));
+                }
+                Control::Save(text, answer) => {
+                    let cfg = remote::current(self.current);
+                    let saved = self.remote.save(&cfg, &text);
+                    let reload = saved.is_ok();
+                    let _ = answer.send(saved);
+                    if reload {
                         self.reload(&mut sources);
                     }
                 }

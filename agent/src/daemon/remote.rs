@@ -1,8 +1,10 @@
-//! Remote configuration in the control loop: a verified request is validated, written
-//! atomically (with a journal, see `remote::journal`), applied like a reload, and kept only if
-//! every source comes up within `[remote_config] apply_timeout_secs`; otherwise the previous
-//! file is restored and reloaded. Every outcome is an event on `config/result`, stored in the
-//! outbox like a window (it has a seq and survives outages).
+//! New configurations on trial, in the control loop. A verified remote request, or a save of
+//! the setup page, is validated, written atomically (with a journal, see `remote::journal`),
+//! applied like a reload, and kept only if every source comes up within
+//! `[remote_config] apply_timeout_secs` (60 s without that section); a source that fails to
+//! start, or the deadline, restores the previous file and reloads it. A remote request's
+//! outcome is an event on `config/result`, stored in the outbox like a window (it has a seq
+//! and survives outages); a save's is kept for the page to read (`Saves`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -22,10 +24,48 @@ use super::sources::SourceSet;
 /// sources must have had the time to register and connect).
 const SETTLE_MS: u64 = 2_000;
 
+/// How long a save on the box may take to prove itself without `[remote_config]`.
+const LOCAL_TIMEOUT_SECS: u32 = 60;
+
+/// Where a configuration on trial came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A signed request of this version.
+    Remote(u64),
+    /// The setup page's save of this number.
+    Setup(u64),
+}
+
 struct Trial {
-    version: u64,
+    origin: Origin,
     applied_ms: u64,
     deadline_ms: u64,
+}
+
+/// Where a save of the setup page stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum SaveState {
+    Trying,
+    Applied,
+    RolledBack(String),
+}
+
+/// The latest save's number and state, read by the control socket for the page.
+#[derive(Debug, Default)]
+pub struct Saves(std::sync::Mutex<Option<(u64, SaveState)>>);
+
+impl Saves {
+    pub fn state(&self, id: u64) -> Option<SaveState> {
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|(n, _)| *n == id)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn set(&self, id: u64, state: SaveState) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, state));
+    }
 }
 
 pub struct Remote {
@@ -33,6 +73,8 @@ pub struct Remote {
     wake: Arc<Notify>,
     state_dir: PathBuf,
     trial: Option<Trial>,
+    pub saves: Arc<Saves>,
+    next_save: u64,
 }
 
 /// What the control loop must do after a request or a tick.
@@ -50,6 +92,71 @@ impl Remote {
             wake,
             state_dir: cfg.outbox.dir.clone(),
             trial: None,
+            saves: Arc::default(),
+            next_save: 1,
+        }
+    }
+
+    /// Whether a configuration is on trial (the control loop keeps running for its outcome,
+    /// even with no source left).
+    pub fn trying(&self) -> bool {
+        self.trial.is_some()
+    }
+
+    /// A save of the setup page (`text`, the whole new file): put on trial like a remote
+    /// request. Returns the save's number (its state is in `saves`); the caller reloads.
+    pub fn save(&mut self, cfg: &Config, text: &str) -> Result<u64, String> {
+        if let Some(t) = &self.trial {
+            return Err(format!(
+                "busy: {} is still being tried; save again in a moment",
+                t.origin.describe()
+            ));
+        }
+        Config::parse(text, &cfg.file).map_err(|e| format!("invalid configuration:\n{e}"))?;
+        journal::begin(&cfg.file, journal::LOCAL, text).map_err(|e| {
+            format!(
+                "cannot write {}: {e}; fix: the agent needs write access to the file and its directory",
+                cfg.file.display()
+            )
+        })?;
+        let id = self.next_save;
+        self.next_save += 1;
+        let secs = cfg
+            .remote_config
+            .as_ref()
+            .map_or(LOCAL_TIMEOUT_SECS, |rc| rc.apply_timeout_secs);
+        self.start_trial(Origin::Setup(id), secs);
+        self.saves.set(id, SaveState::Trying);
+        tracing::info!(save = id, file = %cfg.file.display(), "configuration saved on the box; applying");
+        Ok(id)
+    }
+
+    fn start_trial(&mut self, origin: Origin, secs: u32) {
+        let now = mono_ms();
+        self.trial = Some(Trial {
+            origin,
+            applied_ms: now,
+            deadline_ms: now + u64::from(secs) * 1000,
+        });
+    }
+
+    /// The outcome of a trial: an event for a remote request, the page's state for a save.
+    fn conclude(&self, cfg: &Config, origin: Origin, outcome: Outcome, reason: &str) {
+        match origin {
+            Origin::Remote(version) => self.report(cfg, Some(version), outcome, reason),
+            Origin::Setup(id) => {
+                tracing::info!(
+                    save = id,
+                    outcome = outcome.as_str(),
+                    reason,
+                    "configuration save"
+                );
+                let state = match outcome {
+                    Outcome::Applied => SaveState::Applied,
+                    _ => SaveState::RolledBack(reason.to_string()),
+                };
+                self.saves.set(id, state);
+            }
         }
     }
 
@@ -125,7 +232,7 @@ impl Remote {
             return Action::Nothing;
         }
         if let Some(t) = &self.trial {
-            let reason = format!("busy: version {} is still being tried", t.version);
+            let reason = format!("busy: {} is still being tried", t.origin.describe());
             self.report(cfg, Some(version), Outcome::Rejected, &reason);
             return Action::Nothing;
         }
@@ -138,51 +245,62 @@ impl Remote {
             self.report(cfg, Some(version), Outcome::Rejected, &reason);
             return Action::Nothing;
         }
-        let now = mono_ms();
-        let timeout = u64::from(rc.apply_timeout_secs) * 1000;
-        self.trial = Some(Trial {
-            version,
-            applied_ms: now,
-            deadline_ms: now + timeout,
-        });
+        self.start_trial(Origin::Remote(version), rc.apply_timeout_secs);
         tracing::info!(version, file = %cfg.file.display(), "remote configuration written; applying");
         Action::Reload
     }
 
-    /// During a trial: commit once every source is up, roll back at the deadline.
+    /// During a trial: commit once every source is up; roll back as soon as a source failed
+    /// to start, or at the deadline.
     pub fn tick(&mut self, cfg: &Config, sources: &SourceSet) -> Action {
         let Some(t) = &self.trial else {
             return Action::Nothing;
         };
         let now = mono_ms();
         let down = not_up(cfg, sources);
+        let origin = t.origin;
         if down.is_empty() && now >= t.applied_ms + SETTLE_MS {
-            let version = t.version;
             self.trial = None;
             if let Err(e) = journal::commit(&cfg.file) {
                 tracing::error!(error = %e, "could not end the configuration trial on disk");
             }
-            self.report(cfg, Some(version), Outcome::Applied, "every source is up");
+            self.conclude(cfg, origin, Outcome::Applied, "every source is up");
             return Action::Nothing;
         }
-        if now < t.deadline_ms {
+        let failed: Vec<String> = down
+            .iter()
+            .filter(|id| sources.failed().contains(id))
+            .map(|id| {
+                format!(
+                    "{id} did not start: {}",
+                    sources.why(id).unwrap_or("see the log")
+                )
+            })
+            .collect();
+        let reason = if !failed.is_empty() {
+            format!(
+                "{}; the previous configuration was restored",
+                failed.join("; ")
+            )
+        } else if now >= t.deadline_ms {
+            format!(
+                "not healthy within {} s (not up: {}); the previous configuration was restored",
+                (t.deadline_ms - t.applied_ms) / 1000,
+                down.join(", ")
+            )
+        } else {
             return Action::Nothing;
-        }
-        let (version, secs) = (t.version, (t.deadline_ms - t.applied_ms) / 1000);
+        };
         self.trial = None;
-        let reason = format!(
-            "not healthy within {secs} s (not up: {}); the previous configuration was restored",
-            down.join(", ")
-        );
         match journal::roll_back(&cfg.file) {
             Ok(()) => {
-                self.report(cfg, Some(version), Outcome::RolledBack, &reason);
+                self.conclude(cfg, origin, Outcome::RolledBack, &reason);
                 Action::Reload
             }
             Err(e) => {
                 let reason = format!("{reason} — but restoring failed: {e}");
-                tracing::error!(reason, "remote configuration");
-                self.report(cfg, Some(version), Outcome::RolledBack, &reason);
+                tracing::error!(reason, "configuration trial");
+                self.conclude(cfg, origin, Outcome::RolledBack, &reason);
                 Action::Nothing
             }
         }
@@ -211,8 +329,22 @@ fn acceptable(cfg: &Config, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// At start: a trial interrupted by a crash was rolled back by `journal::recover`; say so.
+impl Origin {
+    fn describe(&self) -> String {
+        match self {
+            Origin::Remote(v) => format!("version {v}"),
+            Origin::Setup(n) => format!("the setup page's save {n}"),
+        }
+    }
+}
+
+/// At start: a trial interrupted by a crash was rolled back by `journal::recover`; say so
+/// (to the central service for its request; in the log for a save on the box).
 pub fn report_interrupted(remote: &Remote, cfg: &Config, version: u64) {
+    if version == journal::LOCAL {
+        tracing::warn!("the agent stopped while applying a save of the setup page (crash or kill); the previous configuration was restored");
+        return;
+    }
     remote.report(
         cfg,
         Some(version),

@@ -31,6 +31,8 @@ pub struct SourceSet {
     /// not up, until a reload removes them.
     finished: Vec<(String, Arc<SourceProgress>)>,
     failed: Vec<String>,
+    /// Why each failed source did not start.
+    why: std::collections::HashMap<String, String>,
     models: SharedModels,
     tx: SyncSender<Record>,
     control: Sender<Control>,
@@ -51,6 +53,7 @@ impl SourceSet {
             running: Vec::new(),
             finished: Vec::new(),
             failed: Vec::new(),
+            why: Default::default(),
             models: SharedModels::default(),
             tx,
             control,
@@ -72,6 +75,11 @@ impl SourceSet {
 
     pub fn failed(&self) -> &[String] {
         &self.failed
+    }
+
+    /// Why a failed source did not start.
+    pub fn why(&self, id: &str) -> Option<&str> {
+        self.why.get(id).map(String::as_str)
     }
 
     /// Start the sources of `cfg` named in `ids` (all when `None`). One failing source never
@@ -113,6 +121,7 @@ impl SourceSet {
         stop: Arc<AtomicBool>,
     ) {
         self.failed.retain(|f| f != id);
+        self.why.remove(id);
         self.finished.retain(|(f, _)| f != id);
         match started {
             Ok(r) => {
@@ -137,8 +146,10 @@ impl SourceSet {
                 });
             }
             Err(e) => {
-                tracing::error!(source = %id, error = %format!("{e:#}"), "{kind} not started");
+                let why = format!("{e:#}");
+                tracing::error!(source = %id, error = %why, "{kind} not started");
                 self.failed.push(id.to_string());
+                self.why.insert(id.to_string(), why);
             }
         }
     }

@@ -79,6 +79,10 @@ pub fn set_last_version(state_dir: &Path, version: u64) -> std::io::Result<()> {
     write_atomic(&state_file(state_dir), body.as_bytes())
 }
 
+/// The marker's version of a save made on the box (`vitrine setup`): remote versions start
+/// at 1.
+pub const LOCAL: u64 = 0;
+
 /// Start an apply: back the file up, mark the trial, write the new configuration.
 pub fn begin(file: &Path, version: u64, new_text: &str) -> std::io::Result<()> {
     let old = std::fs::read(file)?;

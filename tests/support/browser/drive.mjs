@@ -43,6 +43,18 @@ async function step(page, s) {
       const [r] = await Promise.all([page.waitForNavigation(), page.click("form button")]);
       return { status: r.status(), page: await page.evaluate(() => !!document.getElementById("camera")) };
     }
+    case "add_display": {
+      // A display drawn on the page's geometry (as a crafted save or a future button would).
+      await page.evaluate((id) => {
+        geom.displays.push({ id, polygon: [[0.48, 0.34], [0.64, 0.34], [0.64, 0.52], [0.48, 0.52]] });
+        render();
+      }, s.id);
+      return {};
+    }
+    case "clear_displays": {
+      await page.evaluate(() => { geom.displays = []; render(); });
+      return {};
+    }
     case "labels": {
       // Where the overlay's labels are on the screen: [left, top, right, bottom] each.
       return { boxes: await page.evaluate(() => [...document.querySelectorAll("#overlay text")].map((t) => {

@@ -115,9 +115,8 @@ pub fn token_request(
     host: Option<&str>,
     names: &[String],
 ) -> Result<(), Denied> {
-    if !site.is_none_or(|s| s == "none" || s == "same-origin")
-        || !dest.is_none_or(|d| d == "document")
-    {
+    let direct = site.is_none_or(|s| s == "none" || s == "same-origin");
+    if !direct || dest.is_some_and(|d| d != "document") {
         return Err(Denied::NotDirect);
     }
     let Some(host) = host else { return Ok(()) };

@@ -2,8 +2,10 @@
 //! loopback by default; `--listen` names another interface) shows a camera's live view from
 //! the running agent — which owns the cameras — with its lines, zones and displays drawn over
 //! it and the people's feet as dots. The technician drags, adds and removes geometry and
-//! saves: the file is edited with toml_edit (comments and other keys stay), validated like
-//! `check-config`, backed up (`agent.toml.bak`) and the agent reloads it. The same page runs
+//! saves: the file is edited with toml_edit (comments and other keys stay) and validated like
+//! `check-config`; the agent puts it on trial like a remote request (the previous file kept as
+//! `agent.toml.previous`, rolled back if a source fails to start) and the page shows the
+//! outcome. The same page runs
 //! accuracy audits (`signals::audit`) and shows the placement checks.
 //!
 //! Access: a one-time token (console and status screen) buys one session cookie (`access`).
@@ -33,8 +35,8 @@ use vitrine_config::Config;
 use vitrine_signals::audit::{Audit, Direction};
 
 use crate::clock::now_ms;
+use crate::daemon::control::SaveState;
 use crate::daemon::control::{ask, ask_reply, socket_path, Reply, Request};
-use crate::remote::journal::write_atomic;
 use access::{Access, Denied};
 
 pub use edit::{apply as apply_geometry, Geometry};
@@ -44,6 +46,8 @@ const SCRIPT: &str = include_str!("page.js");
 const COOKIE: &str = "vitrine_setup";
 /// Header every state-changing request carries (a cross-site form cannot set it).
 const CSRF_HEADER: &str = "x-vitrine-setup";
+/// How long a save waits for the agent's verdict before the page is told it is still trying.
+const SAVE_PATIENCE: Duration = Duration::from_secs(90);
 /// How often the status screen's notice is renewed, and how long each renewal holds.
 const NOTICE_EVERY: Duration = Duration::from_secs(20);
 const NOTICE_SECS: u64 = 60;
@@ -527,32 +531,55 @@ async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
     };
     let _one = app.saving.lock().await;
     let path = app.config.clone();
-    let written = tokio::task::spawn_blocking(move || save_file(&path, &g)).await;
-    let saved = match written {
-        Ok(Ok(s)) => s,
+    let prepared = tokio::task::spawn_blocking(move || prepare(&path, &g)).await;
+    let text = match prepared {
+        Ok(Ok(Some(text))) => text,
+        Ok(Ok(None)) => return Json(json!({"ok": true, "unchanged": true})).into_response(),
         Ok(Err(r)) => return *r,
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    if saved.unchanged {
-        return Json(json!({"ok": true, "unchanged": true})).into_response();
+    // The agent puts it on trial (backup, new file, reload) and keeps it only if every
+    // source comes up; the page waits for the outcome.
+    let id = match agent(&app, Request::Save { text }).await {
+        Ok((Reply { save: Some(id), .. }, _)) => id,
+        Ok(_) => return json_error(StatusCode::BAD_GATEWAY, "the agent gave no save number"),
+        Err(e) => return e.respond(),
+    };
+    let backup = crate::remote::journal::previous(&app.config);
+    let until = Instant::now() + SAVE_PATIENCE;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let state = match agent(&app, Request::SaveState { id }).await {
+            Ok((r, _)) => r.save_state,
+            Err(e) => return e.respond(),
+        };
+        let answer = |ok: bool, outcome: &str, reason: Option<&str>| {
+            Json(json!({
+                "ok": ok,
+                "outcome": outcome,
+                "reason": reason,
+                "error": reason,
+                "file": app.config,
+                "backup": backup,
+            }))
+            .into_response()
+        };
+        match state {
+            Some(SaveState::Applied) => return answer(true, "applied", None),
+            Some(SaveState::RolledBack(reason)) => {
+                return answer(false, "rolled_back", Some(&reason))
+            }
+            _ if Instant::now() > until => {
+                return answer(true, "trying", Some("the agent is still trying the new configuration; it keeps it once every source is up"))
+            }
+            _ => {}
+        }
     }
-    let reloaded = agent(&app, Request::Reload).await.err().map(|e| e.message);
-    Json(json!({
-        "ok": true,
-        "file": app.config,
-        "backup": saved.backup,
-        "reload_error": reloaded,
-    }))
-    .into_response()
 }
 
-struct Saved {
-    unchanged: bool,
-    backup: PathBuf,
-}
-
-/// The file with the new geometry, or the response that refuses it (nothing written).
-fn save_file(path: &Path, g: &Geometry) -> Result<Saved, Box<Response>> {
+/// The file with the new geometry (`None`: the same as now), or the response that refuses
+/// it (nothing written).
+fn prepare(path: &Path, g: &Geometry) -> Result<Option<String>, Box<Response>> {
     let err = |s: StatusCode, m: String| Box::new(json_error(s, m));
     let old = std::fs::read_to_string(path).map_err(|e| {
         err(
@@ -566,12 +593,8 @@ fn save_file(path: &Path, g: &Geometry) -> Result<Saved, Box<Response>> {
             format!("{e}; nothing was changed"),
         )
     })?;
-    let backup = backup_path(path);
     if new == old {
-        return Ok(Saved {
-            unchanged: true,
-            backup,
-        });
+        return Ok(None);
     }
     if let Err(e) = Config::parse(&new, path) {
         let problems: Vec<_> = e
@@ -591,34 +614,8 @@ fn save_file(path: &Path, g: &Geometry) -> Result<Saved, Box<Response>> {
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response(),
         ));
     }
-    write_with_backup(path, &backup, &new).map_err(|e| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "could not write {}: {e}; the file is unchanged",
-                path.display()
-            ),
-        )
-    })?;
-    tracing::info!(file = %path.display(), camera = %g.camera, backup = %backup.display(), "geometry saved by the setup page");
-    Ok(Saved {
-        unchanged: false,
-        backup,
-    })
-}
-
-pub fn backup_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".bak");
-    path.with_file_name(name)
-}
-
-/// Keep the current file as `backup`, then replace it (each write atomic, mode and owner
-/// kept: the agent's user must still read it).
-fn write_with_backup(path: &Path, backup: &Path, text: &str) -> std::io::Result<()> {
-    let old = std::fs::read(path)?;
-    write_atomic(backup, &old)?;
-    write_atomic(path, text.as_bytes())
+    tracing::info!(file = %path.display(), camera = %g.camera, "geometry saved by the setup page; the agent tries it");
+    Ok(Some(new))
 }
 
 #[derive(Deserialize)]

@@ -201,14 +201,18 @@ function fresh(prefix, list) {
 
 // ---- save ----------------------------------------------------------------------------------
 async function save() {
-  $("message").textContent = "Saving…";
+  $("message").textContent = "Saving… the agent tries the new configuration and keeps it once every source is up.";
   const r = await api("/api/save", { camera, lines: geom.lines, zones: geom.zones, displays: geom.displays });
   errors = {};
   if (r.ok) {
-    $("message").innerHTML = r.unchanged ? "Nothing changed." :
-      '<span class="ok">Saved. The agent is applying it' + (r.reload_error ? " — but: " + esc(r.reload_error) : "") +
-      ".</span><br><small>Previous file kept as " + esc(r.backup) + "</small>";
+    $("message").innerHTML = r.unchanged ? "Nothing changed." : r.outcome === "trying" ?
+      '<span class="ok">Saved; ' + esc(r.reason) + ".</span>" :
+      '<span class="ok">Saved and applied: every source is up.</span><br><small>Previous file kept as ' + esc(r.backup) + "</small>";
     await load();
+    return;
+  }
+  if (r.outcome === "rolled_back") {
+    $("message").innerHTML = '<span class="bad" id="rolledback">Not applied: ' + esc(r.reason) + ".</span><br><small>The agent runs the previous configuration; your changes are still on this page.</small>";
     return;
   }
   const top = [];
