@@ -35,8 +35,7 @@ use vitrine_config::Config;
 use vitrine_signals::audit::{Audit, Direction};
 
 use crate::clock::now_ms;
-use crate::daemon::control::SaveState;
-use crate::daemon::control::{ask, ask_reply, socket_path, Reply, Request};
+use crate::daemon::control::{ask, ask_reply, socket_path, Reply, Request, SaveState};
 use access::{Access, Denied};
 
 pub use edit::{apply as apply_geometry, Geometry};
@@ -514,7 +513,8 @@ async fn placement(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     }
 }
 
-/// Save one camera's geometry: edit, validate like `check-config`, back up, write, reload.
+/// Save one camera's geometry: edit, validate like `check-config`, hand it to the agent to try,
+/// answer its verdict.
 async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let body = match authorized_body(&app, &headers, body).await {
         Ok(b) => b,
@@ -540,39 +540,43 @@ async fn save(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
     };
     // The agent puts it on trial (backup, new file, reload) and keeps it only if every
     // source comes up; the page waits for the outcome.
-    let id = match agent(&app, Request::Save { text }).await {
-        Ok((Reply { save: Some(id), .. }, _)) => id,
-        Ok(_) => return json_error(StatusCode::BAD_GATEWAY, "the agent gave no save number"),
-        Err(e) => return e.respond(),
-    };
+    match agent(&app, Request::Save { text }).await {
+        Ok((Reply { save: Some(id), .. }, _)) => verdict(&app, id).await,
+        Ok(_) => json_error(StatusCode::BAD_GATEWAY, "the agent gave no save number"),
+        Err(e) => e.respond(),
+    }
+}
+
+/// The agent's verdict on save `id`, once it has one (or, after `SAVE_PATIENCE`, that it is
+/// still trying).
+async fn verdict(app: &App, id: u64) -> Response {
     let backup = crate::remote::journal::previous(&app.config);
+    let answer = |ok: bool, outcome: &str, reason: Option<&str>| {
+        Json(json!({
+            "ok": ok,
+            "outcome": outcome,
+            "reason": reason,
+            "error": reason,
+            "file": app.config,
+            "backup": backup,
+        }))
+        .into_response()
+    };
     let until = Instant::now() + SAVE_PATIENCE;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let state = match agent(&app, Request::SaveState { id }).await {
-            Ok((r, _)) => r.save_state,
+        match agent(app, Request::SaveState { id }).await {
+            Ok((r, _)) => match r.save_state {
+                Some(SaveState::Applied) => return answer(true, "applied", None),
+                Some(SaveState::RolledBack(why)) => {
+                    return answer(false, "rolled_back", Some(&why))
+                }
+                _ if Instant::now() > until => {
+                    return answer(true, "trying", Some("the agent is still trying the new configuration; it keeps it once every source is up"))
+                }
+                _ => {}
+            },
             Err(e) => return e.respond(),
-        };
-        let answer = |ok: bool, outcome: &str, reason: Option<&str>| {
-            Json(json!({
-                "ok": ok,
-                "outcome": outcome,
-                "reason": reason,
-                "error": reason,
-                "file": app.config,
-                "backup": backup,
-            }))
-            .into_response()
-        };
-        match state {
-            Some(SaveState::Applied) => return answer(true, "applied", None),
-            Some(SaveState::RolledBack(reason)) => {
-                return answer(false, "rolled_back", Some(&reason))
-            }
-            _ if Instant::now() > until => {
-                return answer(true, "trying", Some("the agent is still trying the new configuration; it keeps it once every source is up"))
-            }
-            _ => {}
         }
     }
 }
