@@ -6,7 +6,10 @@
 #   2. field checks: the amd64 Debian package (packaged from the binary step 1 built and tested,
 #      to spare CI a second full build; packaging/build-deb.sh amd64 builds the release one)
 #      installed and used (packaging/test-deb.sh, root only), USB-camera capture through real V4L2 drivers in a QEMU guest (scripts/hwtest.sh,
-#      root only), the aarch64 cross build tested under qemu (cross/test.sh) and packaged as .deb.
+#      root only), power cuts in a QEMU guest (scripts/powercut.sh 4: the nightly runs 50, root
+#      only), a day of four cameras and a microphone compressed into minutes (scripts/soak.sh 1:
+#      memory, descriptors and threads flat; the nightly runs 7 days), the aarch64 cross build
+#      tested under qemu (cross/test.sh) and packaged as .deb.
 # `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,12 +36,16 @@ if [ "$(id -u)" = 0 ]; then
   packaging/test-deb.sh "$(ls -t target/debian/vitrine_*_amd64.deb | head -1)"
   # USB cameras through the real V4L2 drivers (vivid, v4l2loopback) in a QEMU guest.
   scripts/hwtest.sh
+  # Power cuts at random moments, the agent on ext4 in a QEMU guest (the tests' binary).
+  VITRINE_BIN="$root/target/debug/vitrine" scripts/powercut.sh 4
 else
-  echo "field: packaging/test-deb.sh and scripts/hwtest.sh SKIPPED (need root: dpkg -i, apt-get)" >&2
+  echo "field: packaging/test-deb.sh, scripts/hwtest.sh and scripts/powercut.sh SKIPPED (need root: dpkg -i, apt-get)" >&2
 fi
+# A simulated day of a four-camera box with a live microphone: no growth.
+VITRINE_BIN="$root/target/debug/vitrine" scripts/soak.sh 1
 t1=$(date +%s)
 cross/test.sh aarch64
 packaging/build-deb.sh arm64
 t2=$(date +%s)
-echo "field checks: amd64 package + V4L2 guest $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
+echo "field checks: amd64 package + V4L2 guest + power cuts + soak $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
 ls -l target/debian/*.deb target/aarch64-unknown-linux-gnu/release/vitrine
