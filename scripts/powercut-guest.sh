@@ -5,6 +5,7 @@
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t tmpfs t /tmp
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
 MODE=$(arg pc.mode); SECS=$(arg pc.secs)
+echo "PC-MODE $MODE $SECS"
 ip link set lo up; ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2
 i=0; while [ ! -b /dev/vdb ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
