@@ -147,10 +147,11 @@ config 0.45 > datafs/vitrine/agent.toml
 sha256sum datafs/vitrine/agent.toml | cut -d' ' -f1 > known.txt
 rm -f data.img; mke2fs -q -t ext4 -d datafs data.img 256M > /dev/null
 
-# One boot: $1 number, $2 mode (cut|final), $3 seconds before the cut or the clean stop.
+# One boot: $1 number, $2 mode (cut|final), $3 seconds before the cut or the clean stop, $4
+# counted from the agent's start (starting) or from its pipeline running (running).
 clock=$(date -u +%s)
 boot() {
-  local n=$1 mode=$2 secs=$3 log online
+  local n=$1 mode=$2 secs=$3 phase=${4:-starting} log online
   online=$(grep -c '"state":"online"' wire.log || true)
   log=$(printf 'boot-%03d.log' "$n")
   python3 "$root/scripts/powercut-disk.py" data.img "$W/nbd.sock" "$n" > "disk-$n.txt" & local DISK=$!
@@ -166,6 +167,11 @@ boot() {
   while ! grep -qs "PC-AGENT-STARTED\|PC-ROOT-FAILED\|PC-MOUNT-FAILED" "$log" && [ $t -lt 1200 ]; do sleep 0.25; t=$((t+1)); done
   if [ "$mode" = cut ]; then
     if [ $((n % 3)) = 0 ]; then request "$n" "$online" & fi
+    if [ "$phase" = running ]; then
+      # Timed from the pipeline's start, so that a slow (emulated, loaded) machine still cuts
+      # while events are being stored and sent.
+      t=0; while ! grep -qs "pipeline running" "$log" && [ $t -lt 1200 ]; do sleep 0.25; t=$((t+1)); done
+    fi
     sleep "$secs"
     pkill -9 -f "qemu-system-x86_64.*$W/nbd.sock" || true
   else
@@ -180,7 +186,7 @@ boot() {
   local last
   last=$(python3 "$root/scripts/powercut-check.py" last-end wire.log)
   [ "$last" -gt "$clock" ] && clock=$last
-  echo "boot $n ($mode after ${secs}s): $(grep -c '"seq"' wire.log) deliveries so far; $(cat "disk-$n.txt")"
+  echo "boot $n ($mode at $phase + ${secs}s): $(grep -c '"seq"' wire.log) deliveries so far; $(cat "disk-$n.txt")"
 }
 # A signed request moving the line a little, once the agent is online: journal, trial, commit
 # or roll back.
@@ -197,8 +203,8 @@ request() {
 rm -f boot-*.log disk-*.txt req-*.toml req-*.json
 for n in $(seq 1 "$CUTS"); do
   # A quarter of the cuts in the agent's first seconds (outbox opening, rollback, models
-  # loading: ~10 s under emulation), the rest while it stores and sends.
-  boot "$n" cut "$(python3 -c "import random; random.seed($n); print(round(random.uniform(0, 3) if random.random() < 0.25 else random.uniform(10, 40), 1))")"
+  # loading), the rest up to 30 s into its storing and sending.
+  boot "$n" cut $(python3 -c "import random; random.seed($n); print(*(('starting', round(random.uniform(0, 3), 1)) if random.random() < 0.25 else ('running', round(random.uniform(0, 30), 1)))[::-1])")
 done
 boot $((CUTS + 1)) final 60
 sleep 2
