@@ -9,8 +9,8 @@
 # of order), as on real hardware; a killed QEMU on a plain file would keep every write in the
 # host's page cache and prove nothing.
 #
-# The agent: one camera reading a time-lapse of the pedestrian video (a frame every 5 minutes,
-# 5-minute windows, so store hours pass and the forecast history is rewritten), a real
+# The agent: one camera reading a time-lapse of the pedestrian video (a frame every 15 minutes,
+# 15-minute windows, so store hours pass and the forecast history is rewritten), a real
 # Mosquitto on the host (10.0.2.2 from the guest), and on every third boot a signed remote
 # configuration request (journal, trial, commit or roll back), so cuts also land mid-apply.
 #
@@ -53,8 +53,8 @@ fi
 "$root/scripts/fetch-media.sh" "$root/.cache/media" >/dev/null
 MODELS=${VITRINE_MODELS_DIR:-$root/.cache/models}
 [ -f "$MODELS/yolox_nano.onnx" ] || "$BIN" models fetch --dir "$MODELS" >/dev/null
-[ -f timelapse-300.mkv ] || ffmpeg -v error -nostdin -y -i "$root/.cache/media/vtest.avi" \
-  -vf "setpts=N*300/TB,scale=384:288" -r 1/300 -c:v mpeg4 -q:v 4 timelapse-300.mkv
+[ -f timelapse-900.mkv ] || ffmpeg -v error -nostdin -y -i "$root/.cache/media/vtest.avi" \
+  -vf "setpts=N*900/TB,scale=384:288" -r 1/900 -c:v mpeg4 -q:v 4 timelapse-900.mkv
 
 # The guest's root: read-only ext4 image with the agent, ffmpeg, e2fsck and their libraries.
 rm -rf rootfs; mkdir -p rootfs/{bin,sbin,proc,sys,dev,tmp,data,opt/models,opt/media}
@@ -66,7 +66,7 @@ cp /sbin/e2fsck rootfs/sbin/
 for l in $(ldd "$BIN" /usr/bin/ffmpeg /usr/bin/ffprobe /sbin/e2fsck | grep -o "/lib[^ ]*\|/usr/lib[^ ]*" | sort -u); do
   mkdir -p "rootfs$(dirname "$l")"; cp -L "$l" "rootfs$l"; done
 cp "$MODELS/yolox_nano.onnx" rootfs/opt/models/
-cp timelapse-300.mkv rootfs/opt/media/
+cp timelapse-900.mkv rootfs/opt/media/
 cp "$root/scripts/powercut-guest.sh" rootfs/init2; chmod +x rootfs/init2
 rm -f root.img; mke2fs -q -t ext4 -d rootfs root.img $(( $(du -sm rootfs | cut -f1) * 13 / 10 + 16 ))M > /dev/null
 
@@ -109,8 +109,8 @@ store_id = "pc-store"
 
 [[cameras]]
 id = "walkway"
-file = "/opt/media/timelapse-300.mkv"
-fps = 0.0033333          # the time-lapse's own rate: a frame every 5 minutes
+file = "/opt/media/timelapse-900.mkv"
+fps = 0.00111111         # the time-lapse's own rate: a frame every 15 minutes
 
 [[cameras.lines]]
 id = "walkway-x"
@@ -128,7 +128,7 @@ detector = "yolox-nano"
 input_size = 256
 
 [privacy]
-window_secs = 300
+window_secs = 900
 k_min = 0
 
 [outbox]
