@@ -169,6 +169,7 @@ def main():
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)
+    mine = os.stat(path).st_ino
     while True:
         conn, _ = server.accept()
         with conn:
@@ -185,7 +186,8 @@ def main():
         kept, lost = disk.power_cut(rng)
         print(f"disk: cut kept={kept} lost={lost}", flush=True)
     os.fsync(disk.file.fileno())
-    os.unlink(path)
+    if os.path.exists(path) and os.stat(path).st_ino == mine:
+        os.unlink(path)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ boot() {
   local n=$1 mode=$2 secs=$3 phase=${4:-starting} log online
   online=$(grep -c '"state":"online"' wire.log || true)
   log=$(printf 'boot-%03d.log' "$n")
+  rm -f nbd.sock
   python3 "$root/scripts/powercut-disk.py" data.img "$W/nbd.sock" "$n" > "disk-$n.txt" & local DISK=$!
   while [ ! -S nbd.sock ]; do sleep 0.1; done
   ( qemu-system-x86_64 -accel tcg -cpu "${VITRINE_POWERCUT_CPU:-max}" -m 1024 -smp 2 -display none -no-reboot -serial "file:$W/$log" \
@@ -164,7 +165,8 @@ boot() {
     -drive "file=nbd:unix:$W/nbd.sock,if=virtio,format=raw,cache=writeback" \
     -nic user,model=e1000 < /dev/null > qemu.log 2>&1; true ) 2>/dev/null & local QEMU=$!
   local t=0
-  while ! grep -qs "PC-AGENT-STARTED\|PC-ROOT-FAILED\|PC-MOUNT-FAILED" "$log" && [ $t -lt 1200 ]; do sleep 0.25; t=$((t+1)); done
+  while ! grep -qs "PC-AGENT-STARTED\|PC-ROOT-FAILED\|PC-MOUNT-FAILED" "$log" && [ $t -lt 1200 ] && kill -0 "$QEMU" 2>/dev/null; do sleep 0.25; t=$((t+1)); done
+  kill -0 "$QEMU" 2>/dev/null || { echo "powercut: QEMU ended early:" >&2; cat qemu.log >&2; }
   if [ "$mode" = cut ]; then
     if [ $((n % 3)) = 0 ]; then request "$n" "$online" & fi
     if [ "$phase" = running ]; then

@@ -120,6 +120,8 @@ def main():
     started = time.time()
     run = subprocess.Popen([agent, "run", "--config", config], stderr=log, stdout=log)
     samples, t0, target = [], None, days * 86400
+    csv = open(os.path.join(wdir, "soak.csv"), "w", buffering=1)
+    csv.write("wall_s,sim_days,rss_bytes,fds,threads,outbox_bytes,state_bytes,events,mic_windows\n")
     try:
         while run.poll() is None:
             time.sleep(1.0)
@@ -135,6 +137,8 @@ def main():
             sim_days = (wire.camera_end - t0) / 86400
             samples.append((time.time() - started, sim_days, rss, fds, threads, segments,
                             dir_bytes(state) - segments, wire.events, wire.mic_windows))
+            csv.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v)
+                               for v in samples[-1]) + "\n")
             if wire.camera_end - t0 >= target:
                 break
     finally:
@@ -149,10 +153,7 @@ def main():
         wire.proc.terminate()
         broker.terminate()
     wall = time.time() - started
-    with open(os.path.join(wdir, "soak.csv"), "w") as f:
-        f.write("wall_s,sim_days,rss_bytes,fds,threads,outbox_bytes,state_bytes,events,mic_windows\n")
-        for s in samples:
-            f.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in s) + "\n")
+    csv.close()
     reached = samples[-1][1] if samples else 0.0
     warm = min(1.0, reached / 5)
     after = [s for s in samples if s[1] >= warm]
