@@ -30,19 +30,24 @@ pub fn process_and_children_s() -> f64 {
 mod tests {
     use super::*;
 
+    /// Spinning shows up as CPU time: it is counted (at least 0.1 CPU-s appears within a generous
+    /// wall-clock limit, however loaded the machine) and it is not wildly over-counted.
     #[test]
     fn cpu_time_grows_with_work() {
         let before = process_and_children_s();
         let t0 = std::time::Instant::now();
         let mut x = 0u64;
-        while t0.elapsed() < std::time::Duration::from_millis(300) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut spent = 0.0;
+        while spent < 0.1 && t0.elapsed() < std::time::Duration::from_secs(60) {
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            spent = process_and_children_s() - before;
         }
         std::hint::black_box(x);
-        let spent = process_and_children_s() - before;
-        assert!(
-            (0.1..5.0).contains(&spent),
-            "{spent} CPU-s for 0.3 s of spinning"
-        );
+        let wall = t0.elapsed().as_secs_f64();
+        assert!(spent >= 0.1, "{spent} CPU-s after {wall:.1} s of spinning");
+        // Other tests' threads run in this process too: allow for them, not for a unit error.
+        assert!(spent < 0.1 + wall * 64.0, "{spent} CPU-s in {wall:.1} s");
     }
 }
