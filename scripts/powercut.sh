@@ -90,7 +90,8 @@ EOI
 chmod +x ir/init; (cd ir && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > initrd.gz
 
 # The central side: a broker, a subscriber keeping every message, the configuration key.
-PORT=${VITRINE_POWERCUT_PORT:-18831}
+# A free port (another rig or test run may be using any fixed one).
+PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 pkill -f "mosquitto -c $W/mosquitto.conf" 2>/dev/null || true
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > mosquitto.conf
 mosquitto -c "$W/mosquitto.conf" > mosquitto.log 2>&1 & BROKER=$!
@@ -98,6 +99,7 @@ SUB=""
 cleanup() { kill "$BROKER" ${SUB:+"$SUB"} 2>/dev/null || true; pkill -f "qemu-system-x86_64.*$W/" 2>/dev/null || true; }
 trap cleanup EXIT
 sleep 0.5
+kill -0 "$BROKER" 2>/dev/null || { echo "powercut: mosquitto did not start:" >&2; cat mosquitto.log >&2; exit 1; }
 rm -f wire.log; mosquitto_sub -h 127.0.0.1 -p "$PORT" -V mqttv5 -q 1 -t 'vitrine/#' -v > wire.log & SUB=$!
 rm -f central.key; PUBLIC=$("$BIN" config-keygen --out central.key 2>/dev/null)
 config() {  # $1: the line's x position

@@ -114,6 +114,8 @@ def main():
     broker = subprocess.Popen(["mosquitto", "-c", os.path.join(wdir, "mosquitto.conf")],
                               stderr=subprocess.DEVNULL)
     time.sleep(0.5)
+    if broker.poll() is not None:
+        sys.exit(f"soak: mosquitto did not start on port {port}")
     wire = Wire(port)
     time.sleep(0.5)
     log = open(os.path.join(wdir, "agent.log"), "w")

@@ -52,7 +52,8 @@ pactl set-default-source fakesink.monitor
 ( while true; do paplay -d fakesink "$root/.cache/media/demo-mic.wav" || sleep 1; done ) & PLAYER=$!
 trap 'kill $PLAYER 2>/dev/null; pulseaudio --kill 2>/dev/null || true' EXIT
 
-PORT=${VITRINE_SOAK_PORT:-18841}
+# A free port (another rig or test run may be using any fixed one).
+PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$PORT" > mosquitto.conf
 rm -rf state; mkdir -p state
 {
@@ -122,4 +123,4 @@ url = "mqtt://127.0.0.1:$PORT"
 EOC
 } > agent.toml
 "$BIN" check-config agent.toml >/dev/null
-python3 "$root/scripts/soak.py" "$W" "$DAYS" "$BIN" "$W/agent.toml"
+VITRINE_SOAK_PORT=$PORT python3 "$root/scripts/soak.py" "$W" "$DAYS" "$BIN" "$W/agent.toml"
