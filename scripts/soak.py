@@ -180,9 +180,10 @@ def main():
             break
         growth = fit_growth(xs, ys)
         fmt = (lambda v: f"{v / 1e6:.1f} MB") if col in (2, 5, 6) else str
+        note = "" if limited else (" [short run: capped]" if col == 2 else " [bounded by design]")
         out.append(f"{name:12} after warm-up: first {fmt(ys[0])}, last {fmt(ys[-1])}, "
                    f"min {fmt(min(ys))}, max {fmt(max(ys))}; growth {growth * 100:+.1f} % "
-                   f"(fitted over the run, of the mean){'' if limited else ' [bounded by design]'}")
+                   f"(fitted over the run, of the mean){note}")
         if limited and abs(growth) > LIMIT:
             faults.append(f"{name} grows {growth * 100:+.1f} % after the warm-up (limit 5 %)")
     if reached < days * 0.99:
