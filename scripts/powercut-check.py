@@ -114,7 +114,9 @@ def check_boot(path, known, faults, tally):
         body = line(tag)
         if body is None:
             continue
-        tally["files"] += 1
+        tally[what] += 1
+        if what == "forecast.json":
+            tally["forecasts"].add(body)
         try:
             json.loads(body)
         except ValueError:
@@ -136,7 +138,8 @@ def check_boot(path, known, faults, tally):
 def report(wdir, cuts):
     faults = []
     known = set(open(os.path.join(wdir, "known.txt")).read().split())
-    tally = {"fsck": 0, "torn": 0, "files": 0, "trials": 0}
+    tally = {"fsck": 0, "torn": 0, "forecast.json": 0, "remote-config.json": 0,
+             "forecasts": set(), "trials": 0}
     boots = sorted(glob.glob(os.path.join(wdir, "boot-*.log")))
     for b in boots:
         check_boot(b, known, faults, tally)
@@ -172,9 +175,12 @@ def report(wdir, cuts):
     )
     print(
         f"torn files: {tally['torn']} (agent.toml checked {len(boots)} times, "
-        f"forecast/remote state {tally['files']}); filesystems not clean: {tally['fsck']}; "
+        f"forecast.json {tally['forecast.json']} ({len(tally['forecasts'])} distinct versions), "
+        f"remote-config.json {tally['remote-config.json']}); filesystems not clean: {tally['fsck']}; "
         f"boots that found an apply on trial: {tally['trials']}; config results: {results}"
     )
+    if cuts >= 10 and not tally["forecasts"]:
+        faults.append("no boot found a forecast history: its rewrites were never cut")
     if faults:
         print("FAULTS:")
         for f in faults:

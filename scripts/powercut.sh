@@ -44,11 +44,13 @@ done
 depmod -b kroot "$KVER"
 
 # The agent, its model and its video.
-# $VITRINE_BIN: an agent already built (else the workspace's debug build).
+# $VITRINE_BIN: an agent already built (CI passes its debug build); else the workspace's
+# release build, the agent a box runs (under emulation it gets through several store hours a
+# boot, so the forecast history is rewritten while the power goes).
 BIN=${VITRINE_BIN:-}
 if [ -z "$BIN" ]; then
-  (cd "$root" && cargo build -q --locked -p vitrine --bin vitrine)
-  BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vitrine"
+  (cd "$root" && cargo build -q --release --locked -p vitrine --bin vitrine)
+  BIN="${CARGO_TARGET_DIR:-$root/target}/release/vitrine"
 fi
 "$root/scripts/fetch-media.sh" "$root/.cache/media" >/dev/null
 MODELS=${VITRINE_MODELS_DIR:-$root/.cache/models}

@@ -100,6 +100,33 @@ fn a_zero_length_counting_line_is_refused_by_check_config() {
 }
 
 #[test]
+fn check_config_warns_of_a_1080p_analysis_size_and_names_the_substream() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.toml");
+    let cams =
+        "[[cameras]]\nid = \"door\"\nrtsp = \"rtsp://cam/main\"\nwidth = 1920\nheight = 1080\n\
+                [[cameras]]\nid = \"till\"\nrtsp = \"rtsp://cam/sub\"\nwidth = 640\nheight = 360\n";
+    std::fs::write(
+        &p,
+        format!("[device]\nid = \"a\"\nstore_id = \"b\"\n{cams}"),
+    )
+    .unwrap();
+    let (code, out, err) = check(&p);
+    assert_eq!(code, 0, "a warning, not an error: {out}{err}");
+    assert!(
+        out.contains(
+            "warning: camera door, camera: width x height 1920x1080: every frame is decoded"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("substream URL"), "{out}");
+    assert!(
+        !out.contains("camera till"),
+        "640x360 is what analysis needs: {out}"
+    );
+}
+
+#[test]
 fn syntax_error_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("broken.toml");

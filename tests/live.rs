@@ -290,7 +290,15 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
         "{text}\n{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(text.contains("ok: H.264 768x576"), "{text}");
+    assert!(text.contains("ok: H.264 768x576 at 10.0 fps"), "{text}");
+    assert!(
+        text.contains("receiving and decoding every frame (openh264"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("advice:"),
+        "a 768x576 10 fps stream is sized right: {text}"
+    );
     assert!(
         text.contains("Cameras (V4L2):") && text.contains("Microphones (ALSA):"),
         "{text}"
@@ -319,6 +327,71 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
         "{text}"
     );
     assert!(!text.contains("wrong@"), "{text}");
+}
+
+/// The clip at `w`x`h`, 30 fps, 8 s (a 1080p main stream and its substream twin).
+fn stream_mp4(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let out = dir.join(format!("stream-{w}x{h}.mp4"));
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(media("vtest.avi"))
+        .args(["-t", "8", "-vf", &format!("scale={w}:{h},fps=30")])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(st.success());
+    out
+}
+
+/// A camera's 1080p30 main stream is named as such, with its measured cost and the fix (its
+/// substream, a lower rate); the 640x360 twin gets only the rate advice.
+#[test]
+fn probe_measures_a_main_stream_and_advises_the_substream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shares = Vec::new();
+    for (w, h) in [(1920, 1080), (640, 360)] {
+        let server = RtspServer::start(free_port(), &stream_mp4(dir.path(), w, h));
+        let out = vitrine()
+            .args(["probe", "--rtsp", &server.url(PASSWORD_IN_URL)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("ok: H.264 {w}x{h} at 30.0 fps")),
+            "{text}"
+        );
+        let advice: Vec<&str> = text.lines().filter(|l| l.contains("advice:")).collect();
+        let substream = advice.iter().any(|l| l.contains("substream URL"));
+        assert_eq!(substream, w == 1920, "{text}");
+        assert!(
+            advice
+                .iter()
+                .any(|l| l.contains("set the camera's (sub)stream to 10 fps")),
+            "{text}"
+        );
+        let share = text
+            .lines()
+            .find_map(|l| l.split("): ").nth(1)?.split(" of a core").next())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("a measured decoder cost: {text}"));
+        shares.push(share);
+    }
+    eprintln!(
+        "receiving and decoding 1080p30: {:.2} of a core, 640x360 at 30 fps: {:.2}",
+        shares[0], shares[1]
+    );
 }
 
 /// A PulseAudio daemon with a null sink whose monitor is the default source: ALSA's default

@@ -372,6 +372,9 @@ pub const DETECTORS: &[&str] = &["yolox-nano", "person-lw"];
 /// own input size, the cheapest setting that meets the counting goals on the accuracy suite
 /// (`eval/`, README "Counting accuracy").
 pub const DEFAULT_FPS: f64 = 10.0;
+/// The slowest analysis rate a camera can be configured at: a frame every ~2.8 hours (a
+/// time-lapse). Sources and coverage use the configured rate down to this, never a higher floor.
+pub const MIN_FPS: f64 = 1e-4;
 /// The detector runs on every third moving frame by default; frames between are placed by
 /// interpolating the tracks between the detections that enclose them.
 pub const DEFAULT_DETECT_EVERY: u32 = 3;

@@ -449,11 +449,15 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         }
     };
     let fps = raw.fps.unwrap_or(DEFAULT_FPS);
-    if !(fps > 0.0 && fps <= 60.0) {
+    if !(crate::MIN_FPS..=60.0).contains(&fps) {
         c.push(
             format!("{at}.fps"),
             format!("fps {fps} is out of range"),
-            Some("analyse between 0.1 and 60 frames per second (5 is a good default)".to_string()),
+            Some(format!(
+                "analyse between {} (a time-lapse: a frame every ~2.8 hours) and 60 frames per \
+                 second (5 is a good default)",
+                crate::MIN_FPS
+            )),
         );
     }
     let size = match (raw.width, raw.height) {

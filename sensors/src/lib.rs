@@ -3,7 +3,8 @@
 //! A source yields timestamped frames (RGB24) or 16 kHz mono audio blocks, blocking until the
 //! next one is due: recorded files (`video_file`, `audio_file`), USB/UVC cameras (`v4l2`,
 //! feature `v4l`), IP cameras (`rtsp`, feature `rtsp`) and microphones (`mic`, feature `alsa`).
-//! Pixel conversion is `convert`; rate gating, format choice and backoff are `live`. Raw data
+//! Pixel conversion is `convert`; rate gating, format choice and backoff are `live`; whether a stream is sized for
+//! analysis (a camera's substream) is `stream`. Raw data
 //! never leaves process memory: sources hand frames to bounded channels in the agent and
 //! nothing here writes them.
 
@@ -15,6 +16,7 @@ pub mod mic;
 pub mod motion;
 #[cfg(feature = "rtsp")]
 pub mod rtsp;
+pub mod stream;
 #[cfg(feature = "v4l")]
 pub mod v4l2;
 pub mod video_file;

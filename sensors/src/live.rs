@@ -47,7 +47,7 @@ pub struct RateGate {
 impl RateGate {
     pub fn new(fps: f32) -> RateGate {
         RateGate {
-            every: Duration::from_secs_f32(1.0 / fps.max(0.01)),
+            every: Duration::from_secs_f32(1.0 / fps.max(crate::video_file::MIN_FPS)),
             next: None,
         }
     }

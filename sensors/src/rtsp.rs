@@ -21,10 +21,11 @@ use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
     TcpTransportOptions, Transport, UdpTransportOptions,
 };
-use retina::codec::{CodecItem, FrameFormat};
+use retina::codec::{CodecItem, FrameFormat, VideoFrame};
 
 use crate::convert::i420_to_rgb;
 use crate::live::{frame_at_size, LiveRequest, RateGate};
+use crate::stream::{rate_advice, size_advice, RateMeter};
 use crate::{Frame, FrameSource, SourceError, SourceInfo};
 
 /// How long a stream may stay silent before it counts as lost.
@@ -98,6 +99,9 @@ pub struct RtspCamera {
     scratch: Vec<u8>,
     /// Frames the decoder rejected (packet loss on UDP, a corrupt stream); skipped, counted.
     pub decode_errors: u64,
+    /// The stream's own frame rate, measured from its timestamps (every frame is decoded).
+    rate: RateMeter,
+    rate_checked: bool,
 }
 
 fn err_open(what: &str, e: impl std::fmt::Display, fix: &str) -> SourceError {
@@ -144,7 +148,10 @@ impl RtspCamera {
         let decoder = H264Decoder::new()
             .map_err(|e| err_open(&what, e, "the H.264 decoder could not start"))?;
         let (iw, ih) = req.size.unwrap_or((w, h));
-        tracing::info!(camera = %redact(url), width = w, height = h, ?transport, "RTSP stream playing");
+        tracing::info!(camera = %redact(url), width = w, height = h, ?transport, decoder = DECODER, "RTSP stream playing");
+        if let Some(advice) = size_advice(w, h) {
+            tracing::warn!(camera = %redact(url), "stream larger than analysis needs: {advice}");
+        }
         Ok(RtspCamera {
             rt,
             session: Some(Box::pin(session)),
@@ -162,7 +169,51 @@ impl RtspCamera {
             rgb: Vec::new(),
             scratch: Vec::new(),
             decode_errors: 0,
+            rate: RateMeter::default(),
+            rate_checked: false,
         })
+    }
+
+    /// The next video frame as retina hands it over (from the first keyframe on), its rate
+    /// measured; after 5 s of stream, a rate far above the analysis rate is logged once.
+    fn next_video(&mut self) -> Result<VideoFrame, SourceError> {
+        loop {
+            let Some(session) = self.session.as_mut() else {
+                return Err(self.read_err("the session is closed"));
+            };
+            let item = {
+                let mut session = session.as_mut();
+                self.rt
+                    .block_on(async { tokio::time::timeout(STALL, session.next()).await })
+            };
+            let frame = match item {
+                Err(_) => {
+                    return Err(self.read_err(format!(
+                        "no video for {} s (stream stalled)",
+                        STALL.as_secs()
+                    )))
+                }
+                Ok(None) => return Err(self.read_err("the camera closed the stream")),
+                Ok(Some(Err(e))) => return Err(self.read_err(e)),
+                Ok(Some(Ok(CodecItem::VideoFrame(f)))) => f,
+                Ok(Some(Ok(_))) => continue,
+            };
+            if !self.keyframe_seen {
+                if !frame.is_random_access_point() {
+                    continue;
+                }
+                self.keyframe_seen = true;
+            }
+            self.rate.frame(frame.timestamp().elapsed_secs());
+            if !self.rate_checked && self.rate.span() >= 5.0 {
+                self.rate_checked = true;
+                let fps = self.rate.fps().unwrap_or(0.0);
+                if let Some(advice) = rate_advice(fps, f64::from(self.req.fps)) {
+                    tracing::warn!(camera = %self.what, "stream faster than analysis needs: {advice}");
+                }
+            }
+            return Ok(frame);
+        }
     }
 
     fn read_err(&self, message: impl std::fmt::Display) -> SourceError {
@@ -230,6 +281,9 @@ async fn connect(
     playing.demuxed().map_err(|e| err_open(what, e, fix_net))
 }
 
+/// The decoder every RTSP frame goes through (shown by `vitrine probe` and the logs).
+pub const DECODER: &str = "openh264 (software)";
+
 /// An H.264 (Annex B) decoder producing RGB24: what an RTSP camera's frames go through.
 pub struct H264Decoder {
     decoder: Decoder,
@@ -281,32 +335,7 @@ impl FrameSource for RtspCamera {
 
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         loop {
-            let Some(session) = self.session.as_mut() else {
-                return Err(self.read_err("the session is closed"));
-            };
-            let item = {
-                let mut session = session.as_mut();
-                self.rt
-                    .block_on(async { tokio::time::timeout(STALL, session.next()).await })
-            };
-            let frame = match item {
-                Err(_) => {
-                    return Err(self.read_err(format!(
-                        "no video for {} s (stream stalled)",
-                        STALL.as_secs()
-                    )))
-                }
-                Ok(None) => return Err(self.read_err("the camera closed the stream")),
-                Ok(Some(Err(e))) => return Err(self.read_err(e)),
-                Ok(Some(Ok(CodecItem::VideoFrame(f)))) => f,
-                Ok(Some(Ok(_))) => continue,
-            };
-            if !self.keyframe_seen {
-                if !frame.is_random_access_point() {
-                    continue;
-                }
-                self.keyframe_seen = true;
-            }
+            let frame = self.next_video()?;
             let now = self.req.epoch.elapsed();
             let due = self.gate.admit(now);
             match self.decoder.decode(frame.data(), due, &mut self.rgb) {
@@ -332,27 +361,75 @@ impl FrameSource for RtspCamera {
     }
 }
 
-/// What `vitrine probe --rtsp URL` reports: the streams a camera offers and the first frame.
+/// What `vitrine probe --rtsp URL` reports: the stream's size and rate, what receiving and
+/// decoding it costs here, the first frame's delay, and advice when it is larger than
+/// analysis needs.
 #[derive(Debug, Clone)]
 pub struct RtspReport {
     pub url: String,
     pub width: u32,
     pub height: u32,
     pub first_frame_ms: u64,
+    /// Frames per second, from the stream's timestamps; `None` if under a second was seen.
+    pub fps: Option<f64>,
+    /// CPU seconds spent receiving and decoding per second of stream (a share of one core).
+    pub core_share: Option<f64>,
+    pub decoder: &'static str,
+    pub advice: Vec<String>,
 }
 
-/// Connect to `url`, wait for the first decoded frame, report.
-pub fn check(url: &str, transport: RtspTransport) -> Result<RtspReport, SourceError> {
+/// How much of a stream `check` decodes to measure its rate and cost.
+pub const MEASURE: Duration = Duration::from_secs(3);
+
+/// Connect to `url`, wait for the first decoded frame, then receive and decode `MEASURE` of
+/// stream (every frame, none converted: what the agent pays per camera-second before
+/// analysis) and report. `analysis_fps`: the rate the camera would be analysed at.
+pub fn check(
+    url: &str,
+    transport: RtspTransport,
+    analysis_fps: f64,
+) -> Result<RtspReport, SourceError> {
     let started = std::time::Instant::now();
     let req = LiveRequest::new(100.0, None, started);
     let mut cam = RtspCamera::open(url, transport, &req)?;
     let f = cam.next_frame()?.ok_or_else(|| cam.read_err("no frame"))?;
+    let first_frame_ms = started.elapsed().as_millis() as u64;
+    let cpu0 = thread_cpu_secs();
+    let mut meter = RateMeter::default();
+    let deadline = started.elapsed() + MEASURE + Duration::from_secs(2);
+    while meter.span() < MEASURE.as_secs_f64() && started.elapsed() < deadline {
+        let v = cam.next_video()?;
+        meter.frame(v.timestamp().elapsed_secs());
+        if cam.decoder.decode(v.data(), false, &mut cam.rgb).is_err() {
+            cam.decode_errors += 1;
+        }
+    }
+    let fps = meter.fps();
+    let core_share = match (cpu0, thread_cpu_secs()) {
+        (Some(a), Some(b)) if meter.span() >= 1.0 => Some((b - a) / meter.span()),
+        _ => None,
+    };
     Ok(RtspReport {
         url: redact(url),
         width: f.width,
         height: f.height,
-        first_frame_ms: started.elapsed().as_millis() as u64,
+        first_frame_ms,
+        fps,
+        core_share,
+        decoder: DECODER,
+        advice: crate::stream::advice(f.width, f.height, fps, analysis_fps),
     })
+}
+
+/// CPU time of the calling thread (the RTSP client and decoder run on it), in seconds.
+fn thread_cpu_secs() -> Option<f64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own; failure is reported by its result.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 #[cfg(test)]

@@ -92,6 +92,10 @@ pub fn probe(path: &Path) -> Result<(u32, u32, f32, Option<u64>), SourceError> {
     Ok((w, h, fps, duration))
 }
 
+/// The slowest rate delivered: a frame every ~2.8 hours (the configuration's floor,
+/// `vitrine_config::MIN_FPS`; this crate does not read configuration).
+pub const MIN_FPS: f32 = 1e-4;
+
 impl VideoFile {
     /// Open `path`, delivering `fps` frames per second (at most the file's own rate) at `size`
     /// (default: the file's).
@@ -104,7 +108,10 @@ impl VideoFile {
         let (w0, h0, native_fps, duration_ms) = probe(path)?;
         let (width, height) = size.unwrap_or((w0 & !1, h0 & !1));
         let scaled = (width, height) != (w0, h0) && width % 2 == 0 && height % 2 == 0;
-        let fps = fps.min(native_fps).max(0.01);
+        // The floor only keeps ffmpeg's filter away from zero: a time-lapse or a slow camera
+        // gets the rate it was configured at (a frame every 100 s was once the floor, and
+        // a frame every 15 minutes was delivered nine times).
+        let fps = fps.min(native_fps).max(MIN_FPS);
         let (filter, pix_fmt) = if scaled {
             (
                 format!("fps={fps},scale={width}:{height}:flags=bilinear"),

@@ -47,6 +47,7 @@ pub fn check_config(path: &Path, live: bool) -> ExitCode {
         // The geometry alone tells whether an area is in the picture.
         for cam in &c.cameras {
             print_warnings(&cam.id, &vitrine_signals::placement::area_warnings(cam));
+            print_warnings(&cam.id, &capture_warnings(cam));
         }
         return ExitCode::SUCCESS;
     }
@@ -74,6 +75,36 @@ pub fn check_config(path: &Path, live: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A configured analysis size far above what the detector uses: every frame is captured or
+/// decoded, converted and scaled at that size for nothing (`vitrine_sensors::stream`).
+fn capture_warnings(cam: &vitrine_config::Camera) -> Vec<vitrine_signals::placement::Warning> {
+    use vitrine_sensors::stream::{MAX_ANALYSIS_PIXELS, SUBSTREAM};
+    let Some((w, h)) = cam.size else {
+        return Vec::new();
+    };
+    if u64::from(w) * u64::from(h) <= MAX_ANALYSIS_PIXELS {
+        return Vec::new();
+    }
+    let source = match cam.source {
+        vitrine_config::VideoSource::Rtsp(_) => "decoded",
+        vitrine_config::VideoSource::Device(_) => "captured",
+        vitrine_config::VideoSource::File(_) => "read",
+    };
+    vec![vitrine_signals::placement::Warning {
+        subject: "camera".into(),
+        kind: "capture_too_large".into(),
+        message: format!(
+            "width x height {w}x{h}: every frame is {source}, converted and scaled at that size \
+             while the detector looks at 640 px at most"
+        ),
+        fix: format!(
+            "set width = {} and height = {} (or 640x480), and for an IP camera use its \
+             substream URL (`vitrine probe --rtsp URL` measures and advises)",
+            SUBSTREAM.0, SUBSTREAM.1
+        ),
+    }]
 }
 
 fn print_warnings(camera: &str, warnings: &[vitrine_signals::placement::Warning]) {

@@ -135,13 +135,27 @@ fn rtsp_check(out: &mut String, url: &str, udp: bool) -> bool {
         RtspTransport::Tcp
     };
     let _ = writeln!(out, "RTSP {} ({:?}):", redact(url), t);
-    match check(url, t) {
+    match check(url, t, vitrine_config::DEFAULT_FPS) {
         Ok(r) => {
+            let fps = r
+                .fps
+                .map_or("an unknown rate".into(), |f| format!("{f:.1} fps"));
             let _ = writeln!(
                 out,
-                "  ok: H.264 {}x{}, first frame decoded after {} ms: rtsp = \"{}\"",
+                "  ok: H.264 {}x{} at {fps}, first frame decoded after {} ms: rtsp = \"{}\"",
                 r.width, r.height, r.first_frame_ms, r.url
             );
+            if let Some(share) = r.core_share {
+                let _ = writeln!(
+                    out,
+                    "  receiving and decoding every frame ({}): {:.2} of a core of this machine \
+                     per camera, whatever the analysis rate",
+                    r.decoder, share
+                );
+            }
+            for a in &r.advice {
+                let _ = writeln!(out, "  advice: {a}");
+            }
             true
         }
         Err(e) => {

@@ -184,7 +184,7 @@ impl CameraSignals {
     }
 
     fn frame_interval_ms(&self) -> u64 {
-        (1000.0 / self.fps.max(0.01)).round() as u64
+        (1000.0 / self.fps.max(vitrine_config::MIN_FPS as f32)).round() as u64
     }
 
     fn mark_frame(&mut self, now_ms: u64) {

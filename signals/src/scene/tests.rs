@@ -142,6 +142,27 @@ fn coverage_tells_blind_from_empty() {
     assert_eq!(w.coverage.status, crate::event::CoverageStatus::Blind);
 }
 
+/// A time-lapse camera (a frame every 15 minutes) sees its windows whole: the coverage follows
+/// the configured rate, not a floor of a frame per 100 s (which left 89 % of every window
+/// "blind" and kept the forecast from ever learning an hour).
+#[test]
+fn a_time_lapse_camera_covers_its_windows() {
+    let mut c = camera();
+    c.fps = 1.0 / 900.0;
+    let mut s = CameraSignals::new(&c);
+    for i in 0..8u64 {
+        s.observe(i * 900_000, &[]);
+    }
+    let w = s.take_window(3_600_000, 7_200_000, 0);
+    assert_eq!(w.coverage.frames_expected, Some(4));
+    assert!(
+        w.coverage.seconds_blind < 1.0,
+        "{}",
+        w.coverage.seconds_blind
+    );
+    assert_eq!(w.coverage.status, crate::event::CoverageStatus::Ok);
+}
+
 #[test]
 fn small_counts_are_suppressed_with_k() {
     let mut s = CameraSignals::new(&camera());

@@ -285,7 +285,7 @@ pub struct ZoneCount {
 /// `fps` from a `native`-rate file: the last frame whose time, rounded to the output's frame
 /// grid (half up), is at most k — i.e. the last one before the middle of the k-th interval.
 pub fn native_frame(k: u64, fps: f32, native: f32) -> u64 {
-    let fps = fps.min(native).max(0.01);
+    let fps = fps.min(native).max(vitrine_sensors::video_file::MIN_FPS);
     let r = f64::from(native) / f64::from(fps);
     ((k as f64 + 0.5) * r).ceil() as u64
 }
