@@ -20,21 +20,29 @@ const USER: &str = "admin";
 const PASSWORD: &str = "s3cr+t";
 const PASSWORD_IN_URL: &str = "s3cr%2Bt";
 
-/// H.264 MP4 of the real pedestrian video (what an IP camera streams), made once per test.
-fn camera_mp4(dir: &Path) -> PathBuf {
-    let out = dir.join("camera.mp4");
+/// An H.264 MP4 (no B-frames, what an IP camera streams) of the real pedestrian video, encoded
+/// by ffmpeg with `args` (duration, filters, preset, GOP) into `dir/name`.
+fn h264_mp4(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-y", "-i"])
         .arg(media("vtest.avi"))
-        .args([
-            "-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "10",
-        ])
-        .args(["-pix_fmt", "yuv420p"])
+        .args(args)
+        .args(["-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p"])
         .arg(&out)
         .status()
         .expect("ffmpeg runs (scripts/setup.sh installs it)");
     assert!(st.success());
     out
+}
+
+/// The pedestrian video as an IP camera streams it, made once per test.
+fn camera_mp4(dir: &Path) -> PathBuf {
+    h264_mp4(
+        dir,
+        "camera.mp4",
+        &["-t", "60", "-preset", "veryfast", "-g", "10"],
+    )
 }
 
 struct RtspServer {
@@ -331,27 +339,9 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
 
 /// The clip at `w`x`h`, 30 fps, 8 s (a 1080p main stream and its substream twin).
 fn stream_mp4(dir: &Path, w: u32, h: u32) -> PathBuf {
-    let out = dir.join(format!("stream-{w}x{h}.mp4"));
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-i"])
-        .arg(media("vtest.avi"))
-        .args(["-t", "8", "-vf", &format!("scale={w}:{h},fps=30")])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "0",
-            "-g",
-            "30",
-        ])
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg runs (scripts/setup.sh installs it)");
-    assert!(st.success());
-    out
+    let scale = format!("scale={w}:{h},fps=30");
+    let args = ["-t", "8", "-vf", &scale, "-preset", "ultrafast", "-g", "30"];
+    h264_mp4(dir, &format!("stream-{w}x{h}.mp4"), &args)
 }
 
 /// A camera's 1080p30 main stream is named as such, with its measured cost and the fix (its
