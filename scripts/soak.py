@@ -38,15 +38,17 @@ def proc_stats(pid):
     return rss, fds, threads
 
 
+def size_or_zero(path):
+    """A file the agent compacts away between the listing and the stat counts as empty."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def dir_bytes(path):
-    total = 0
-    for base, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(base, name))
-            except OSError:
-                pass
-    return total
+    return sum(size_or_zero(os.path.join(base, name))
+               for base, _dirs, files in os.walk(path) for name in files)
 
 
 def seconds(rfc3339):
@@ -133,7 +135,7 @@ def main():
             t0 = t0 or wire.camera_end - 60
             rss, fds, threads = proc_stats(run.pid)
             segments = sum(
-                os.path.getsize(os.path.join(state, f))
+                size_or_zero(os.path.join(state, f))
                 for f in os.listdir(state) if f.startswith("seg-")
             )
             sim_days = (wire.camera_end - t0) / 86400
