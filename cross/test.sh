@@ -5,8 +5,13 @@
 #    the log-mel front end, manifest checks), sensors (pixel conversion on real frames: zune-jpeg
 #    takes NEON paths on ARM; motion gating) and the agent library (outbox: on-disk format, CRC,
 #    recovery), built --release so they share the package build's dependencies;
-# 2. the cross-built `vitrine replay` on real video (tract's NEON kernels on the real pinned
-#    detector), compared with the native binary's events.
+# 2. the cross-built `vitrine replay` on real video as two CPUs: a Cortex-A76 (Pi 5, RK3588:
+#    half precision and dot products; precision = "auto" takes f16 and tract's arm64fp16
+#    kernels) and a Cortex-A72 (Pi 4: neither; f32 and the NEON f32 kernels), each compared
+#    with the native x86 f32 binary's events. qemu-user's `-cpu` sets the instructions and the
+#    auxiliary vector; /proc/cpuinfo, which tract reads for `asimdhp` and the core's part
+#    number, is the host's under qemu-user 7.2, so the core's own (cross/cpuinfo/) is
+#    bind-mounted over it in a private mount namespace.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-aarch64}
@@ -58,11 +63,30 @@ dir = "$work/state"
 TOML
 replay() { "$@" replay --quiet --config "$work/demo.toml" --camera walkway --input "$work/clip.avi" \
   --start 2026-11-29T10:00:00Z; }
-replay "$native" > "$work/x86.jsonl"
-start=$(date +%s)
-replay qemu-aarch64-static "$root/target/$triple/release/vitrine" > "$work/arm.jsonl"
-echo "aarch64 replay of 15 s of vtest.avi (15 frames) under qemu: $(( $(date +%s) - start )) s"
-python3 - "$work/x86.jsonl" "$work/arm.jsonl" <<'PY'
+replay "$native" > "$work/x86.jsonl" 2> /dev/null
+arm="$root/target/$triple/release/vitrine"
+# Run "$@" under qemu-aarch64 as core $cpu (its instructions, auxiliary vector and cpuinfo).
+as_cpu() {
+  unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$root/cross/cpuinfo/$cpu.txt" \
+    qemu-aarch64-static -cpu "$cpu" "$@"
+}
+for cpu in cortex-a76 cortex-a72; do
+  case $cpu in
+    cortex-a76) want=f16 kernel=arm64fp16_mmm_f16 ;;
+    *) want=f32 kernel=arm64simd_mmm_f32 ;;
+  esac
+  # What `auto` says it takes on this CPU, before anything runs.
+  as_cpu "$arm" probe 2> /dev/null > "$work/probe-$cpu.txt" || true
+  grep -q "runs the models in $want:" "$work/probe-$cpu.txt" || {
+    echo "aarch64 -cpu $cpu: probe does not choose $want:" >&2; cat "$work/probe-$cpu.txt" >&2; exit 1; }
+  start=$(date +%s)
+  replay as_cpu "$arm" > "$work/arm-$cpu.jsonl" 2> "$work/arm-$cpu.log"
+  echo "aarch64 -cpu $cpu replay of 15 s of vtest.avi (15 frames) under qemu: $(( $(date +%s) - start )) s"
+  grep -q "detector precision: $want" "$work/arm-$cpu.log" && grep -q "kernels: .*$kernel" "$work/arm-$cpu.log" || {
+    echo "aarch64 -cpu $cpu: the detector did not run in $want on $kernel kernels:" >&2
+    grep -i "precision\|kernels" "$work/arm-$cpu.log" >&2; exit 1; }
+  grep -o "matrix kernels: [^=]*" "$work/arm-$cpu.log" | head -1 | sed "s/^/aarch64 -cpu $cpu ($want): /"
+  python3 - "$work/x86.jsonl" "$work/arm-$cpu.jsonl" "$cpu" <<'PY'
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
 assert len(a) == len(b) and len(a) >= 3, (len(a), len(b))
@@ -77,5 +101,6 @@ for x, y in zip(a, b):
     assert fx == fy, ("frames analysed differ", fx, fy)
     worst = max(worst, abs(px - py), abs(lx - ly))
 assert worst <= 1, f"x86 and aarch64 aggregates differ by {worst}"
-print(f"x86 vs aarch64: {len(a)} windows, frames identical, people max / line counts within {worst}")
+print(f"x86 f32 vs aarch64 -cpu {sys.argv[3]}: {len(a)} windows, frames identical, people max / line counts within {worst}")
 PY
+done

@@ -55,6 +55,7 @@ fn bad_config_reports_every_problem_at_once_with_lines_and_exits_64() {
         ("microphones[0].file", 35),
         ("models.detector", 38),
         ("models.detector_threshold", 39),
+        ("models.precision", 40),
         ("mqtt.url", 42),
         ("mqtt.tls", 41),
         ("mqtt.qos", 43),
@@ -68,14 +69,14 @@ fn bad_config_reports_every_problem_at_once_with_lines_and_exits_64() {
         let needle = format!("bad-many-mistakes.toml:{line}: {field}: ");
         assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
     }
-    assert!(err.contains("20 problems found"), "{err}");
+    assert!(err.contains("21 problems found"), "{err}");
     assert!(
         err.contains("did you mean `fps`?"),
         "unknown keys get a suggestion:\n{err}"
     );
     assert_eq!(
         err.matches("\n      fix: ").count(),
-        20,
+        21,
         "every problem has a fix:\n{err}"
     );
 }

@@ -268,6 +268,67 @@ fn h264_mp4_replays_like_the_original() {
     );
 }
 
+/// Windows of the walkway's first 20 s at 2 fps, the models in `precision`.
+fn walkway_in(precision: &str, dir: &std::path::Path) -> Vec<Value> {
+    let dir = dir.join(precision);
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.avi");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-t", "20", "-i"])
+        .arg(media("vtest.avi"))
+        .args(["-c", "copy"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let body = walkway_camera(2).replace(
+        &media("vtest.avi").display().to_string(),
+        &clip.display().to_string(),
+    );
+    let cfg = write_config(&dir, &format!("{body}\n[privacy]\nwindow_secs = 10\n"));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace(
+        "[models]\n",
+        &format!("[models]\nprecision = \"{precision}\"\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.join("events.jsonl");
+    replay(&cfg, &clip, &out);
+    read_jsonl(&out)
+}
+
+#[test]
+fn f16_models_count_like_f32_on_real_video() {
+    // tract's f32_to_f16 transform at load (what `auto` takes on a Pi 5 / RK3588): on x86 its
+    // f16 is emulated (slow, ~25x), so a short clip; the acceptance rule of the f16 variant.
+    let dir = tempfile::tempdir().unwrap();
+    let (f32w, f16w) = (walkway_in("f32", dir.path()), walkway_in("f16", dir.path()));
+    assert_eq!(f32w.len(), 2);
+    assert_eq!(f32w.len(), f16w.len());
+    for (a, b) in f32w.iter().zip(&f16w) {
+        assert_eq!(
+            a["coverage"]["frames_analysed"],
+            b["coverage"]["frames_analysed"]
+        );
+        let max = |e: &Value| e["people"]["max"].as_i64().unwrap();
+        let crossings = |e: &Value| {
+            e["lines"][0]["in"].as_i64().unwrap_or(0) + e["lines"][0]["out"].as_i64().unwrap_or(0)
+        };
+        assert!(
+            (max(a) - max(b)).abs() <= 1,
+            "people max f32 {} f16 {}",
+            max(a),
+            max(b)
+        );
+        assert!(
+            (crossings(a) - crossings(b)).abs() <= 1,
+            "crossings f32 {} f16 {}",
+            crossings(a),
+            crossings(b)
+        );
+    }
+}
+
 #[test]
 fn flac_audio_gives_the_same_signals_as_wav() {
     let dir = tempfile::tempdir().unwrap();

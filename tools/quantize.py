@@ -183,7 +183,7 @@ def main():
            "max_abs_output_diff": round(maxdiff, 3), "passes": ok, "calibration": a.calibration, "onnxruntime": ort.__version__,
            "seconds": round(time.time() - t0, 1)}
     print(json.dumps(res))
-    # The verification record beside the int8 file: the agent reads it (detector_variant =
+    # The verification record beside the int8 file: the agent reads it ([models] precision =
     # "auto" / "int8") and refuses an int8 file whose sha256 differs or that did not pass.
     with open(dst.replace(".onnx", ".json"), "w") as f:
         json.dump(res, f, indent=1)

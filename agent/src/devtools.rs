@@ -151,9 +151,23 @@ pub struct EvalKnobs {
     /// of two boxes.
     #[arg(long)]
     nms_iou: Option<f32>,
+    /// The detector's arithmetic (auto, f32, f16, int8): to prove a precision on the suite.
+    #[arg(long, value_parser = parse_precision)]
+    precision: Option<vitrine_config::ModelPrecision>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
     models: Option<PathBuf>,
+}
+
+fn parse_precision(s: &str) -> Result<vitrine_config::ModelPrecision, String> {
+    use vitrine_config::ModelPrecision as P;
+    P::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+        let names: Vec<_> = P::ALL.iter().map(|p| p.name()).collect();
+        format!(
+            "unknown precision {s:?}; choose one of: {}",
+            names.join(", ")
+        )
+    })
 }
 
 impl EvalKnobs {
@@ -166,6 +180,7 @@ impl EvalKnobs {
             detector: self.detector.clone(),
             motion_gating: self.motion_gating,
             nms_iou: self.nms_iou,
+            precision: self.precision,
         }
     }
 }

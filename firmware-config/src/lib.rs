@@ -111,24 +111,33 @@ impl CaptureFormat {
     }
 }
 
-/// Which file of a model with an int8 variant runs (`[models] variant`).
+/// The arithmetic the detector and the face models run in (`[models] precision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelVariant {
+pub enum ModelPrecision {
+    /// Chosen by the CPU's features at start: f16 on cores with half-precision arithmetic,
+    /// else f32; a verified int8 file if it measures faster.
+    Auto,
     F32,
+    /// The float file transformed to f16 at load (fast only on cores with `asimdhp`).
+    F16,
     /// The verified int8 file (tools/quantize.py); required.
     Int8,
-    /// The faster of the two on this box, when the int8 one passed verification.
-    Auto,
 }
 
-impl ModelVariant {
-    pub const ALL: [ModelVariant; 3] = [ModelVariant::Auto, ModelVariant::F32, ModelVariant::Int8];
+impl ModelPrecision {
+    pub const ALL: [ModelPrecision; 4] = [
+        ModelPrecision::Auto,
+        ModelPrecision::F32,
+        ModelPrecision::F16,
+        ModelPrecision::Int8,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            ModelVariant::F32 => "f32",
-            ModelVariant::Int8 => "int8",
-            ModelVariant::Auto => "auto",
+            ModelPrecision::Auto => "auto",
+            ModelPrecision::F32 => "f32",
+            ModelPrecision::F16 => "f16",
+            ModelPrecision::Int8 => "int8",
         }
     }
 }
@@ -287,8 +296,8 @@ pub struct Models {
     /// Longer side of the detector's input in pixels (a multiple of 32, see
     /// [`DETECTOR_INPUT_SIZES`]); `None`: the model's own size (416 for yolox-nano).
     pub input_size: Option<u32>,
-    /// For each model with an int8 variant (detector, face detector).
-    pub variant: ModelVariant,
+    /// The detector's and the face models' arithmetic.
+    pub precision: ModelPrecision,
     /// Name of the voice-activity model in the pinned manifest.
     pub vad: String,
     pub vad_threshold: f32,
@@ -427,5 +436,34 @@ impl Config {
             .iter()
             .map(|c| c.id.as_str())
             .chain(self.microphones.iter().map(|m| m.id.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod precision_tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn precision(models: &str) -> ModelPrecision {
+        let dir = std::env::temp_dir().join(format!("vitrine-precision-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = dir.join("m.wav");
+        std::fs::write(&wav, b"").unwrap();
+        let text = format!(
+            "[device]\nid = \"b\"\nstore_id = \"s\"\n[[microphones]]\nid = \"m\"\nfile = \"{}\"\n[models]\n{models}\n[outbox]\ndir = \"/tmp/o\"\n",
+            wav.display()
+        );
+        Config::parse(&text, &dir.join("agent.toml"))
+            .unwrap()
+            .models
+            .precision
+    }
+
+    #[test]
+    fn precision_defaults_to_auto_and_keeps_the_older_spelling_variant() {
+        assert_eq!(precision(""), ModelPrecision::Auto);
+        assert_eq!(precision("precision = \"f16\""), ModelPrecision::F16);
+        assert_eq!(precision("variant = \"int8\""), ModelPrecision::Int8);
     }
 }

@@ -129,7 +129,9 @@ pub struct RawModels {
     pub input_size: Option<i64>,
     pub vad: Option<String>,
     pub vad_threshold: Option<f64>,
-    pub variant: Option<String>,
+    /// `variant` is the spelling of releases before f16 (same values but f16).
+    #[serde(alias = "variant")]
+    pub precision: Option<String>,
     pub faces: Option<String>,
     pub head_pose: Option<String>,
     pub audio_events: Option<String>,

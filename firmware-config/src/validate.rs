@@ -43,7 +43,7 @@ const MODELS_KEYS: &[&str] = &[
     "input_size",
     "vad",
     "vad_threshold",
-    "variant",
+    "precision",
     "faces",
     "head_pose",
     "audio_events",
@@ -695,12 +695,25 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
             input_size: None,
             vad: None,
             vad_threshold: None,
-            variant: None,
+            precision: None,
             faces: None,
             head_pose: None,
             audio_events: None,
         },
     };
+    let precision = raw.precision.unwrap_or_else(|| "auto".into());
+    let precision = ModelPrecision::ALL
+        .into_iter()
+        .find(|v| v.name() == precision)
+        .unwrap_or_else(|| {
+            let names = ModelPrecision::ALL.map(ModelPrecision::name);
+            c.push(
+                "models.precision",
+                format!("unknown precision {precision:?}"),
+                Some(format!("choose one of: {}", names.join(", "))),
+            );
+            ModelPrecision::Auto
+        });
     let mut pick = |field: &str, v: Option<String>, default: &str, known: &[&str]| {
         let v = v.unwrap_or_else(|| default.to_string());
         if !known.contains(&v.as_str()) {
@@ -712,12 +725,6 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         }
         v
     };
-    let names = ModelVariant::ALL.map(ModelVariant::name);
-    let variant = pick("variant", raw.variant, "auto", &names);
-    let variant = ModelVariant::ALL
-        .into_iter()
-        .find(|v| v.name() == variant)
-        .unwrap_or(ModelVariant::Auto);
     let faces = pick("faces", raw.faces, "yunet", FACES);
     let head_pose = pick("head_pose", raw.head_pose, "fsanet", HEAD_POSES);
     let audio_events = pick("audio_events", raw.audio_events, "yamnet", AUDIO_EVENTS);
@@ -771,7 +778,7 @@ fn models(c: &mut Collector, v: Option<toml::Value>, base: &Path) -> Option<Mode
         detector_threshold,
         nms_iou,
         input_size,
-        variant,
+        precision,
         vad,
         vad_threshold,
         faces,

@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(size),
                 0.1,
                 0.45,
-                vitrine_models::detector::Variant::F32,
+                vitrine_models::Precision::F32,
             )?;
             let mut s = d.session(w, h)?;
             s.detect(&rgb, w, h)?;

@@ -11,7 +11,8 @@ use crate::manifest::{entry, verified_path};
 use crate::preprocess::{grid_box, letterbox_bgr};
 use crate::ModelError;
 
-pub(crate) type Plan = std::sync::Arc<TypedRunnableModel>;
+use crate::precision::{choose, load_plan_in, Arith, Cpu, Precision};
+pub(crate) use crate::precision::{load_plan, Plan};
 
 /// A people detector loaded once per box and shared by every camera: the verified model file
 /// and one optimized plan per input shape (cameras of the same aspect ratio share it, so four
@@ -19,6 +20,8 @@ pub(crate) type Plan = std::sync::Arc<TypedRunnableModel>;
 pub struct PeopleDetector {
     name: String,
     path: std::path::PathBuf,
+    /// The arithmetic `path` runs in (see [`Precision`]).
+    arith: Arith,
     /// Longer side of the model input.
     size: usize,
     classes: usize,
@@ -66,14 +69,14 @@ impl PeopleDetector {
     /// Load the named detector from `dir` (sha256-checked) with the model input's longer side
     /// `size` (a multiple of 32; the model's own size when `None`). Detections below
     /// `threshold` are dropped, overlaps above `nms_iou` suppressed. Returns the detector and
-    /// a sentence on the variant chosen (for the log).
+    /// a sentence on the precision chosen and why (for the log).
     pub fn load(
         name: &str,
         dir: &Path,
         size: Option<usize>,
         threshold: f32,
         nms_iou: f32,
-        variant: Variant,
+        precision: Precision,
     ) -> Result<(std::sync::Arc<PeopleDetector>, String), ModelError> {
         let e = entry(name)?;
         let float = verified_path(dir, &e)?;
@@ -90,23 +93,29 @@ impl PeopleDetector {
                 ),
             });
         }
-        let (path, why) = variant_file(&e, &float, dir, size, variant)?;
+        let choice = choose(&e, &float, dir, size, precision, &Cpu::detect())?;
         Ok((
             std::sync::Arc::new(PeopleDetector {
                 name: name.to_string(),
-                path,
+                path: choice.path,
+                arith: choice.arith,
                 size,
                 classes,
                 threshold,
                 nms_iou,
                 plans: Default::default(),
             }),
-            why,
+            choice.why,
         ))
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The arithmetic it runs in (f32, f16 or int8).
+    pub fn arith(&self) -> Arith {
+        self.arith
     }
 
     /// The longer side of the model input.
@@ -130,7 +139,19 @@ impl PeopleDetector {
         if let Some(p) = plans.get(&(w, h)) {
             return Ok(p.clone());
         }
-        let plan = load_plan(&self.path, &[(0, vec![1, 3, h, w])])?;
+        let plan = load_plan_in(&self.path, &[(0, vec![1, 3, h, w])], self.arith)?;
+        let kernels: Vec<String> = plan
+            .kernels()
+            .iter()
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect();
+        tracing::info!(
+            detector = %self.name,
+            input = %format!("{w}x{h}"),
+            precision = self.arith.name(),
+            "detector plan built; matrix kernels: {}",
+            kernels.join(", ")
+        );
         plans.insert((w, h), plan.clone());
         Ok(plan)
     }
@@ -203,86 +224,6 @@ pub struct Detector {
     model_time: std::time::Duration,
 }
 
-pub(crate) fn load_plan(path: &Path, facts: &[(usize, Vec<usize>)]) -> Result<Plan, ModelError> {
-    let err = |e: TractError| ModelError::Load {
-        path: path.to_path_buf(),
-        message: format!("{e:#}"),
-    };
-    let mut model = tract_onnx::onnx().model_for_path(path).map_err(err)?;
-    // Shapes recorded in the file hold for the exported input size only: forget them, so the
-    // graph is analysed again from the input given here (a 416x320 input, say).
-    for id in 0..model.nodes().len() {
-        if model
-            .input_outlets()
-            .map_err(err)?
-            .iter()
-            .any(|o| o.node == id)
-        {
-            continue;
-        }
-        for slot in 0..model.nodes()[id].outputs.len() {
-            model
-                .set_outlet_fact(OutletId::new(id, slot), InferenceFact::default())
-                .map_err(err)?;
-        }
-    }
-    for (i, shape) in facts {
-        model = model
-            .with_input_fact(*i, f32::fact(shape).into())
-            .map_err(err)?;
-    }
-    model
-        .into_optimized()
-        .map_err(err)?
-        .into_runnable()
-        .map_err(err)
-}
-
-/// Which file of a detector runs: the pinned float model, its int8 variant (made and verified
-/// by `tools/quantize.py`), or whichever of the two is faster on this box among those that
-/// passed verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    F32,
-    Int8,
-    Auto,
-}
-
-/// The int8 variant beside the float file (`x.onnx` → `x.int8.onnx`) if its verification
-/// record (`x.int8.json`, written by tools/quantize.py) says it passed and names this very
-/// file by sha256; otherwise why not.
-pub fn verified_int8(dir: &Path, file: &str) -> Result<std::path::PathBuf, String> {
-    let path = dir.join(file.replace(".onnx", ".int8.onnx"));
-    let record = dir.join(file.replace(".onnx", ".int8.json"));
-    if !path.is_file() {
-        return Err(format!(
-            "no int8 variant {} (make one with tools/quantize.py)",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(&record)
-        .map_err(|e| format!("{}: {e} (tools/quantize.py writes it)", record.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a verification record: {e}", record.display()))?;
-    let sha =
-        crate::manifest::sha256_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if v["sha256"].as_str() != Some(sha.as_str()) {
-        return Err(format!(
-            "{} is not the file its record verified (sha256 differs): re-run tools/quantize.py",
-            path.display()
-        ));
-    }
-    if v["passes"].as_bool() != Some(true) {
-        return Err(format!(
-            "{} failed its accuracy check against the float model (recall {}, precision {} vs float; 0.9 needed)",
-            path.display(),
-            v["recall_vs_float"],
-            v["precision_vs_float"]
-        ));
-    }
-    Ok(path)
-}
-
 impl Detector {
     pub fn name(&self) -> &str {
         &self.model.name
@@ -353,92 +294,6 @@ impl Detector {
     }
 }
 
-/// The file to run for `variant` (float, or its verified int8 sibling) and why.
-fn variant_file(
-    e: &crate::manifest::ModelEntry,
-    float: &Path,
-    dir: &Path,
-    size: usize,
-    variant: Variant,
-) -> Result<(std::path::PathBuf, String), ModelError> {
-    Ok(match (variant, verified_int8(dir, &e.file)) {
-        (Variant::F32, _) => (float.to_path_buf(), "float (configured)".to_string()),
-        (Variant::Int8, Ok(p)) => (p, "int8 (configured, verified)".into()),
-        (Variant::Int8, Err(why)) => {
-            return Err(ModelError::Load {
-                path: dir.join(e.file.replace(".onnx", ".int8.onnx")),
-                message: format!("variant = \"int8\" but {why}; fix: use \"auto\" or \"f32\""),
-            })
-        }
-        (Variant::Auto, Err(why)) => (float.to_path_buf(), format!("float ({why})")),
-        (Variant::Auto, Ok(p)) => {
-            let fact = [(0, vec![1, 3, size, size])];
-            let (f, i) = (load_plan(float, &fact)?, load_plan(&p, &fact)?);
-            let (tf, ti) = (time_plan(&f, size)?, time_plan(&i, size)?);
-            let msg = format!("{ti:.1} ms int8 vs {tf:.1} ms float on this box");
-            if ti < tf {
-                (p, format!("int8, verified and faster: {msg}"))
-            } else {
-                (
-                    float.to_path_buf(),
-                    format!("float, faster than the verified int8: {msg}"),
-                )
-            }
-        }
-    })
-}
-
-/// Load the float file or its verified int8 variant of a model taking one 1x3xSxS image
-/// (see [`Variant`]); returns the plan and why it was chosen.
-pub(crate) fn variant_plan(
-    e: &crate::manifest::ModelEntry,
-    path: &Path,
-    dir: &Path,
-    size: usize,
-    variant: Variant,
-) -> Result<(Plan, String), ModelError> {
-    let fact = [(0, vec![1, 3, size, size])];
-    Ok(match (variant, verified_int8(dir, &e.file)) {
-        (Variant::F32, _) => (load_plan(path, &fact)?, "float (configured)".to_string()),
-        (Variant::Int8, Ok(p)) => (load_plan(&p, &fact)?, "int8 (configured, verified)".into()),
-        (Variant::Int8, Err(why)) => {
-            return Err(ModelError::Load {
-                path: dir.join(e.file.replace(".onnx", ".int8.onnx")),
-                message: format!("variant = \"int8\" but {why}; fix: use \"auto\" or \"f32\""),
-            })
-        }
-        (Variant::Auto, Err(why)) => (load_plan(path, &fact)?, format!("float ({why})")),
-        (Variant::Auto, Ok(p)) => {
-            let (f, i) = (load_plan(path, &fact)?, load_plan(&p, &fact)?);
-            let (tf, ti) = (time_plan(&f, size)?, time_plan(&i, size)?);
-            let msg = format!("{ti:.1} ms int8 vs {tf:.1} ms float on this box");
-            if ti < tf {
-                (i, format!("int8, verified and faster: {msg}"))
-            } else {
-                (f, format!("float, faster than the verified int8: {msg}"))
-            }
-        }
-    })
-}
-
-/// Best of 3 runs on a mid-gray input (after a warm-up), ms.
-fn time_plan(plan: &Plan, size: usize) -> Result<f64, ModelError> {
-    let err = |e: TractError| ModelError::Run {
-        model: "detector".into(),
-        message: format!("{e:#}"),
-    };
-    let input = || Tensor::from_shape(&[1, 3, size, size], &vec![114f32; 3 * size * size]);
-    plan.run(tvec!(input().map_err(err)?.into())).map_err(err)?;
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let t = input().map_err(err)?;
-        let start = std::time::Instant::now();
-        plan.run(tvec!(t.into())).map_err(err)?;
-        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
-    }
-    Ok(best)
-}
-
 /// Greedy non-maximum suppression, highest score first.
 pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -455,39 +310,6 @@ pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
 mod tests {
     use super::*;
     use vitrine_signals::geom::BBox;
-
-    #[test]
-    fn an_int8_variant_runs_only_when_its_record_verifies_this_very_file() {
-        let dir = std::env::temp_dir().join(format!("vitrine-int8-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let err = verified_int8(&dir, "m.onnx").unwrap_err();
-        assert!(err.contains("tools/quantize.py"), "{err}");
-        std::fs::write(dir.join("m.int8.onnx"), b"int8 weights").unwrap();
-        let sha = crate::manifest::sha256_file(&dir.join("m.int8.onnx")).unwrap();
-        let record = |sha: &str, passes: bool| {
-            std::fs::write(
-                dir.join("m.int8.json"),
-                format!(r#"{{"sha256": "{sha}", "passes": {passes}, "recall_vs_float": 0.83, "precision_vs_float": 0.97}}"#),
-            )
-            .unwrap()
-        };
-        record(&sha, false);
-        let err = verified_int8(&dir, "m.onnx").unwrap_err();
-        assert!(
-            err.contains("failed its accuracy check") && err.contains("0.83"),
-            "{err}"
-        );
-        record("0000", true);
-        assert!(verified_int8(&dir, "m.onnx")
-            .unwrap_err()
-            .contains("sha256 differs"));
-        record(&sha, true);
-        assert_eq!(
-            verified_int8(&dir, "m.onnx").unwrap(),
-            dir.join("m.int8.onnx")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn every_frame_shape_gets_about_the_pixels_of_a_4_3_one() {

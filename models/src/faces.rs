@@ -10,8 +10,9 @@ use vitrine_signals::attention::{Face, HeadPose};
 use vitrine_signals::geom::BBox;
 use vitrine_signals::track::Detection;
 
-use crate::detector::{load_plan, nms, variant_plan, Plan, Variant};
+use crate::detector::nms;
 use crate::manifest::{entry, verified_path};
+use crate::precision::{choose, load_plan_in, Arith, Cpu, Plan, Precision};
 use crate::preprocess::{crop_resize_bgr, grid_box, letterbox_bgr};
 use crate::ModelError;
 
@@ -40,16 +41,17 @@ impl FaceAnalyser {
     /// Load the face detector and head-pose models named in the config (`yunet`, `fsanet`),
     /// the float files.
     pub fn load(faces: &str, head_pose: &str, dir: &Path) -> Result<FaceAnalyser, ModelError> {
-        Self::load_variant(faces, head_pose, dir, Variant::F32).map(|(f, _)| f)
+        Self::load_in(faces, head_pose, dir, Precision::F32).map(|(f, _)| f)
     }
 
-    /// Load them with the face detector in the chosen variant (float, or a verified int8
-    /// file; see [`Variant`]); returns the analyser and why that variant.
-    pub fn load_variant(
+    /// Load them in the chosen precision (see [`Precision`]: the face detector may run a
+    /// verified int8 file; head pose follows in f16 or stays f32); returns the analyser and why
+    /// that precision.
+    pub fn load_in(
         faces: &str,
         head_pose: &str,
         dir: &Path,
-        variant: Variant,
+        precision: Precision,
     ) -> Result<(FaceAnalyser, String), ModelError> {
         if faces != "yunet" {
             return Err(ModelError::Unknown(faces.to_string()));
@@ -57,12 +59,26 @@ impl FaceAnalyser {
         if head_pose != "fsanet" {
             return Err(ModelError::Unknown(head_pose.to_string()));
         }
+        let e = entry("yunet")?;
+        let choice = choose(
+            &e,
+            &verified_path(dir, &e)?,
+            dir,
+            SIZE,
+            precision,
+            &Cpu::detect(),
+        )?;
+        let yunet = load_plan_in(&choice.path, &[(0, vec![1, 3, SIZE, SIZE])], choice.arith)?;
+        let pose_arith = match choice.arith {
+            Arith::F16 => Arith::F16,
+            _ => Arith::F32,
+        };
         let pose = |name: &str| -> Result<Plan, ModelError> {
             let e = entry(name)?;
-            load_plan(&verified_path(dir, &e)?, &[(0, vec![1, 3, POSE, POSE])])
+            let fact = [(0, vec![1, 3, POSE, POSE])];
+            load_plan_in(&verified_path(dir, &e)?, &fact, pose_arith)
         };
-        let e = entry("yunet")?;
-        let (yunet, why) = variant_plan(&e, &verified_path(dir, &e)?, dir, SIZE, variant)?;
+        let why = choice.why;
         Ok((
             FaceAnalyser {
                 yunet,

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod detector;
 pub mod faces;
 pub mod manifest;
+pub mod precision;
 pub mod preprocess;
 pub mod vad;
 
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 pub use audio_events::AudioEvents;
 pub use detector::{Detector, PeopleDetector};
 pub use faces::FaceAnalyser;
+pub use precision::{Arith, Cpu, Precision};
 pub use vad::Vad;
 
 #[derive(Debug, thiserror::Error)]

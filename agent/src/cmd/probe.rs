@@ -1,6 +1,7 @@
 //! `vitrine probe`: what a field technician needs to fill the config: the V4L2 cameras with
 //! the modes they offer (and the one Vitrine would choose), the capture devices with their
-//! configurations, and a check of an RTSP URL (connect, first decoded frame).
+//! configurations, a check of an RTSP URL (connect, first decoded frame), and the arithmetic the
+//! models run in on this CPU.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 pub fn probe(rtsp: &[String], udp: bool) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     let mut ok = true;
+    cpu(&mut out);
     cameras(&mut out);
     microphones(&mut out);
     for url in rtsp {
@@ -20,6 +22,17 @@ pub fn probe(rtsp: &[String], udp: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The CPU's features and the arithmetic `[models] precision = "auto"` takes on them.
+fn cpu(out: &mut String) {
+    let cpu = vitrine_models::Cpu::detect();
+    let (_, why) = cpu.float_choice();
+    let _ = writeln!(out, "CPU: {}", cpu.describe());
+    let _ = writeln!(
+        out,
+        "  -> precision = \"auto\" runs the models in {why} (a verified int8 file instead where it measures faster)"
+    );
 }
 
 #[cfg(feature = "v4l")]

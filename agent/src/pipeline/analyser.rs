@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use vitrine_config::{Camera, ModelVariant, Models};
-use vitrine_models::detector::Variant;
+use vitrine_config::{Camera, ModelPrecision, Models};
+use vitrine_models::Precision;
 use vitrine_models::{Detector, FaceAnalyser, ModelError, PeopleDetector};
 use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::Frame;
@@ -32,12 +32,13 @@ pub fn tracker_params(models: &Models) -> TrackerParams {
 /// The detector reports boxes down to this score; the tracker decides what they are worth.
 pub const LOW_SCORE: f32 = 0.1;
 
-/// The configured model variant (detector and face detector).
-pub fn variant(models: &Models) -> Variant {
-    match models.variant {
-        ModelVariant::F32 => Variant::F32,
-        ModelVariant::Int8 => Variant::Int8,
-        ModelVariant::Auto => Variant::Auto,
+/// The configured arithmetic (detector and face models).
+pub fn precision(models: &Models) -> Precision {
+    match models.precision {
+        ModelPrecision::Auto => Precision::Auto,
+        ModelPrecision::F32 => Precision::F32,
+        ModelPrecision::F16 => Precision::F16,
+        ModelPrecision::Int8 => Precision::Int8,
     }
 }
 

@@ -104,9 +104,9 @@ fn load_faces(cfg: &Config, cam: &Camera) -> anyhow::Result<Option<FaceAnalyser>
         return Ok(None);
     }
     let m = &cfg.models;
-    let (f, why) = FaceAnalyser::load_variant(&m.faces, &m.head_pose, &m.dir, analyser::variant(m))
+    let (f, why) = FaceAnalyser::load_in(&m.faces, &m.head_pose, &m.dir, analyser::precision(m))
         .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
-    tracing::info!(camera = %cam.id, model = %m.faces, "face detector variant: {why}");
+    tracing::info!(camera = %cam.id, model = %m.faces, "face models precision: {why}");
     Ok(Some(f))
 }
 

@@ -197,7 +197,7 @@ pub struct SharedModels {
 }
 
 impl SharedModels {
-    /// The people detector of `cfg`, loaded on first use (sha256-checked, variant chosen).
+    /// The people detector of `cfg`, loaded on first use (sha256-checked, precision chosen).
     pub fn detector(&self, cfg: &Config) -> anyhow::Result<Arc<PeopleDetector>> {
         let mut slot = self.detector.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(d) = slot.as_ref() {
@@ -210,9 +210,9 @@ impl SharedModels {
             m.input_size.map(|s| s as usize),
             analyser::LOW_SCORE,
             m.nms_iou,
-            analyser::variant(m),
+            analyser::precision(m),
         )?;
-        tracing::info!(detector = %m.detector, input = d.size(), "detector variant: {why}");
+        tracing::info!(detector = %m.detector, input = d.size(), "detector precision: {why}");
         *slot = Some(d.clone());
         Ok(d)
     }

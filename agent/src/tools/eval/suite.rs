@@ -71,6 +71,7 @@ pub struct Overrides {
     pub detector: Option<String>,
     pub motion_gating: Option<bool>,
     pub nms_iou: Option<f32>,
+    pub precision: Option<vitrine_config::ModelPrecision>,
 }
 
 /// A resolved sequence, ready to run.
@@ -228,6 +229,9 @@ pub fn apply(cfg: &mut Config, camera: &mut Camera, over: &Overrides, models: Op
     if let Some(d) = &over.detector {
         cfg.models.detector = d.clone();
     }
+    if let Some(p) = over.precision {
+        cfg.models.precision = p;
+    }
     if let Some(m) = models {
         cfg.models.dir = m.to_path_buf();
     }
@@ -348,7 +352,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         m.input_size.map(|s| s as usize),
         LOW_SCORE,
         m.nms_iou,
-        crate::pipeline::analyser::variant(m),
+        crate::pipeline::analyser::precision(m),
     )?;
     let (_, _, native, _) = probe(&seq.video)?;
     let size = crate::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
