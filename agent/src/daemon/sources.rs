@@ -214,6 +214,7 @@ impl SourceSet {
                 .chain(self.finished.iter().cloned())
                 .collect(),
             failed: self.failed.clone(),
+            models: self.models.label(),
         });
     }
 

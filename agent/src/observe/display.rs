@@ -212,7 +212,13 @@ pub fn render(s: &Snapshot) -> Canvas {
         if s.outbox_events > 100 { WARN } else { FG },
     );
     y += 16;
-    row(&mut c, y, "Uptime", &age(s.uptime_s), FG);
+    // The arithmetic the detector runs in (`[models] precision`) beside the uptime: a
+    // technician checks it once; the source lines below need the room.
+    let uptime = match s.models.as_deref().and_then(|m| m.rsplit(' ').next()) {
+        Some(arith) => format!("{}, models in {arith}", age(s.uptime_s)),
+        None => age(s.uptime_s),
+    };
+    row(&mut c, y, "Uptime", &clip(&uptime, 31), FG);
     y += 20;
 
     // One line per source, up to what fits above the notice.
@@ -524,6 +530,7 @@ pub fn sample_snapshot() -> Snapshot {
         outbox_oldest_s: Some(4),
         k_min: 3,
         setup: None,
+        models: Some("yolox-nano f16".into()),
     }
 }
 

@@ -85,6 +85,7 @@ impl Shared {
             outbox_oldest_s: last.oldest_s,
             k_min: self.k_min,
             setup: self.setup.get(now_mono_ms),
+            models: listing.models,
         }
     }
 
@@ -151,6 +152,7 @@ mod tests {
             sources: Arc::new(SourceList::new(Listing {
                 running: vec![("door".into(), Arc::new(SourceProgress::new("camera")))],
                 failed: vec![],
+                models: None,
             })),
             outbox: Arc::new(Mutex::new(outbox)),
             uplink: None,

@@ -197,6 +197,14 @@ pub struct SharedModels {
 }
 
 impl SharedModels {
+    /// `yolox-nano f16`: the detector loaded and its arithmetic; `None` before a camera
+    /// needed it.
+    pub fn label(&self) -> Option<String> {
+        let slot = self.detector.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .map(|d| format!("{} {}", d.name(), d.arith().name()))
+    }
+
     /// The people detector of `cfg`, loaded on first use (sha256-checked, precision chosen).
     pub fn detector(&self, cfg: &Config) -> anyhow::Result<Arc<PeopleDetector>> {
         let mut slot = self.detector.lock().unwrap_or_else(|p| p.into_inner());

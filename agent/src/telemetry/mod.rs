@@ -42,6 +42,9 @@ pub struct SourceList(std::sync::RwLock<Listing>);
 pub struct Listing {
     pub running: Vec<(String, std::sync::Arc<SourceProgress>)>,
     pub failed: Vec<String>,
+    /// The people detector loaded and the arithmetic it runs in (`yolox-nano f16`), once a
+    /// camera has needed it.
+    pub models: Option<String>,
 }
 
 impl SourceList {

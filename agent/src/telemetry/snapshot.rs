@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub k_min: u32,
     /// `vitrine setup` is running: its address and one-time token, for the technician.
     pub setup: Option<String>,
+    /// The people detector and its arithmetic (`yolox-nano f16`), once loaded.
+    pub models: Option<String>,
 }
 
 impl Snapshot {
@@ -117,6 +119,7 @@ mod tests {
             outbox_oldest_s: None,
             k_min: 3,
             setup: None,
+            models: None,
         };
         assert_eq!(s.occupancy(), Some(11));
         s.sources[1].occupancy = None;
