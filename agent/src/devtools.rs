@@ -35,12 +35,17 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 50)]
         frames: usize,
     },
-    /// Per model: tract f32 and int8 latency, onnxruntime f32 and int8 on the same input
-    /// (onnxruntime from the venv of tools/setup-venv.sh); then, in the same run, the
-    /// pipeline table of `bench pipeline` (10 fps, 30 s) unless --no-pipeline.
+    /// Per model: tract f32, f16 and int8 latency, onnxruntime f32 and int8 on the same input
+    /// (onnxruntime from the venv of tools/setup-venv.sh), the detector's estimate on ARM
+    /// cores; then, in the same run, the pipeline table of `bench pipeline` (10 fps, 30 s)
+    /// unless --no-pipeline.
     Models {
         #[arg(long)]
         no_pipeline: bool,
+        /// On a store box: only tract's precisions on this CPU (no onnxruntime, no pipeline):
+        /// the measurement that replaces the README's ARM estimates.
+        #[arg(long)]
+        variants: bool,
         #[arg(long, default_value = ".cache/models")]
         models: PathBuf,
         #[arg(long, default_value = ".cache/media")]
@@ -317,6 +322,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             what:
                 BenchWhat::Models {
                     no_pipeline,
+                    variants,
                     models,
                     media,
                     python,
@@ -324,13 +330,15 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     runs,
                 },
         } => {
-            let python = python.or_else(|| {
-                let p = PathBuf::from(".cache/pyenv/bin/python");
-                p.is_file().then_some(p)
-            });
+            let python = python
+                .or_else(|| {
+                    let p = PathBuf::from(".cache/pyenv/bin/python");
+                    p.is_file().then_some(p)
+                })
+                .filter(|_| !variants);
             vitrine::tools::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
                 .and_then(|_| {
-                    if no_pipeline {
+                    if no_pipeline || variants {
                         return Ok(());
                     }
                     println!();

@@ -115,6 +115,22 @@ impl Net {
         self.arith
     }
 
+    /// Multiply-accumulates of one run, from tract's cost model of the optimized graph (each
+    /// operator's `FMA` cost at these input shapes).
+    pub fn fmas(&self) -> TractResult<u64> {
+        let model = self.plan.model();
+        let mut total = 0u64;
+        for node in model.nodes() {
+            let facts = model.node_input_facts(node.id)?;
+            for (cost, n) in node.op.cost(&facts)? {
+                if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
+                    total += n.to_i64().unwrap_or(0).max(0) as u64;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// The matrix-multiplication kernels tract dispatched for this CPU, by name, with how
     /// many operations use each (`arm64fp16_mmm_f16_32x6…` on a half-precision core,
     /// `fma_mmm_f32…` on x86): the proof that a precision reached its fast path.

@@ -15,6 +15,7 @@ use anyhow::Context;
 use vitrine_models::audio_events::{LogMel, MELS, PATCH};
 use vitrine_models::manifest::entry;
 use vitrine_models::preprocess::{crop_resize_bgr, letterbox_bgr};
+use vitrine_models::Arith;
 
 const W: usize = 768;
 const H: usize = 576;
@@ -193,11 +194,14 @@ pub fn models(
         let e = entry(c.model)?;
         let f32_path = vitrine_models::manifest::verified_path(dir, &e)?;
         let i8_path = int8_path(dir, &e.file);
-        let tract_f32 = vitrine_models::bench::latency_ms(&f32_path, &c.inputs, runs, c.facts)?;
+        let latency = |p: &Path, runs, arith| {
+            vitrine_models::bench::latency_ms(p, &c.inputs, runs, c.facts, arith)
+        };
+        let tract_f32 = latency(&f32_path, runs, Arith::F32)?;
+        // f16 is emulated off ARM (tens of times slower): a few runs say enough.
+        let tract_f16 = latency(&f32_path, runs.min(3), Arith::F16).ok();
         let tract_i8 = if i8_path.is_file() {
-            Some(vitrine_models::bench::latency_ms(
-                &i8_path, &c.inputs, runs, c.facts,
-            )?)
+            Some(latency(&i8_path, runs, Arith::Int8)?)
         } else {
             None
         };
@@ -216,7 +220,7 @@ pub fn models(
                 spec.push(serde_json::json!({"name": c.model, "variant": variant, "path": p, "inputs": inputs}));
             }
         }
-        rows.push((c.name, c.model, tract_f32, tract_i8));
+        rows.push((c.name, c.model, tract_f32, tract_f16, tract_i8));
     }
     let mut ort: std::collections::HashMap<(String, String), f64> = Default::default();
     let mut ort_note = String::new();
@@ -253,18 +257,28 @@ pub fn models(
         None => ort_note
             .push_str("\n  onnxruntime: not measured (run tools/setup-venv.sh, or pass --python)"),
     }
-    println!("model latency, median of {runs} runs, 1 thread, same input tensors (real frame / real speech); ms");
+    let (_, auto) = vitrine_models::Cpu::detect().float_choice();
+    println!("CPU: precision = \"auto\" takes {auto}");
+    println!("model latency, median of {runs} runs (f16: 3), 1 thread, same input tensors (real frame / real speech); ms");
     println!(
-        "{:<26} {:>10} {:>10} {:>9} {:>10} {:>10} {:>12}",
-        "model", "tract f32", "tract int8", "int8/f32", "ort f32", "ort int8", "tract/ort f32"
+        "{:<26} {:>10} {:>10} {:>10} {:>9} {:>10} {:>10} {:>12}",
+        "model",
+        "tract f32",
+        "tract f16",
+        "tract int8",
+        "int8/f32",
+        "ort f32",
+        "ort int8",
+        "tract/ort f32"
     );
-    for (name, model, f, i) in rows {
+    for (name, model, f, h, i) in rows {
         let of = ort.get(&(model.to_string(), "f32".to_string())).copied();
         let oi = ort.get(&(model.to_string(), "int8".to_string())).copied();
         println!(
-            "{:<26} {:>10} {:>10} {:>9} {:>10} {:>10} {:>12}",
+            "{:<26} {:>10} {:>10} {:>10} {:>9} {:>10} {:>10} {:>12}",
             name,
             fmt(Some(f)),
+            fmt(h),
             fmt(i),
             i.map(|i| format!("{:.2}x", i / f))
                 .unwrap_or_else(|| "—".into()),
@@ -280,6 +294,40 @@ pub fn models(
     println!(
         "int8 files: tools/quantize.py MODEL (— = none made; see the README's models section)"
     );
+    arm_estimates(dir)
+}
+
+/// The people detector on ARM store boxes, estimated from tract's cost model (its
+/// multiply-accumulates at the default 416x320 input) and what each core's SIMD does per
+/// cycle: an estimate until this command runs on the box itself.
+fn arm_estimates(dir: &Path) -> anyhow::Result<()> {
+    use vitrine_models::bench::{estimate_ms, ASSUMED_EFFICIENCY, CORE_CLASSES};
+    let e = entry("yolox-nano")?;
+    let path = vitrine_models::manifest::verified_path(dir, &e)?;
+    let fmas = vitrine_models::bench::fmas(&path, &[(0, vec![1, 3, 320, 416])])?;
+    println!(
+        "\nESTIMATED, not measured: yolox-nano 416x320 ({:.2} G multiply-accumulates, tract's cost model) on one core at {:.0} % of its SIMD peak; ms per frame",
+        fmas as f64 / 1e9,
+        ASSUMED_EFFICIENCY * 100.0
+    );
+    println!(
+        "{:<30} {:<30} {:>8} {:>8} {:>8} {:>8}",
+        "core", "boxes", "f32", "f16", "int8", "f16/f32"
+    );
+    for c in CORE_CLASSES {
+        let f32_ms = estimate_ms(fmas, c.f32, c.ghz);
+        let f16_ms = c.f16.map(|p| estimate_ms(fmas, p, c.ghz));
+        println!(
+            "{:<30} {:<30} {:>8.0} {:>8} {:>8.0} {:>8}",
+            c.name,
+            c.boxes,
+            f32_ms,
+            f16_ms.map_or("—".into(), |m| format!("{m:.0}")),
+            estimate_ms(fmas, c.int8, c.ghz),
+            f16_ms.map_or("—".into(), |m| format!("{:.2}x", m / f32_ms)),
+        );
+    }
+    println!("int8 needs a verified int8 file (none passes for yolox-nano yet). Replace these with measurements: run `vitrine bench models --variants` on the box.");
     Ok(())
 }
 
