@@ -35,8 +35,8 @@ echo "aarch64 unit tests under qemu: $(( $(date +%s) - start )) s"
 native="$root/target/debug/vitrine"
 [ -x "$native" ] || cargo build --locked -p vitrine
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-# qemu-user emulates NEON slowly (5.4 s per 640x480 detector frame here): the first 15 s of
-# the video at 1 frame/s in 5 s windows (3 windows) keeps this step near 2 minutes.
+# qemu-user emulates NEON slowly (~1 s per frame as an A72, ~3 s in f16 as an A76 here): the
+# first 15 s of the video at 1 frame/s in 5 s windows (3 windows) keeps this step near a minute.
 ffmpeg -v error -i "$VITRINE_MEDIA_DIR/vtest.avi" -t 15 -c copy "$work/clip.avi"
 cat > "$work/demo.toml" <<TOML
 [device]
@@ -85,7 +85,7 @@ for cpu in cortex-a76 cortex-a72; do
   grep -q "detector precision: $want" "$work/arm-$cpu.log" && grep -q "kernels: .*$kernel" "$work/arm-$cpu.log" || {
     echo "aarch64 -cpu $cpu: the detector did not run in $want on $kernel kernels:" >&2
     grep -i "precision\|kernels" "$work/arm-$cpu.log" >&2; exit 1; }
-  grep -o "matrix kernels: [^=]*" "$work/arm-$cpu.log" | head -1 | sed "s/^/aarch64 -cpu $cpu ($want): /"
+  grep -o "matrix kernels: [^=]*" "$work/arm-$cpu.log" | head -1 | sed "s/ [a-z_]*$//; s/^/aarch64 -cpu $cpu ($want): /"
   python3 - "$work/x86.jsonl" "$work/arm-$cpu.jsonl" "$cpu" <<'PY'
 import json, sys
 a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
