@@ -598,6 +598,46 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
 }
 
 #[test]
+fn eval_suite_runs_a_substream_twin_against_the_original_truth() {
+    // `--twin`: the sequence re-encoded at a camera substream's size, scored against the
+    // original's ground truth, with the cost per second of video (every frame decoded).
+    let Some(data) = eval_data() else {
+        eprintln!("SKIPPED: the accuracy suite needs the evaluation data");
+        return;
+    };
+    let o = vitrine()
+        .args([
+            "eval",
+            "suite",
+            "--no-anchor",
+            "--only",
+            "TUD-Campus",
+            "--twin",
+            "320x240",
+        ])
+        .arg("--suite")
+        .arg(repo().join("eval/suite.toml"))
+        .arg("--media")
+        .arg(media("vtest.avi").parent().unwrap())
+        .arg("--data")
+        .arg(&data)
+        .arg("--models")
+        .arg(models())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("320x240, 71 frames"), "{out}");
+    assert!(out.contains("of a core per second of video"), "{out}");
+    let row = summary_row(&out, "Tracking", "TUD-Campus", "vitrine");
+    assert!(!row.is_empty(), "{out}");
+}
+
+#[test]
 fn eval_refuses_ground_truth_of_another_video() {
     // A 640x480 sequence's annotation (MOTChallenge layout) given for the 768x576 vtest.avi.
     let dir = tempfile::tempdir().unwrap();

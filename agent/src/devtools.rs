@@ -159,6 +159,10 @@ pub struct EvalKnobs {
     /// The detector's arithmetic (auto, f32, f16, int8): to prove a precision on the suite.
     #[arg(long, value_parser = parse_precision)]
     precision: Option<vitrine_config::ModelPrecision>,
+    /// Run each sequence on an H.264 copy at WIDTHxHEIGHT (a camera's substream, e.g.
+    /// 640x360), scored against the original's ground truth.
+    #[arg(long, value_parser = parse_size)]
+    twin: Option<[u32; 2]>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
     models: Option<PathBuf>,
@@ -186,6 +190,7 @@ impl EvalKnobs {
             motion_gating: self.motion_gating,
             nms_iou: self.nms_iou,
             precision: self.precision,
+            twin: self.twin.map(|[w, h]| (w, h)),
         }
     }
 }

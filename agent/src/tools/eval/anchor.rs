@@ -121,6 +121,7 @@ impl Anchor {
                 Run {
                     frames: read_tracks(&tracks, w, h, &seq.video, seq.camera.fps)?,
                     cpu_s: p["cpu_s"].as_f64().unwrap_or(f64::NAN),
+                    video_s: f64::NAN,
                     model_s: None,
                     detector_frames: summary["frames"].as_u64().unwrap_or(0),
                     lines: line_counts(p),

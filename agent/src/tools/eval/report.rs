@@ -132,11 +132,12 @@ fn pipeline(s: &Score) {
     }
     if let Some(model) = s.model_s {
         println!(
-            "{}: {:.2} s of CPU for {} frames ({:.1} ms each), of which the detector's model {:.2} s ({:.1} ms per detector run): everything else is {} of the CPU",
+            "{}: {:.2} s of CPU for {} frames ({:.1} ms each; {:.3} of a core per second of video, every frame decoded), of which the detector's model {:.2} s ({:.1} ms per detector run): everything else is {} of the CPU",
             s.pipeline,
             s.cpu_s,
             s.frames,
             1000.0 * s.cpu_s / s.frames.max(1) as f64,
+            s.cpu_s / s.video_s,
             model,
             1000.0 * model / s.detector_frames.max(1) as f64,
             pct(1.0 - model / s.cpu_s.max(1e-9)),

@@ -72,6 +72,9 @@ pub struct Overrides {
     pub motion_gating: Option<bool>,
     pub nms_iou: Option<f32>,
     pub precision: Option<vitrine_config::ModelPrecision>,
+    /// Run each sequence on an H.264 copy at this size (a camera's substream), scored
+    /// against the original's ground truth.
+    pub twin: Option<(u32, u32)>,
 }
 
 /// A resolved sequence, ready to run.
@@ -139,6 +142,45 @@ pub fn load(
     Ok((ready, missing))
 }
 
+/// An H.264 copy of `video` at `w`x`h` and the same frame rate, made once into
+/// the temporary directory (what a camera's substream gives the analysis).
+fn twin(video: &Path, name: &str, (w, h): (u32, u32)) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join("vitrine-twins");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Named by the source's size too: a replaced source gets a new twin.
+    let len = std::fs::metadata(video).map(|m| m.len()).unwrap_or(0);
+    let out = dir.join(format!("{name}-{len}-{w}x{h}.mp4"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let tmp = dir.join(format!(
+        "{name}-{len}-{w}x{h}.{}.tmp.mp4",
+        std::process::id()
+    ));
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(video)
+        .args([
+            "-vf",
+            &format!("scale={w}:{h}"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "fast",
+        ])
+        .args(["-crf", "23", "-pix_fmt", "yuv420p", "-an"])
+        .arg(&tmp)
+        .status()
+        .context("running ffmpeg")?;
+    anyhow::ensure!(
+        st.success(),
+        "ffmpeg could not make the {w}x{h} twin of {}",
+        video.display()
+    );
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
+
 /// `rel` beside the suite, else under one of the data directories, else by file name there.
 fn locate(dir: &Path, rel: &Path, media: &[PathBuf]) -> Option<PathBuf> {
     let name = rel.file_name().unwrap_or_default();
@@ -191,11 +233,20 @@ pub fn resolve(
         }
     }
     apply(&mut cfg, &mut camera, over, models);
+    let mut gt_size = s.gt_size.map(|[w, h]| (w, h));
+    let video = match over.twin {
+        Some(size) => {
+            let (w, h, _, _) = probe(&video)?;
+            gt_size = gt_size.or(Some((w, h)));
+            twin(&video, &s.name, size)?
+        }
+        None => video,
+    };
     Ok(Sequence {
         name: s.name,
         video,
         gt,
-        gt_size: s.gt_size.map(|[w, h]| (w, h)),
+        gt_size,
         scene: s.scene,
         tuned: s.tuned,
         cfg,
@@ -259,6 +310,9 @@ pub struct FrameOut {
 pub struct Run {
     pub frames: Vec<FrameOut>,
     pub cpu_s: f64,
+    /// Seconds of video the run covered (Vitrine's runs; NaN where unknown): `cpu_s` over
+    /// it is the cost per camera-second, decoding of every frame included.
+    pub video_s: f64,
     /// Time inside the detector's model run (Vitrine only): the rest of `cpu_s` is decoding,
     /// preprocessing, tracking and counting.
     pub model_s: Option<f64>,
@@ -394,6 +448,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     Ok(Run {
         frames: placed.frames,
         cpu_s,
+        video_s: end as f64 / 1000.0,
         model_s: Some(model_s),
         detector_frames,
         lines: line_counts(&body),
@@ -460,6 +515,7 @@ pub fn truth_counts(seq: &Sequence, gt: &GroundTruth, native: f32, frames: u64) 
     Run {
         frames: Vec::new(),
         cpu_s: 0.0,
+        video_s: f64::NAN,
         model_s: None,
         detector_frames: 0,
         lines: line_counts(&body),
@@ -486,6 +542,7 @@ pub struct Score {
     /// Crossing by crossing on the grid lines (hidden ones among them).
     pub grid_crossings: CrossingScore,
     pub cpu_s: f64,
+    pub video_s: f64,
     pub model_s: Option<f64>,
 }
 
@@ -558,6 +615,7 @@ pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
             .collect(),
         grid_crossings,
         cpu_s: run.cpu_s,
+        video_s: run.video_s,
         model_s: run.model_s,
     }
 }
