@@ -218,6 +218,13 @@ fn metrics_endpoint_reports_frames_latency_outbox_and_acks() {
     assert!(sample(&text, "vitrine_inference_seconds_sum{") > 0.0);
     assert_eq!(sample(&text, "vitrine_broker_connected "), 1.0);
     assert!(sample(&text, "vitrine_broker_connections_total ") >= 1.0);
+    // The detector and the arithmetic `auto` chose on this CPU (f32 on x86).
+    let info = if cfg!(target_arch = "x86_64") {
+        "vitrine_detector_info{model=\"yolox-nano\",precision=\"f32\"} 1"
+    } else {
+        "vitrine_detector_info{model=\"yolox-nano\""
+    };
+    assert!(text.contains(info), "{text}");
     assert!(text.contains("vitrine_outbox_events "), "{text}");
     assert!(
         text.contains("vitrine_outbox_oldest_age_seconds "),

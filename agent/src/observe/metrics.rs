@@ -210,6 +210,16 @@ impl prometheus_client::collector::Collector for AgentCollector {
             "Seconds since the agent started",
             s.uptime_s as i64,
         )?;
+        if let Some((detector, precision)) = s.models.as_deref().and_then(|m| m.rsplit_once(' ')) {
+            let mut m = enc.encode_descriptor(
+                "vitrine_detector_info",
+                "The people detector loaded and the arithmetic it runs in ([models] precision; auto decides by the CPU)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("model", detector), ("precision", precision)];
+            ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+        }
         Ok(())
     }
 }
