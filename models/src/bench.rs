@@ -46,6 +46,34 @@ pub fn latency_ms(
     Ok(times[times.len() / 2])
 }
 
+/// The outputs (flattened f32) of one run of `path` on `inputs` in `arith`: for comparing
+/// tract with onnxruntime on the same file (`tools/quantize.py --format qoperator` does).
+pub fn outputs(
+    path: &Path,
+    inputs: &[(Vec<usize>, Vec<f32>)],
+    arith: Arith,
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    let facts: Vec<(usize, Vec<usize>)> =
+        inputs.iter().map(|(s, _)| s.clone()).enumerate().collect();
+    let plan = load_plan_in(path, &facts, arith)?;
+    let err = |e: TractError| ModelError::Run {
+        model: path.display().to_string(),
+        message: format!("{e:#}"),
+    };
+    let tensors = inputs
+        .iter()
+        .map(|(s, d)| Ok(Tensor::from_shape(s, d).map_err(err)?.into()))
+        .collect::<Result<TVec<TValue>, ModelError>>()?;
+    plan.run(tensors)
+        .map_err(err)?
+        .iter()
+        .map(|t| {
+            let v = t.to_plain_array_view::<f32>().map_err(err)?;
+            Ok(v.iter().copied().collect())
+        })
+        .collect()
+}
+
 /// Multiply-accumulates of one run of `path` at these input shapes (tract's cost model).
 pub fn fmas(path: &Path, facts: &[(usize, Vec<usize>)]) -> Result<u64, ModelError> {
     load_plan(path, facts)?

@@ -204,9 +204,12 @@ pub(crate) fn load_plan_in(
         .into_decluttered()
         .map_err(err)?;
     if arith == Arith::F16 {
-        tract_onnx::tract_core::transform::get_transform("f32_to_f16")
-            .map_err(err)?
-            .ok_or_else(|| err(TractError::msg("tract has no f32_to_f16 transform")))?
+        use tract_onnx::tract_core::transform::{build_float_translator, NodeFilter};
+        let filter = NodeFilter {
+            exclude: Some(head_nodes(&typed)),
+            ..Default::default()
+        };
+        build_float_translator(f32::datum_type(), f16::datum_type(), filter)
             .transform(&mut typed)
             .map_err(err)?;
     }
@@ -216,6 +219,32 @@ pub(crate) fn load_plan_in(
         .into_runnable()
         .map_err(err)?;
     Ok(Arc::new(Net { plan, arith }))
+}
+
+/// The prediction head, kept in f32 when a model runs in f16: every node between the last
+/// convolutions and the outputs, those convolutions included (box offsets, log sizes and
+/// scores, where f16's 11-bit mantissa would move boxes and scores near the threshold). The
+/// backbone, where the work is, runs in f16.
+fn head_nodes(model: &TypedModel) -> Vec<String> {
+    use tract_onnx::tract_core::ops::cnn::Conv;
+    let mut names = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<usize> = model
+        .output_outlets()
+        .map(|o| o.iter().map(|o| o.node).collect())
+        .unwrap_or_default();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let node = model.node(id);
+        names.push(node.name.clone());
+        if node.op_is::<Conv>() {
+            continue;
+        }
+        todo.extend(node.inputs.iter().map(|i| i.node));
+    }
+    names
 }
 
 /// Load `path` in f32.
