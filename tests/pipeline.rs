@@ -500,6 +500,30 @@ fn numbers(cell: &str) -> Vec<f64> {
 }
 
 /// The evaluation data directory (../shared/media, or VITRINE_EVAL_MEDIA), if it is here.
+/// `vitrine eval suite` of the tree's suite on the evaluation data, with `extra` arguments;
+/// its report (the run must succeed).
+fn eval_suite(data: &std::path::Path, extra: &[&str]) -> String {
+    let o = vitrine()
+        .args(["eval", "suite", "--suite"])
+        .arg(repo().join("eval/suite.toml"))
+        .arg("--media")
+        .arg(media("vtest.avi").parent().unwrap())
+        .arg("--data")
+        .arg(data)
+        .arg("--models")
+        .arg(models())
+        .args(extra)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 fn eval_data() -> Option<std::path::PathBuf> {
     eval_media("mot15/PETS09-S2L1/gt.txt")?
         .ancestors()
@@ -518,24 +542,7 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
         eprintln!("SKIPPED: the accuracy suite needs the evaluation data (mot15/, mot/ in ../shared/media or VITRINE_EVAL_MEDIA)");
         return;
     };
-    let media_dir = media("vtest.avi").parent().unwrap().to_path_buf();
-    let o = vitrine()
-        .args(["eval", "suite", "--suite"])
-        .arg(repo().join("eval/suite.toml"))
-        .arg("--media")
-        .arg(&media_dir)
-        .arg("--data")
-        .arg(&data)
-        .arg("--models")
-        .arg(models())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = eval_suite(&data, &[]);
     eprintln!("{out}");
     assert!(!out.contains("SKIPPED sequence"), "{out}");
     // Counting columns: frames, main line, along, grid within, worst, grid summed, hidden,
@@ -605,32 +612,8 @@ fn eval_suite_runs_a_substream_twin_against_the_original_truth() {
         eprintln!("SKIPPED: the accuracy suite needs the evaluation data");
         return;
     };
-    let o = vitrine()
-        .args([
-            "eval",
-            "suite",
-            "--no-anchor",
-            "--only",
-            "TUD-Campus",
-            "--twin",
-            "320x240",
-        ])
-        .arg("--suite")
-        .arg(repo().join("eval/suite.toml"))
-        .arg("--media")
-        .arg(media("vtest.avi").parent().unwrap())
-        .arg("--data")
-        .arg(&data)
-        .arg("--models")
-        .arg(models())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let args = ["--no-anchor", "--only", "TUD-Campus", "--twin", "320x240"];
+    let out = eval_suite(&data, &args);
     assert!(out.contains("320x240, 71 frames"), "{out}");
     assert!(out.contains("of a core per second of video"), "{out}");
     let row = summary_row(&out, "Tracking", "TUD-Campus", "vitrine");
