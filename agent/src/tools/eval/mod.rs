@@ -48,7 +48,13 @@ pub struct SuiteArgs {
 
 /// `vitrine eval suite`.
 pub fn suite(a: SuiteArgs) -> anyhow::Result<()> {
-    let (seqs, missing) = suite::load(&a.suite, &a.media, &a.overrides, a.models.as_deref())?;
+    let (seqs, missing) = suite::load(
+        &a.suite,
+        &a.media,
+        &a.overrides,
+        a.models.as_deref(),
+        a.only.as_deref(),
+    )?;
     let root = a
         .suite
         .canonicalize()
@@ -66,9 +72,6 @@ pub fn suite(a: SuiteArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let only = |name: &str| a.only.as_deref().is_none_or(|o| name.contains(o));
-    let seqs: Vec<Sequence> = seqs.into_iter().filter(|s| only(&s.name)).collect();
-    let missing: Vec<Missing> = missing.into_iter().filter(|s| only(&s.name)).collect();
     run_all(&seqs, &missing, &anchors)
 }
 

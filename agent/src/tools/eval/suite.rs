@@ -102,12 +102,14 @@ pub struct Missing {
 }
 
 /// Read the suite; `media` are the evaluation data directories (videos and ground truth not
-/// beside the suite). Sequences whose files are in none of them are returned as missing.
+/// beside the suite). Sequences whose files are in none of them are returned as missing; with
+/// `only`, just the sequences whose name contains it.
 pub fn load(
     suite: &Path,
     media: &[PathBuf],
     over: &Overrides,
     models: Option<&Path>,
+    only: Option<&str>,
 ) -> anyhow::Result<(Vec<Sequence>, Vec<Missing>)> {
     let text = std::fs::read_to_string(suite)
         .with_context(|| format!("reading the suite {}", suite.display()))?;
@@ -115,7 +117,9 @@ pub fn load(
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", suite.display()))?;
     let dir = suite.parent().unwrap_or(Path::new("."));
     let (mut ready, mut missing) = (Vec::new(), Vec::new());
-    for s in file.sequence {
+    // Only the sequences asked for are resolved (a twin is an encode: none for the others).
+    let wanted = |s: &SequenceFile| only.is_none_or(|o| s.name.contains(o));
+    for s in file.sequence.into_iter().filter(wanted) {
         let absent: Vec<String> = [&s.video, &s.gt]
             .into_iter()
             .filter(|p| locate(dir, p, media).is_none())
