@@ -163,6 +163,9 @@ pub struct EvalKnobs {
     /// 640x360), scored against the original's ground truth.
     #[arg(long, value_parser = parse_size)]
     twin: Option<[u32; 2]>,
+    /// How videos are decoded: full (ffmpeg's defaults) or cheap (one thread, no deblocking).
+    #[arg(long, value_parser = ["full", "cheap"])]
+    decode: Option<String>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
     models: Option<PathBuf>,
@@ -191,6 +194,10 @@ impl EvalKnobs {
             nms_iou: self.nms_iou,
             precision: self.precision,
             twin: self.twin.map(|[w, h]| (w, h)),
+            decode: match self.decode.as_deref() {
+                Some("cheap") => vitrine_sensors::video_file::Decode::Cheap,
+                _ => vitrine_sensors::video_file::Decode::Full,
+            },
         }
     }
 }

@@ -96,6 +96,27 @@ pub fn probe(path: &Path) -> Result<(u32, u32, f32, Option<u64>), SourceError> {
 /// `vitrine_config::MIN_FPS`; this crate does not read configuration).
 pub const MIN_FPS: f32 = 1e-4;
 
+/// How the decoder works for analysis. Every frame of an H.264 stream is decoded, even those the
+/// frame-rate filter then drops, so the decoder's own cost is paid per camera-second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decode {
+    /// ffmpeg's defaults: the in-loop deblocking filter, frame threads.
+    #[default]
+    Full,
+    /// One thread (no frame-threading overhead; cameras run in parallel anyway) and the
+    /// deblocking filter skipped (`-skip_loop_filter all`: blockier edges, less CPU).
+    Cheap,
+}
+
+impl Decode {
+    fn input_options(self) -> &'static [&'static str] {
+        match self {
+            Decode::Full => &[],
+            Decode::Cheap => &["-threads", "1", "-skip_loop_filter", "all"],
+        }
+    }
+}
+
 impl VideoFile {
     /// Open `path`, delivering `fps` frames per second (at most the file's own rate) at `size`
     /// (default: the file's).
@@ -104,6 +125,17 @@ impl VideoFile {
         fps: f32,
         size: Option<(u32, u32)>,
         pacing: Pacing,
+    ) -> Result<VideoFile, SourceError> {
+        Self::open_with(path, fps, size, pacing, Decode::Full)
+    }
+
+    /// As [`VideoFile::open`], decoding as `decode` says.
+    pub fn open_with(
+        path: &Path,
+        fps: f32,
+        size: Option<(u32, u32)>,
+        pacing: Pacing,
+        decode: Decode,
     ) -> Result<VideoFile, SourceError> {
         let (w0, h0, native_fps, duration_ms) = probe(path)?;
         let (width, height) = size.unwrap_or((w0 & !1, h0 & !1));
@@ -121,7 +153,9 @@ impl VideoFile {
             (format!("fps={fps},scale={width}:{height}"), "rgb24")
         };
         let mut child = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            .args(decode.input_options())
+            .arg("-i")
             .arg(path)
             .args([
                 "-an", "-sn", "-vf", &filter, "-f", "rawvideo", "-pix_fmt", pix_fmt, "-",

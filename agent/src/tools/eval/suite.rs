@@ -75,6 +75,7 @@ pub struct Overrides {
     /// Run each sequence on an H.264 copy at this size (a camera's substream), scored
     /// against the original's ground truth.
     pub twin: Option<(u32, u32)>,
+    pub decode: vitrine_sensors::video_file::Decode,
 }
 
 /// A resolved sequence, ready to run.
@@ -91,6 +92,8 @@ pub struct Sequence {
     pub main_line: String,
     pub along: Vec<String>,
     pub source: String,
+    /// How its video is decoded (`--decode`).
+    pub decode: vitrine_sensors::video_file::Decode,
 }
 
 /// A sequence of the suite whose data is not here: what is missing and where it comes from.
@@ -258,6 +261,7 @@ pub fn resolve(
         main_line: s.main_line,
         along: s.along,
         source: s.source,
+        decode: over.decode,
     })
 }
 
@@ -414,7 +418,8 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     )?;
     let (_, _, native, _) = probe(&seq.video)?;
     let size = crate::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
-    let mut video = VideoFile::open(&seq.video, seq.camera.fps, size, Pacing::AsFastAsPossible)?;
+    let pacing = Pacing::AsFastAsPossible;
+    let mut video = VideoFile::open_with(&seq.video, seq.camera.fps, size, pacing, seq.decode)?;
     let info = video.info().clone();
     let size = detector.size_for(seq.camera.input_size);
     let session = detector.session_sized(size, info.width as usize, info.height as usize)?;
