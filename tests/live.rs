@@ -182,6 +182,21 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
         |t| up(t) && analysed(t) >= 10.0,
     );
     let n1 = analysed(&before);
+    // The decoder auto chose (ffmpeg's software decoder on a box without a hardware one) is
+    // in the metrics, as the status screen shows it.
+    let first = auto_decoder();
+    assert_eq!(
+        try_sample(
+            &before,
+            &format!(
+                "vitrine_source_decoder_info{{source=\"door-ip\",decoder=\"{}\",hardware=\"{}\"}}",
+                first.name(),
+                first.hardware()
+            )
+        ),
+        Some(1.0),
+        "{before}"
+    );
 
     // The camera goes away (power cut: no RTSP teardown). The agent keeps running, shows the
     // source down and counts the loss.
@@ -283,6 +298,117 @@ fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage
     );
 }
 
+/// The decoder `decoder = "auto"` starts with on this machine.
+fn auto_decoder() -> vitrine_sensors::h264::DecoderKind {
+    use vitrine_sensors::h264::{chain, survey, DecoderChoice};
+    chain(DecoderChoice::Auto, &survey())[0]
+}
+
+/// H.264 decoding is exact: ffmpeg (in its child process, through pipes) and openh264 (in
+/// process) must hand the analysis the same pictures of the same stream.
+#[test]
+fn ffmpeg_and_openh264_decode_an_ip_camera_to_the_same_pictures() {
+    use vitrine_sensors::h264::{DecoderChoice, DecoderKind};
+    use vitrine_sensors::live::LiveRequest;
+    use vitrine_sensors::rtsp::{RtspCamera, RtspTransport};
+    use vitrine_sensors::FrameSource;
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = camera_mp4(dir.path());
+    let server = RtspServer::start(free_port(), &mp4);
+    let pictures = |kind: DecoderKind| {
+        // Analysed at up to 60 fps: every picture of the stream is due.
+        let req = LiveRequest::new(60.0, None, Instant::now());
+        let url = server.url(PASSWORD_IN_URL);
+        let mut cam =
+            RtspCamera::open(&url, RtspTransport::Tcp, DecoderChoice::Prefer(kind), &req).unwrap();
+        assert_eq!(cam.decoder(), Some(kind.describe()));
+        (0..12)
+            .map(|_| cam.next_frame().unwrap().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let ffmpeg = pictures(DecoderKind::Ffmpeg);
+    let openh264 = pictures(DecoderKind::Openh264);
+    for (i, (a, b)) in ffmpeg.iter().zip(&openh264).enumerate() {
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        let diff: u64 = a
+            .rgb
+            .iter()
+            .zip(&b.rgb)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        let mean = diff as f64 / a.rgb.len() as f64;
+        assert!(
+            mean < 0.5,
+            "picture {i}: mean difference {mean:.2} per byte"
+        );
+    }
+}
+
+/// A decoder that breaks hands over to the next one and the camera keeps being analysed. The
+/// ffmpeg here answers what it can do but dies on the stream (a stand-in for a hardware decoder
+/// whose driver fails); the real ffmpeg path is the restart test's and the one above.
+#[test]
+fn a_decoder_that_dies_hands_over_to_openh264_and_the_camera_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = camera_mp4(dir.path());
+    let server = RtspServer::start(free_port(), &mp4);
+    let fake = dir.path().join("ffmpeg");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh
+case \"$*\" in *-hwaccels*|*-decoders*) exec ffmpeg \"$@\";; esac
+         echo \"simulated decoder failure: cannot open the codec\" >&2
+exit 1
+",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let metrics = free_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[cameras]]\nid = \"door-ip\"\nrtsp = \"{}\"\ndecoder = \"ffmpeg\"\nfps = 5\n\n[privacy]\nwindow_secs = 5\nk_min = 1\n\n[status]\nmetrics = \"127.0.0.1:{metrics}\"\n",
+            server.url(PASSWORD_IN_URL)
+        ),
+    );
+    let log = dir.path().join("agent.log");
+    let agent = Agent(Some(
+        vitrine()
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .env("VITRINE_FFMPEG", &fake)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    let src = "{source=\"door-ip\",kind=\"camera\"}";
+    let text = wait_metrics(
+        metrics,
+        Duration::from_secs(90),
+        "frames analysed after the decoder died",
+        |t| try_sample(t, &format!("vitrine_frames_analysed_total{src}")).unwrap_or(0.0) >= 10.0,
+    );
+    assert_eq!(
+        try_sample(
+            &text,
+            "vitrine_source_decoder_info{source=\"door-ip\",decoder=\"openh264\",hardware=\"false\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let out = sigterm_and_wait(agent.take());
+    assert!(out.status.success());
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains("H.264 decoder given up")
+            && stderr.contains("simulated decoder failure")
+            && stderr.contains("goes on with the next decoder"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,8 +425,17 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(text.contains("ok: H.264 768x576 at 10.0 fps"), "{text}");
+    // The decoder `auto` took, and what the box has: openh264 is built in.
     assert!(
-        text.contains("receiving and decoding every frame (openh264"),
+        text.contains(&format!(
+            "receiving and decoding every frame ({})",
+            auto_decoder().describe()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("H.264 decoders (RTSP cameras):")
+            && text.contains("openh264  yes   built in"),
         "{text}"
     );
     assert!(
@@ -320,7 +455,7 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
     let text = String::from_utf8_lossy(&udp.stdout);
     assert!(udp.status.success(), "{text}");
     assert!(
-        text.contains("(Udp)") && text.contains("ok: H.264 768x576"),
+        text.contains("(Udp, ") && text.contains("ok: H.264 768x576"),
         "{text}"
     );
     let bad = vitrine()
@@ -345,15 +480,21 @@ fn stream_mp4(dir: &Path, w: u32, h: u32) -> PathBuf {
 }
 
 /// A camera's 1080p30 main stream is named as such, with its measured cost and the fix (its
-/// substream, a lower rate); the 640x360 twin gets only the rate advice.
+/// substream, a lower rate); the 640x360 twin gets only the rate advice. Every decoder this box
+/// has is measured on the same stream (`--decoder all`), side by side.
 #[test]
 fn probe_measures_a_main_stream_and_advises_the_substream() {
     let dir = tempfile::tempdir().unwrap();
-    let mut shares = Vec::new();
     for (w, h) in [(1920, 1080), (640, 360)] {
         let server = RtspServer::start(free_port(), &stream_mp4(dir.path(), w, h));
         let out = vitrine()
-            .args(["probe", "--rtsp", &server.url(PASSWORD_IN_URL)])
+            .args([
+                "probe",
+                "--decoder",
+                "all",
+                "--rtsp",
+                &server.url(PASSWORD_IN_URL),
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -371,17 +512,23 @@ fn probe_measures_a_main_stream_and_advises_the_substream() {
                 .any(|l| l.contains("set the camera's (sub)stream to 10 fps")),
             "{text}"
         );
-        let share = text
+        let shares: Vec<(&str, f64)> = text
             .lines()
-            .find_map(|l| l.split("): ").nth(1)?.split(" of a core").next())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("a measured decoder cost: {text}"));
-        shares.push(share);
+            .filter_map(|l| {
+                let rest = l.split("receiving and decoding every frame (").nth(1)?;
+                let (decoder, cost) = rest.split_once("): ")?;
+                let share = cost.split(" of a core").next()?.trim().parse().ok()?;
+                Some((decoder, share))
+            })
+            .collect();
+        // ffmpeg (scripts/setup.sh installs it) and the built-in openh264 at least.
+        let names: Vec<&str> = shares.iter().map(|(d, _)| *d).collect();
+        assert!(
+            names.contains(&"ffmpeg (software)") && names.contains(&"openh264 (software)"),
+            "{text}"
+        );
+        eprintln!("receiving and decoding {w}x{h} at 30 fps, share of a core: {shares:?}");
     }
-    eprintln!(
-        "receiving and decoding 1080p30: {:.2} of a core, 640x360 at 30 fps: {:.2}",
-        shares[0], shares[1]
-    );
 }
 
 /// A PulseAudio daemon with a null sink whose monitor is the default source: ALSA's default

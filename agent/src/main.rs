@@ -96,6 +96,10 @@ enum Command {
         /// Use UDP for the RTSP check (default TCP).
         #[arg(long)]
         udp: bool,
+        /// The H.264 decoder for the RTSP check: auto, openh264, ffmpeg, vaapi, v4l2m2m, rkmpp, or
+        /// `all` to measure every decoder this box has, side by side.
+        #[arg(long, default_value = "auto")]
+        decoder: String,
     },
     /// Draw a camera's published heatmap (window events, one per line) over a still image.
     Heatmap {
@@ -310,7 +314,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
             })
         }
-        Command::Probe { rtsp, udp } => vitrine::cmd::probe::probe(&rtsp, udp),
+        Command::Probe { rtsp, udp, decoder } => vitrine::cmd::probe::probe(&rtsp, udp, &decoder),
         Command::Heatmap {
             events,
             source,

@@ -72,6 +72,46 @@ pub enum RtspTransport {
     Udp,
 }
 
+/// The H.264 decoder an RTSP camera's stream goes through (`decoder = "auto"` etc.).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoDecoder {
+    /// A hardware decoder where the box has one, then ffmpeg's software decoder, then openh264.
+    #[default]
+    Auto,
+    /// Cisco's openh264, in process (always available).
+    Openh264,
+    /// ffmpeg's software decoder (a child process).
+    Ffmpeg,
+    /// VAAPI through ffmpeg (Intel/AMD graphics).
+    Vaapi,
+    /// A V4L2 memory-to-memory decoder through ffmpeg (Raspberry Pi 4).
+    V4l2m2m,
+    /// Rockchip's MPP through an ffmpeg built with it (RK3588-class boxes).
+    Rkmpp,
+}
+
+impl VideoDecoder {
+    pub const ALL: [VideoDecoder; 6] = [
+        VideoDecoder::Auto,
+        VideoDecoder::Openh264,
+        VideoDecoder::Ffmpeg,
+        VideoDecoder::Vaapi,
+        VideoDecoder::V4l2m2m,
+        VideoDecoder::Rkmpp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoDecoder::Auto => "auto",
+            VideoDecoder::Openh264 => "openh264",
+            VideoDecoder::Ffmpeg => "ffmpeg",
+            VideoDecoder::Vaapi => "vaapi",
+            VideoDecoder::V4l2m2m => "v4l2m2m",
+            VideoDecoder::Rkmpp => "rkmpp",
+        }
+    }
+}
+
 /// A USB camera's capture format (`format = "mjpeg"` etc.).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureFormat {
@@ -149,6 +189,8 @@ pub struct Camera {
     /// A capture format a USB camera must use; `None` lets Vitrine choose.
     pub format: Option<CaptureFormat>,
     pub rtsp_transport: RtspTransport,
+    /// An RTSP camera's H.264 decoder (tried first; the software decoders behind it).
+    pub decoder: VideoDecoder,
     /// Frames analysed per second.
     pub fps: f32,
     /// Analysis resolution; `None` keeps the source's own.
@@ -465,5 +507,43 @@ mod precision_tests {
         assert_eq!(precision(""), ModelPrecision::Auto);
         assert_eq!(precision("precision = \"f16\""), ModelPrecision::F16);
         assert_eq!(precision("variant = \"int8\""), ModelPrecision::Int8);
+    }
+}
+
+#[cfg(test)]
+mod decoder_tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(camera: &str) -> Result<Config, String> {
+        let text = format!(
+            "[device]\nid = \"b\"\nstore_id = \"s\"\n[[cameras]]\nid = \"c\"\n{camera}\n[outbox]\ndir = \"/tmp/o\"\n"
+        );
+        Config::parse(&text, std::path::Path::new("/tmp/agent.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_ip_cameras_decoder_defaults_to_auto_and_takes_each_name() {
+        let rtsp = "rtsp = \"rtsp://cam/stream2\"";
+        assert_eq!(parse(rtsp).unwrap().cameras[0].decoder, VideoDecoder::Auto);
+        for d in VideoDecoder::ALL {
+            let c = parse(&format!("{rtsp}\ndecoder = \"{}\"", d.name())).unwrap();
+            assert_eq!(c.cameras[0].decoder, d);
+        }
+    }
+
+    #[test]
+    fn a_wrong_decoder_is_refused_with_the_field_and_the_choices() {
+        let e = parse("rtsp = \"rtsp://cam/s\"\ndecoder = \"nvdec\"").unwrap_err();
+        assert!(
+            e.contains("cameras[0].decoder") && e.contains("v4l2m2m"),
+            "{e}"
+        );
+        let e = parse("device = \"/dev/video0\"\ndecoder = \"vaapi\"").unwrap_err();
+        assert!(
+            e.contains("cameras[0].decoder") && e.contains("RTSP cameras"),
+            "{e}"
+        );
     }
 }

@@ -23,6 +23,7 @@ pub struct RawCamera {
     pub rtsp: Option<String>,
     pub format: Option<String>,
     pub transport: Option<String>,
+    pub decoder: Option<String>,
     pub fps: Option<f64>,
     pub width: Option<i64>,
     pub height: Option<i64>,

@@ -16,6 +16,7 @@ const CAMERA_KEYS: &[&str] = &[
     "rtsp",
     "format",
     "transport",
+    "decoder",
     "fps",
     "width",
     "height",
@@ -448,6 +449,34 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
             RtspTransport::Tcp
         }
     };
+    let decoder = match raw.decoder.as_deref() {
+        None => VideoDecoder::Auto,
+        Some(_) if raw.rtsp.is_none() => {
+            c.push(
+                format!("{at}.decoder"),
+                "decoder applies to RTSP cameras (rtsp = ...) only".to_string(),
+                Some("remove it".to_string()),
+            );
+            VideoDecoder::Auto
+        }
+        Some(d) => match VideoDecoder::ALL
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(d))
+        {
+            Some(v) => v,
+            None => {
+                c.push(
+                    format!("{at}.decoder"),
+                    format!("{d:?} is not an H.264 decoder"),
+                    Some(format!(
+                        "use one of {} (\"auto\": hardware where present, then software)",
+                        VideoDecoder::ALL.map(VideoDecoder::name).join(", ")
+                    )),
+                );
+                VideoDecoder::Auto
+            }
+        },
+    };
     let fps = raw.fps.unwrap_or(DEFAULT_FPS);
     if !(crate::MIN_FPS..=60.0).contains(&fps) {
         c.push(
@@ -587,6 +616,7 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         source: source?,
         format,
         rtsp_transport,
+        decoder,
         fps: fps as f32,
         size,
         detect_every: detect_every.clamp(1, 30) as u32,

@@ -10,6 +10,8 @@
 
 pub mod audio_file;
 pub mod convert;
+#[cfg(feature = "rtsp")]
+pub mod h264;
 pub mod live;
 #[cfg(feature = "alsa")]
 pub mod mic;
@@ -90,6 +92,10 @@ pub trait FrameSource: Send {
     fn info(&self) -> &SourceInfo;
     /// The next frame, or `None` at the end of a recording.
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+    /// The decoder a compressed stream goes through (`"ffmpeg (software)"`), when there is one.
+    fn decoder(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 pub trait AudioSource: Send {

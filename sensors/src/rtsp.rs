@@ -14,16 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
-use openh264::formats::YUVSource;
-use openh264::OpenH264API;
 use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
     TcpTransportOptions, Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat, VideoFrame};
 
-use crate::convert::i420_to_rgb;
+use crate::h264::{DecoderChoice, Decoders, Step};
 use crate::live::{frame_at_size, LiveRequest, RateGate};
 use crate::stream::{rate_advice, size_advice, RateMeter};
 use crate::{Frame, FrameSource, SourceError, SourceInfo};
@@ -89,7 +86,7 @@ pub struct RtspCamera {
     /// Always `Some` until dropped (retina tears a session down from a task on drop, which
     /// needs the runtime entered: see `Drop`).
     session: Option<Pin<Box<Demuxed>>>,
-    decoder: H264Decoder,
+    decoder: Decoders,
     what: String,
     req: LiveRequest,
     info: SourceInfo,
@@ -117,6 +114,7 @@ impl RtspCamera {
     pub fn open(
         url: &str,
         transport: RtspTransport,
+        choice: DecoderChoice,
         req: &LiveRequest,
     ) -> Result<RtspCamera, SourceError> {
         let what = format!("camera {}", redact(url));
@@ -145,10 +143,15 @@ impl RtspCamera {
                 _ => None,
             })
             .unwrap_or((0, 0));
-        let decoder = H264Decoder::new()
-            .map_err(|e| err_open(&what, e, "the H.264 decoder could not start"))?;
+        let decoder = Decoders::open(choice, w, h).map_err(|e| {
+            err_open(
+                &what,
+                e,
+                "install ffmpeg, or set decoder = \"openh264\" for this camera",
+            )
+        })?;
         let (iw, ih) = req.size.unwrap_or((w, h));
-        tracing::info!(camera = %redact(url), width = w, height = h, ?transport, decoder = DECODER, "RTSP stream playing");
+        tracing::info!(camera = %redact(url), width = w, height = h, ?transport, decoder = decoder.kind().describe(), "RTSP stream playing");
         if let Some(advice) = size_advice(w, h) {
             tracing::warn!(camera = %redact(url), "stream larger than analysis needs: {advice}");
         }
@@ -281,65 +284,28 @@ async fn connect(
     playing.demuxed().map_err(|e| err_open(what, e, fix_net))
 }
 
-/// The decoder every RTSP frame goes through (shown by `vitrine probe` and the logs).
-pub const DECODER: &str = "openh264 (software)";
-
-/// An H.264 (Annex B) decoder producing RGB24: what an RTSP camera's frames go through.
-pub struct H264Decoder {
-    decoder: Decoder,
-}
-
-impl H264Decoder {
-    pub fn new() -> Result<H264Decoder, String> {
-        // No flush after each access unit: streams with B-frames would lose frames otherwise.
-        let cfg = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
-        Decoder::with_api_config(OpenH264API::from_source(), cfg)
-            .map(|decoder| H264Decoder { decoder })
-            .map_err(|e| e.to_string())
-    }
-
-    /// Decode one access unit (or NAL unit); when it completes a picture and `convert` is
-    /// set, write it as RGB24 into `rgb` and return its size. `Ok(None)`: no picture yet, or
-    /// not converted.
-    pub fn decode(
-        &mut self,
-        data: &[u8],
-        convert: bool,
-        rgb: &mut Vec<u8>,
-    ) -> Result<Option<(u32, u32)>, String> {
-        match self.decoder.decode(data) {
-            Ok(Some(yuv)) if convert => Ok(Some(yuv_to_rgb(&yuv, rgb))),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-/// Split an Annex B byte stream into its NAL units (for files and benchmarks).
-pub fn nal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
-    openh264::nal_units(stream)
-}
-
-fn yuv_to_rgb(yuv: &DecodedYUV<'_>, rgb: &mut Vec<u8>) -> (u32, u32) {
-    let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    rgb.resize(w * h * 3, 0);
-    i420_to_rgb((yuv.y(), sy), (yuv.u(), su), (yuv.v(), sv), w, h, rgb);
-    (w as u32, h as u32)
-}
+/// Re-exported for benchmarks that decode files.
+pub use crate::h264::{nal_units, H264Decoder};
 
 impl FrameSource for RtspCamera {
     fn info(&self) -> &SourceInfo {
         &self.info
     }
 
+    fn decoder(&self) -> Option<&'static str> {
+        Some(self.decoder.kind().describe())
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         loop {
             let frame = self.next_video()?;
             let now = self.req.epoch.elapsed();
-            let due = self.gate.admit(now);
-            match self.decoder.decode(frame.data(), due, &mut self.rgb) {
-                Ok(Some((w, h))) => {
+            let gate = &mut self.gate;
+            match self
+                .decoder
+                .decode(frame.data(), || gate.admit(now), &mut self.rgb)
+            {
+                Step::Picture(w, h) => {
                     return Ok(Some(frame_at_size(
                         now.as_millis() as u64,
                         &self.rgb,
@@ -349,13 +315,15 @@ impl FrameSource for RtspCamera {
                         &mut self.scratch,
                     )));
                 }
-                Ok(_) => {}
-                Err(e) => {
+                Step::Nothing => {}
+                Step::Resync => self.keyframe_seen = false,
+                Step::Corrupt(e) => {
                     self.decode_errors += 1;
                     if self.decode_errors.is_power_of_two() {
                         tracing::warn!(camera = %self.what, errors = self.decode_errors, "H.264 decode error: {e}");
                     }
                 }
+                Step::Failed(e) => return Err(self.read_err(e)),
             }
         }
     }
@@ -374,7 +342,10 @@ pub struct RtspReport {
     pub fps: Option<f64>,
     /// CPU seconds spent receiving and decoding per second of stream (a share of one core).
     pub core_share: Option<f64>,
+    /// The decoder that decoded the measured stream.
     pub decoder: &'static str,
+    /// Decoders tried before it, and why each was given up.
+    pub given_up: Vec<String>,
     pub advice: Vec<String>,
 }
 
@@ -387,25 +358,29 @@ pub const MEASURE: Duration = Duration::from_secs(3);
 pub fn check(
     url: &str,
     transport: RtspTransport,
+    choice: DecoderChoice,
     analysis_fps: f64,
 ) -> Result<RtspReport, SourceError> {
     let started = std::time::Instant::now();
     let req = LiveRequest::new(100.0, None, started);
-    let mut cam = RtspCamera::open(url, transport, &req)?;
+    let mut cam = RtspCamera::open(url, transport, choice, &req)?;
     let f = cam.next_frame()?.ok_or_else(|| cam.read_err("no frame"))?;
     let first_frame_ms = started.elapsed().as_millis() as u64;
-    let cpu0 = thread_cpu_secs();
+    let cpu = |cam: &RtspCamera| process_cpu_secs().map(|s| s + cam.decoder.child_cpu_secs());
+    let cpu0 = cpu(&cam);
     let mut meter = RateMeter::default();
     let deadline = started.elapsed() + MEASURE + Duration::from_secs(2);
     while meter.span() < MEASURE.as_secs_f64() && started.elapsed() < deadline {
         let v = cam.next_video()?;
         meter.frame(v.timestamp().elapsed_secs());
-        if cam.decoder.decode(v.data(), false, &mut cam.rgb).is_err() {
-            cam.decode_errors += 1;
+        match cam.decoder.decode(v.data(), || false, &mut cam.rgb) {
+            Step::Corrupt(_) => cam.decode_errors += 1,
+            Step::Failed(e) => return Err(cam.read_err(e)),
+            _ => {}
         }
     }
     let fps = meter.fps();
-    let core_share = match (cpu0, thread_cpu_secs()) {
+    let core_share = match (cpu0, cpu(&cam)) {
         (Some(a), Some(b)) if meter.span() >= 1.0 => Some((b - a) / meter.span()),
         _ => None,
     };
@@ -416,19 +391,25 @@ pub fn check(
         first_frame_ms,
         fps,
         core_share,
-        decoder: DECODER,
+        decoder: cam.decoder.kind().describe(),
+        given_up: cam
+            .decoder
+            .given_up
+            .iter()
+            .map(|(k, why)| format!("{}: {why}", k.name()))
+            .collect(),
         advice: crate::stream::advice(f.width, f.height, fps, analysis_fps),
     })
 }
 
-/// CPU time of the calling thread (the RTSP client and decoder run on it), in seconds.
-fn thread_cpu_secs() -> Option<f64> {
+/// CPU time of this process (the RTSP client and an in-process decoder), in seconds.
+fn process_cpu_secs() -> Option<f64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec we own; failure is reported by its result.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
@@ -464,9 +445,14 @@ mod tests {
     fn an_unreachable_camera_is_a_clear_open_error() {
         // Port 9 on loopback: nothing listens; connect is refused at once.
         let req = LiveRequest::new(5.0, None, std::time::Instant::now());
-        let e = RtspCamera::open("rtsp://u:pw@127.0.0.1:9/x", RtspTransport::Tcp, &req)
-            .err()
-            .expect("refused");
+        let e = RtspCamera::open(
+            "rtsp://u:pw@127.0.0.1:9/x",
+            RtspTransport::Tcp,
+            DecoderChoice::Auto,
+            &req,
+        )
+        .err()
+        .expect("refused");
         let s = e.to_string();
         assert!(s.contains("rtsp://u:***@127.0.0.1:9/x"), "{s}");
         assert!(!s.contains("pw@"), "{s}");

@@ -535,6 +535,7 @@ mod tests {
             source: vitrine_config::VideoSource::File("x.mp4".into()),
             format: None,
             rtsp_transport: Default::default(),
+            decoder: Default::default(),
             fps: 5.0,
             size: None,
             detect_every: 1,

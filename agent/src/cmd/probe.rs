@@ -7,14 +7,18 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 /// Print the report; exit 0 when everything asked for answered, 1 when an RTSP check failed.
-pub fn probe(rtsp: &[String], udp: bool) -> anyhow::Result<ExitCode> {
+pub fn probe(rtsp: &[String], udp: bool, decoder: &str) -> anyhow::Result<ExitCode> {
+    let decoders = decoders_to_try(decoder)?;
     let mut out = String::new();
     let mut ok = true;
     cpu(&mut out);
     cameras(&mut out);
     microphones(&mut out);
+    h264_decoders(&mut out);
     for url in rtsp {
-        ok &= rtsp_check(&mut out, url, udp);
+        for d in &decoders {
+            ok &= rtsp_check(&mut out, url, udp, *d);
+        }
     }
     print!("{out}");
     Ok(if ok {
@@ -139,16 +143,86 @@ fn microphones(out: &mut String) {
     );
 }
 
+/// `--decoder`: one config spelling, or `all` (each decoder this box has, measured in turn).
+fn decoders_to_try(name: &str) -> anyhow::Result<Vec<vitrine_config::VideoDecoder>> {
+    use vitrine_config::VideoDecoder as V;
+    if name == "all" {
+        #[cfg(feature = "rtsp")]
+        {
+            use vitrine_sensors::h264::DecoderKind as K;
+            return Ok(vitrine_sensors::h264::survey()
+                .into_iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(k, _)| match k {
+                    K::Vaapi => V::Vaapi,
+                    K::V4l2m2m => V::V4l2m2m,
+                    K::Rkmpp => V::Rkmpp,
+                    K::Ffmpeg => V::Ffmpeg,
+                    K::Openh264 => V::Openh264,
+                })
+                .collect());
+        }
+    }
+    V::ALL
+        .into_iter()
+        .find(|v| v.name() == name)
+        .map(|v| vec![v])
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--decoder {name:?} is not a decoder; fix: use all, {}",
+                V::ALL.map(V::name).join(", ")
+            )
+        })
+}
+
+/// The H.264 decoders this box can run for RTSP cameras, and why the others cannot.
 #[cfg(feature = "rtsp")]
-fn rtsp_check(out: &mut String, url: &str, udp: bool) -> bool {
+fn h264_decoders(out: &mut String) {
+    use vitrine_sensors::h264::{chain, survey, DecoderChoice};
+    let s = survey();
+    let _ = writeln!(out, "H.264 decoders (RTSP cameras):");
+    for (k, r) in &s {
+        let _ = match r {
+            Ok(what) => writeln!(out, "  {:<9} yes   {what}", k.name()),
+            Err(why) => writeln!(out, "  {:<9} no    {why}", k.name()),
+        };
+    }
+    let order: Vec<&str> = chain(DecoderChoice::Auto, &s)
+        .into_iter()
+        .map(|k| k.name())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  -> decoder = \"auto\" tries {}",
+        order.join(", then ")
+    );
+}
+
+#[cfg(not(feature = "rtsp"))]
+fn h264_decoders(_out: &mut String) {}
+
+#[cfg(feature = "rtsp")]
+fn rtsp_check(
+    out: &mut String,
+    url: &str,
+    udp: bool,
+    decoder: vitrine_config::VideoDecoder,
+) -> bool {
     use vitrine_sensors::rtsp::{check, redact, RtspTransport};
     let t = if udp {
         RtspTransport::Udp
     } else {
         RtspTransport::Tcp
     };
-    let _ = writeln!(out, "RTSP {} ({:?}):", redact(url), t);
-    match check(url, t, vitrine_config::DEFAULT_FPS) {
+    let _ = writeln!(
+        out,
+        "RTSP {} ({:?}, decoder {}):",
+        redact(url),
+        t,
+        decoder.name()
+    );
+    let choice = crate::pipeline::decoder_choice(decoder);
+    match check(url, t, choice, vitrine_config::DEFAULT_FPS) {
         Ok(r) => {
             let fps = r
                 .fps
@@ -158,10 +232,13 @@ fn rtsp_check(out: &mut String, url: &str, udp: bool) -> bool {
                 "  ok: H.264 {}x{} at {fps}, first frame decoded after {} ms: rtsp = \"{}\"",
                 r.width, r.height, r.first_frame_ms, r.url
             );
+            for g in &r.given_up {
+                let _ = writeln!(out, "  decoder given up: {g}");
+            }
             if let Some(share) = r.core_share {
                 let _ = writeln!(
                     out,
-                    "  receiving and decoding every frame ({}): {:.2} of a core of this machine \
+                    "  receiving and decoding every frame ({}): {:.3} of a core of this machine \
                      per camera, whatever the analysis rate",
                     r.decoder, share
                 );
@@ -179,7 +256,12 @@ fn rtsp_check(out: &mut String, url: &str, udp: bool) -> bool {
 }
 
 #[cfg(not(feature = "rtsp"))]
-fn rtsp_check(out: &mut String, url: &str, _udp: bool) -> bool {
+fn rtsp_check(
+    out: &mut String,
+    url: &str,
+    _udp: bool,
+    _decoder: vitrine_config::VideoDecoder,
+) -> bool {
     let _ = writeln!(out, "RTSP {url}: not in this build (feature `rtsp`)");
     false
 }

@@ -227,11 +227,16 @@ pub fn render(s: &Snapshot) -> Canvas {
         .sources
         .iter()
         .map(|x| {
-            let detail = if x.dropped > 0 {
+            let mut detail = if x.dropped > 0 {
                 format!("{} analysed, {} dropped", x.analysed, x.dropped)
             } else {
                 format!("{} analysed", x.analysed)
             };
+            // An IP camera's decoder (its short name): a technician sees a hardware decoder
+            // given up without reading the journal.
+            if let Some(d) = x.decoder.and_then(|d| d.split(' ').next()) {
+                detail.push_str(&format!(", {d}"));
+            }
             (
                 format!("{:<10} {}", clip(&x.id, 10), clip(&detail, 28)),
                 x.up,
@@ -497,6 +502,7 @@ pub fn sample_snapshot() -> Snapshot {
         up,
         analysed,
         dropped,
+        decoder: None,
         occupancy: Some(occ),
     };
     Snapshot {
@@ -505,13 +511,17 @@ pub fn sample_snapshot() -> Snapshot {
         uptime_s: 3 * 3600 + 25 * 60,
         sources: vec![
             cam("door", true, 61_230, 12, 4),
-            cam("aisle-3", true, 60_877, 0, 3),
+            SourceStatus {
+                decoder: Some("v4l2m2m (hardware, via ffmpeg)"),
+                ..cam("aisle-3", true, 60_877, 0, 3)
+            },
             SourceStatus {
                 id: "mic-front".into(),
                 kind: "microphone",
                 up: true,
                 analysed: 385_002,
                 dropped: 0,
+                decoder: None,
                 occupancy: None,
             },
         ],

@@ -210,6 +210,39 @@ impl prometheus_client::collector::Collector for AgentCollector {
             "Seconds since the agent started",
             s.uptime_s as i64,
         )?;
+        let decoders: Vec<(&str, &str, &str)> = s
+            .sources
+            .iter()
+            .filter_map(|x| {
+                let d = x.decoder?;
+                let name = d.split(' ').next().unwrap_or(d);
+                Some((
+                    x.id.as_str(),
+                    name,
+                    if d.contains("hardware") {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ))
+            })
+            .collect();
+        if !decoders.is_empty() {
+            let mut m = enc.encode_descriptor(
+                "vitrine_source_decoder_info",
+                "The H.264 decoder each IP camera's stream goes through ([[cameras]] decoder; auto prefers hardware)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (source, decoder, hardware) in decoders {
+                let labels = [
+                    ("source", source),
+                    ("decoder", decoder),
+                    ("hardware", hardware),
+                ];
+                ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+            }
+        }
         if let Some((detector, precision)) = s.models.as_deref().and_then(|m| m.rsplit_once(' ')) {
             let mut m = enc.encode_descriptor(
                 "vitrine_detector_info",

@@ -63,6 +63,7 @@ impl Shared {
                     up: p.is_up(),
                     analysed: p.analysed.load(Ordering::Relaxed),
                     dropped: p.dropped.load(Ordering::Relaxed),
+                    decoder: p.decoder(),
                     occupancy,
                 }
             })

@@ -31,6 +31,21 @@ fn pixel_format(f: CaptureFormat) -> vitrine_sensors::convert::PixelFormat {
     }
 }
 
+/// The config's decoder as the sensors crate's choice.
+#[cfg(feature = "rtsp")]
+pub fn decoder_choice(d: vitrine_config::VideoDecoder) -> vitrine_sensors::h264::DecoderChoice {
+    use vitrine_config::VideoDecoder as V;
+    use vitrine_sensors::h264::{DecoderChoice, DecoderKind as K};
+    match d {
+        V::Auto => DecoderChoice::Auto,
+        V::Openh264 => DecoderChoice::Prefer(K::Openh264),
+        V::Ffmpeg => DecoderChoice::Prefer(K::Ffmpeg),
+        V::Vaapi => DecoderChoice::Prefer(K::Vaapi),
+        V::V4l2m2m => DecoderChoice::Prefer(K::V4l2m2m),
+        V::Rkmpp => DecoderChoice::Prefer(K::Rkmpp),
+    }
+}
+
 #[cfg_attr(
     not(all(feature = "v4l", feature = "rtsp")),
     allow(unused_variables, unused_assignments, unused_mut)
@@ -54,8 +69,9 @@ pub(super) fn live_camera(cam: &Camera, opts: &Options) -> anyhow::Result<Opener
                 vitrine_config::RtspTransport::Tcp => vitrine_sensors::rtsp::RtspTransport::Tcp,
                 vitrine_config::RtspTransport::Udp => vitrine_sensors::rtsp::RtspTransport::Udp,
             };
+            let d = decoder_choice(cam.decoder);
             Ok(Box::new(move || {
-                vitrine_sensors::rtsp::RtspCamera::open(&u, t, &req)
+                vitrine_sensors::rtsp::RtspCamera::open(&u, t, d, &req)
                     .map(|c| Box::new(c) as Box<dyn FrameSource>)
             }))
         }
@@ -169,6 +185,7 @@ pub(super) fn live_reader(
                     }
                     match src.next_frame() {
                         Ok(Some(f)) => {
+                            p.set_decoder(src.decoder());
                             if !q.push(f) {
                                 break None;
                             }

@@ -24,6 +24,8 @@ pub mod queue;
 pub mod tap;
 
 pub use camera::start_camera;
+#[cfg(feature = "rtsp")]
+pub use live::decoder_choice;
 pub use microphone::start_microphone;
 
 use std::sync::atomic::Ordering;

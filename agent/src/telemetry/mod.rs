@@ -143,6 +143,8 @@ pub struct SourceProgress {
     pub skipped_still: AtomicU64,
     pub skipped_cadence: AtomicU64,
     pub kind: &'static str,
+    /// The decoder a compressed stream goes through (`"vaapi (hardware, via ffmpeg)"`).
+    decoder: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl SourceProgress {
@@ -154,6 +156,18 @@ impl SourceProgress {
         };
         p.beat();
         p
+    }
+
+    /// The decoder the source uses now (it changes when a hardware decoder is given up).
+    pub fn set_decoder(&self, d: Option<&'static str>) {
+        let mut g = self.decoder.lock().unwrap_or_else(|p| p.into_inner());
+        if *g != d {
+            *g = d;
+        }
+    }
+
+    pub fn decoder(&self) -> Option<&'static str> {
+        *self.decoder.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Record one inference and its latency.

@@ -18,6 +18,8 @@ pub struct SourceStatus {
     pub up: bool,
     pub analysed: u64,
     pub dropped: u64,
+    /// The decoder a compressed stream goes through (`"ffmpeg (software)"`), when known.
+    pub decoder: Option<&'static str>,
     /// People in view now (cameras), `None` when below `privacy.k_min` or not a camera.
     pub occupancy: Option<u64>,
 }
@@ -103,6 +105,7 @@ mod tests {
             up: true,
             analysed: 1,
             dropped: 0,
+            decoder: None,
             occupancy: occ,
         };
         let mut s = Snapshot {

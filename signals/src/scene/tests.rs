@@ -54,6 +54,7 @@ fn camera() -> Camera {
         source: VideoSource::File("x.mp4".into()),
         format: None,
         rtsp_transport: Default::default(),
+        decoder: Default::default(),
         fps: 5.0,
         size: None,
         detect_every: 1,
