@@ -71,7 +71,7 @@ as_cpu() {
   unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$root/cross/cpuinfo/$cpu.txt" \
     qemu-aarch64-static -cpu "$cpu" "$@"
 }
-# `auto` takes f32 on both (f16 has not passed the suite's acceptance rule: README,
+# `auto` takes f32 on both (f16 has not passed the suite's acceptance rule: docs/evaluator.md,
 # "Precision"), saying on the A76 that it has half precision; the A76 replay runs f16 as
 # configured, to prove tract's f16 kernels and their counts.
 for cpu in cortex-a76 cortex-a72; do

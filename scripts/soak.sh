@@ -9,7 +9,7 @@
 #               noise in real time (a live source cannot be sped up), for the run's wall time
 # Nightly: scripts/soak.sh 7 (about 15 min here): RSS, descriptors and threads within 5 % after
 # the first day. CI runs scripts/soak.sh 1: descriptors and threads flat, RSS under 250 MB.
-# Samples: .cache/soak/soak.csv; verdict: .cache/soak/soak.txt (see README "Soak").
+# Samples: .cache/soak/soak.csv; verdict: .cache/soak/soak.txt (see docs/evaluator.md "Weeks of running").
 set -euo pipefail
 DAYS=${1:-7}
 root=$(cd "$(dirname "$0")/.." && pwd)

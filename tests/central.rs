@@ -258,14 +258,14 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
     let online = db.count("SELECT count(*) FROM devices WHERE state = 'online'");
     assert_eq!(online, 7, "the other boxes are online");
 
-    // The SQL the README gives the data team runs on these tables and finds the fleet's data.
-    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    // The SQL docs/data-team.md gives the data team runs on these tables and finds the fleet's data.
+    let readme = std::fs::read_to_string(common::repo().join("docs/data-team.md")).unwrap();
     let sql = readme
         .split("The SQL a data team runs")
         .nth(1)
         .and_then(|r| r.split("```sql").nth(1))
         .and_then(|r| r.split("```").next())
-        .expect("the README's SQL block");
+        .expect("the SQL block of docs/data-team.md");
     let statements: Vec<&str> = sql
         .split(';')
         .map(str::trim)

@@ -43,7 +43,7 @@ pub enum BenchWhat {
         #[arg(long)]
         no_pipeline: bool,
         /// On a store box: only tract's precisions on this CPU (no onnxruntime, no pipeline):
-        /// the measurement that replaces the README's ARM estimates.
+        /// the measurement that replaces the ARM estimates in docs/evaluator.md.
         #[arg(long)]
         variants: bool,
         #[arg(long, default_value = ".cache/models")]

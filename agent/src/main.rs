@@ -237,12 +237,12 @@ fn init_logging() {
 /// One malloc arena for the whole process instead of glibc's default of eight per core: every
 /// analysis thread allocating its own inference buffers otherwise keeps its own arena's freed
 /// memory (4 cameras + a microphone: 197 MB resident with the default, 128 MB with two, the
-/// same CPU; measured with `vitrine run --realtime`, see README "Capacity").
+/// same CPU; measured with `vitrine run --realtime`, see docs/evaluator.md "Capacity").
 /// And a fixed mmap threshold (128 KiB, glibc's starting value): by default glibc raises it
 /// each time a large block is freed, after which frames and inference buffers come from the
 /// heap and its fragments stay resident: the 7-day soak grew in steps from 143 to 154 MB
 /// (+6.6 %) that way; with the threshold fixed those blocks are mapped and returned, and the
-/// same soak stays near 90 MB (README "Weeks of running").
+/// same soak stays near 90 MB (docs/evaluator.md "Weeks of running").
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any thread starts.

@@ -421,7 +421,7 @@ pub enum Display {
 pub const DETECTORS: &[&str] = &["yolox-nano", "person-lw"];
 /// Frames analysed per second by default. With [`DEFAULT_DETECT_EVERY`] and the detector's
 /// own input size, the cheapest setting that meets the counting goals on the accuracy suite
-/// (`eval/`, README "Counting accuracy").
+/// (`eval/`, docs/evaluator.md "Counting accuracy").
 pub const DEFAULT_FPS: f64 = 10.0;
 /// The slowest analysis rate a camera can be configured at: a frame every ~2.8 hours (a
 /// time-lapse). Sources and coverage use the configured rate down to this, never a higher floor.

@@ -45,7 +45,7 @@ enum Cmd {
         /// How long the broker keeps this instance's session while it is away. 0 (default): a
         /// clean session, so the other instances take a dead one's share at once (with
         /// Mosquitto 2.0.11 a persistent member's share was not delivered again after it was
-        /// killed; see the README's fleet measurements).
+        /// killed; see the fleet measurements in docs/data-team.md).
         #[arg(long, default_value_t = 0)]
         session_expiry_secs: u32,
     },

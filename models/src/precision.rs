@@ -18,7 +18,7 @@ use tract_onnx::prelude::*;
 use crate::manifest::ModelEntry;
 use crate::ModelError;
 
-/// Whether f16 passed the acceptance rule on every sequence of the accuracy suite (README,
+/// Whether f16 passed the acceptance rule on every sequence of the accuracy suite (docs/evaluator.md,
 /// "Precision"): `auto` takes it on a half-precision core only then. It failed by one
 /// crossing (MOT17-02's main line moved by 2, the rule allows 1), so `auto` stays f32.
 pub const F16_ACCEPTED: bool = false;

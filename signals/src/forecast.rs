@@ -7,7 +7,7 @@
 //! yet, plus a damped correction: how far the last hours ran above or below their profile,
 //! fading by [`PHI`] per hour ahead (a busy morning says something about the afternoon, little
 //! about next week). Measured against seasonal-naive and a library model by `vitrine eval
-//! forecast` (README). An hour covered less than half (the box started, the camera was down)
+//! forecast` (docs/data-team.md). An hour covered less than half (the box started, the camera was down)
 //! is not learned; its count is scaled to the hour when it is.
 //!
 //! Windows arrive in time order; one stamped before the hour being learned (the clock was set

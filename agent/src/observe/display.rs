@@ -609,7 +609,7 @@ mod tests {
         assert_eq!(raw[(245 * 1600) as usize], 0xAA);
     }
 
-    /// The README shows `docs/status-display.png`; this keeps it equal to what the agent draws.
+    /// The README and docs/operator.md show `docs/status-display.png`; this keeps it equal to what the agent draws.
     /// After an intended change: `VITRINE_BLESS=1 cargo test -p vitrine --lib display`.
     #[test]
     fn sample_render_matches_the_documented_png() {

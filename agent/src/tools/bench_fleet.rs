@@ -6,7 +6,7 @@
 //!
 //! The ingest processes log to `$TMPDIR/vitrine-fleet-{pid}-{client}.log`;
 //! `VITRINE_INGEST_LOG` sets their log filter (default `info`) and `VITRINE_INGEST_ARGS` adds
-//! arguments (e.g. `--session-expiry-secs 3600`, how the persistent-session rows of the README
+//! arguments (e.g. `--session-expiry-secs 3600`, how the persistent-session rows of docs/data-team.md
 //! were measured).
 
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ fn one_run(b: &FleetBench, bin: &Path, n: usize) -> anyhow::Result<Row> {
         .local_addr()?
         .port();
     let pg = LocalPostgres::start(&pg_dir, pg_port, true)?;
-    // Unbounded queues for the ingest sessions while one is down (see the README's sizing note).
+    // Unbounded queues for the ingest sessions while one is down (see the sizing note in docs/data-team.md).
     let (broker, port) = super::demo::start_mosquitto_with(
         &dir,
         "max_queued_messages 0\nmax_inflight_messages 0\nmax_connections -1\n",

@@ -292,7 +292,7 @@ pub fn models(
         println!("notes:{ort_note}");
     }
     println!(
-        "int8 files: tools/quantize.py MODEL (— = none made; see the README's models section)"
+        "int8 files: tools/quantize.py MODEL (— = none made; see docs/evaluator.md, Models)"
     );
     arm_estimates(dir)
 }
