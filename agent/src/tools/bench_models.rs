@@ -291,9 +291,7 @@ pub fn models(
     if !ort_note.is_empty() {
         println!("notes:{ort_note}");
     }
-    println!(
-        "int8 files: tools/quantize.py MODEL (— = none made; see docs/evaluator.md, Models)"
-    );
+    println!("int8 files: tools/quantize.py MODEL (— = none made; see docs/evaluator.md, Models)");
     arm_estimates(dir)
 }
 
