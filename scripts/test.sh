@@ -13,39 +13,50 @@
 # `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# Every stage timed; the table is printed at the end, also when a stage fails.
+stages=()
+stage() {
+  local name=$1 t
+  shift
+  t=$(date +%s)
+  "$@"
+  stages+=("$(printf '%-52s %5d s' "$name" $(( $(date +%s) - t )))")
+}
+stage_table() {
+  if [ ${#stages[@]} -gt 0 ]; then
+    echo "== scripts/test.sh: time per stage"
+    printf '  %s\n' "${stages[@]}"
+  fi
+}
+trap stage_table EXIT
+t_setup=$(date +%s)
 source "$root/scripts/setup.sh"
+stages+=("$(printf '%-52s %5d s' "setup (packages, media)" $(( $(date +%s) - t_setup )))")
 cd "$root"
 export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/models"
 field=1
 if [ "${1:-}" = --quick ]; then field=0; shift; fi
 [ $# -eq 0 ] || field=0
 # The evaluation's anchor (onnxruntime + supervision's ByteTrack) runs in a pinned venv.
-tools/setup-venv.sh >/dev/null
+stage "python venv (tools/setup-venv.sh)" tools/setup-venv.sh >/dev/null
 # Build once (the integration tests' feature set also builds the vitrine binary they run).
-t0=$(date +%s)
-cargo test --workspace --locked --no-run
-fetch_models
-t1=$(date +%s)
-cargo test --workspace --locked "$@"
-echo "cargo test: build $((t1 - t0)) s, tests $(( $(date +%s) - t1 )) s"
+stage "cargo test: build" cargo test --workspace --locked --no-run
+stage "models (pinned, sha256)" fetch_models
+stage "cargo test: run" cargo test --workspace --locked "$@"
 [ "$field" = 1 ] || exit 0
 
-t0=$(date +%s)
 if [ "$(id -u)" = 0 ]; then
-  packaging/build-deb.sh amd64 --test-build
-  packaging/test-deb.sh "$(ls -t target/debian/vitrine_*_amd64.deb | head -1)"
+  stage "amd64 .deb: package" packaging/build-deb.sh amd64 --test-build
+  stage "amd64 .deb: installed and used" packaging/test-deb.sh "$(ls -t target/debian/vitrine_*_amd64.deb | head -1)"
   # USB cameras through the real V4L2 drivers (vivid, v4l2loopback) in a QEMU guest.
-  scripts/hwtest.sh
+  stage "V4L2 drivers in a QEMU guest" scripts/hwtest.sh
   # Power cuts at random moments, the agent on ext4 in a QEMU guest (the tests' binary).
-  VITRINE_BIN="$root/target/debug/vitrine" scripts/powercut.sh 4
+  stage "power cuts x4 in a QEMU guest" env VITRINE_BIN="$root/target/debug/vitrine" scripts/powercut.sh 4
 else
   echo "field: packaging/test-deb.sh, scripts/hwtest.sh and scripts/powercut.sh SKIPPED (need root: dpkg -i, apt-get)" >&2
 fi
 # A simulated day of a four-camera box with a live microphone: no growth.
-VITRINE_BIN="$root/target/debug/vitrine" scripts/soak.sh 1
-t1=$(date +%s)
-cross/test.sh aarch64
-packaging/build-deb.sh arm64
-t2=$(date +%s)
-echo "field checks: amd64 package + V4L2 guest + power cuts + soak $((t1 - t0)) s, aarch64 build + qemu tests + arm64 package $((t2 - t1)) s"
+stage "soak: a day of four cameras" env VITRINE_BIN="$root/target/debug/vitrine" scripts/soak.sh 1
+stage "aarch64: build + qemu tests" cross/test.sh aarch64
+stage "arm64 .deb: package" packaging/build-deb.sh arm64
 ls -l target/debian/*.deb target/aarch64-unknown-linux-gnu/release/vitrine
