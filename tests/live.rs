@@ -472,6 +472,116 @@ fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
     assert!(!text.contains("wrong@"), "{text}");
 }
 
+/// The ONVIF stand-in camera on a free port, killed when dropped.
+struct OnvifCamera {
+    child: Child,
+    port: u16,
+}
+
+impl OnvifCamera {
+    fn start() -> OnvifCamera {
+        let port = free_port();
+        let child = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/support/onvif_server.py"))
+            .args([&port.to_string(), USER, PASSWORD, "rtsp://127.0.0.1:554"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "ONVIF stand-in not listening"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        OnvifCamera { child, port }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OnvifCamera {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A camera's streams over ONVIF: the profiles listed with size and rate, the substream marked
+/// to analyse, a wrong password named. The camera is `tests/support/onvif_server.py`, a stand-in
+/// that checks WS-Security digests as a camera does (no ONVIF camera is on this machine).
+#[test]
+fn probe_lists_a_cameras_onvif_streams_and_marks_the_substream() {
+    let mut camera = OnvifCamera::start();
+    let port = camera.port;
+    let probe = |password: &str| {
+        let out = vitrine()
+            .args([
+                "probe",
+                "--onvif",
+                &format!("{USER}:{password}@127.0.0.1:{port}"),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = probe(PASSWORD_IN_URL);
+    camera.stop();
+    let (code_gone, gone) = probe(PASSWORD_IN_URL);
+    assert_eq!(code, Some(0), "{text}");
+    let sub = text
+        .lines()
+        .find(|l| l.contains("640x360"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        sub.contains("15 fps")
+            && sub.contains("rtsp://127.0.0.1:554/Streaming/Channels/102")
+            && sub.contains("<- analyse this one"),
+        "{text}"
+    );
+    assert_eq!(text.matches("<- analyse").count(), 1, "{text}");
+    assert!(
+        text.contains("1920x1080") && text.contains("JPEG"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(PASSWORD_IN_URL) && !text.contains(PASSWORD),
+        "{text}"
+    );
+    // The camera is gone by now: a refused connection, named, exit 1.
+    assert_eq!(code_gone, Some(1), "{gone}");
+    assert!(gone.contains("FAILED") && gone.contains("fix:"), "{gone}");
+}
+
+/// A wrong ONVIF password is told apart from an absent camera.
+#[test]
+fn probe_names_a_wrong_onvif_password() {
+    let mut camera = OnvifCamera::start();
+    let port = camera.port;
+    let out = vitrine()
+        .args([
+            "probe",
+            "--onvif",
+            &format!("{USER}:wrong@127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    camera.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Sender not Authorized") && text.contains("ONVIF user and password"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong@"), "{text}");
+}
+
 /// The clip at `w`x`h`, 30 fps, 8 s (a 1080p main stream and its substream twin).
 fn stream_mp4(dir: &Path, w: u32, h: u32) -> PathBuf {
     let scale = format!("scale={w}:{h},fps=30");

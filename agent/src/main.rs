@@ -96,6 +96,10 @@ enum Command {
         /// Use UDP for the RTSP check (default TCP).
         #[arg(long)]
         udp: bool,
+        /// Also ask this camera for its streams over ONVIF: `[user:pass@]host[:port]` (repeatable;
+        /// each `--rtsp` camera is asked on port 80 with the URL's credentials anyway).
+        #[arg(long)]
+        onvif: Vec<String>,
         /// The H.264 decoder for the RTSP check: auto, openh264, ffmpeg, vaapi, v4l2m2m, rkmpp, or
         /// `all` to measure every decoder this box has, side by side.
         #[arg(long, default_value = "auto")]
@@ -314,7 +318,12 @@ fn main() -> ExitCode {
                 progress: !quiet,
             })
         }
-        Command::Probe { rtsp, udp, decoder } => vitrine::cmd::probe::probe(&rtsp, udp, &decoder),
+        Command::Probe {
+            rtsp,
+            udp,
+            decoder,
+            onvif,
+        } => vitrine::cmd::probe::probe(&rtsp, udp, &decoder, &onvif),
         Command::Heatmap {
             events,
             source,

@@ -243,7 +243,9 @@ pub struct FfmpegPipe {
     width: u32,
     height: u32,
     feed: Option<SyncSender<Vec<u8>>>,
-    pictures: Receiver<Vec<u8>>,
+    /// `None` only while dropping: the reader thread may be blocked handing over a picture,
+    /// and is released by dropping this end before it is joined.
+    pictures: Option<Receiver<Vec<u8>>>,
     spare: SyncSender<Vec<u8>>,
     stderr: Arc<Mutex<String>>,
     threads: Vec<JoinHandle<()>>,
@@ -323,7 +325,7 @@ impl FfmpegPipe {
             width,
             height,
             feed: Some(feed),
-            pictures,
+            pictures: Some(pictures),
             spare,
             stderr: tail,
             threads,
@@ -358,7 +360,10 @@ impl FfmpegPipe {
     /// The next decoded picture (I420, `width`x`height`), if one is ready. Give it back with
     /// `recycle`.
     pub fn picture(&mut self) -> Result<Option<Vec<u8>>, String> {
-        match self.pictures.try_recv() {
+        let Some(pictures) = &self.pictures else {
+            return Err(self.ended());
+        };
+        match pictures.try_recv() {
             Ok(p) => {
                 self.received += 1;
                 self.last_picture = std::time::Instant::now();
@@ -438,7 +443,9 @@ impl FfmpegPipe {
 
 impl Drop for FfmpegPipe {
     fn drop(&mut self) {
+        // Release both queue ends first: a thread blocked on either would never be joined.
         self.feed.take();
+        self.pictures.take();
         let _ = self.child.kill();
         let _ = self.child.wait();
         for t in self.threads.drain(..).chain(self.stderr_thread.take()) {
@@ -722,6 +729,8 @@ impl Decoders {
 
 #[cfg(test)]
 mod tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn present(ok: &[DecoderKind]) -> Vec<(DecoderKind, Result<String, String>)> {
@@ -766,6 +775,54 @@ mod tests {
         assert_eq!(
             chain(DecoderChoice::Prefer(Ffmpeg), &no_ffmpeg),
             [Ffmpeg, Openh264]
+        );
+    }
+
+    /// Regression: dropping a decoder whose picture queue was full hung forever (the reader
+    /// thread, blocked handing over a picture, was joined before its receiver was dropped).
+    #[test]
+    fn dropping_a_decoder_with_pictures_waiting_does_not_hang() {
+        let out = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=10",
+            ])
+            .args([
+                "-frames:v",
+                "30",
+                "-c:v",
+                "libx264",
+                "-bf",
+                "0",
+                "-f",
+                "h264",
+                "pipe:1",
+            ])
+            .output()
+            .expect("ffmpeg runs (scripts/setup.sh installs it)");
+        assert!(out.status.success());
+        let mut pipe = FfmpegPipe::start(DecoderKind::Ffmpeg, "", 160, 120).unwrap();
+        for unit in nal_units(&out.stdout) {
+            while !pipe.push(unit).unwrap() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        // Pictures come back and fill the queue; nobody takes them.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let (done, dropped) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(pipe);
+            let _ = done.send(());
+        });
+        assert!(
+            dropped
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok(),
+            "dropping the decoder hung"
         );
     }
 

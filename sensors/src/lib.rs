@@ -17,6 +17,8 @@ pub mod live;
 pub mod mic;
 pub mod motion;
 #[cfg(feature = "rtsp")]
+pub mod onvif;
+#[cfg(feature = "rtsp")]
 pub mod rtsp;
 pub mod stream;
 #[cfg(feature = "v4l")]

@@ -7,7 +7,12 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 /// Print the report; exit 0 when everything asked for answered, 1 when an RTSP check failed.
-pub fn probe(rtsp: &[String], udp: bool, decoder: &str) -> anyhow::Result<ExitCode> {
+pub fn probe(
+    rtsp: &[String],
+    udp: bool,
+    decoder: &str,
+    onvif: &[String],
+) -> anyhow::Result<ExitCode> {
     let decoders = decoders_to_try(decoder)?;
     let mut out = String::new();
     let mut ok = true;
@@ -15,7 +20,11 @@ pub fn probe(rtsp: &[String], udp: bool, decoder: &str) -> anyhow::Result<ExitCo
     cameras(&mut out);
     microphones(&mut out);
     h264_decoders(&mut out);
+    for target in onvif {
+        ok &= onvif_streams(&mut out, target, true);
+    }
     for url in rtsp {
+        onvif_streams(&mut out, url, false);
         for d in &decoders {
             ok &= rtsp_check(&mut out, url, udp, *d);
         }
@@ -173,6 +182,69 @@ fn decoders_to_try(name: &str) -> anyhow::Result<Vec<vitrine_config::VideoDecode
                 V::ALL.map(V::name).join(", ")
             )
         })
+}
+
+/// The streams a camera offers over ONVIF, the one to analyse marked. `explicit`: `--onvif
+/// TARGET` (a failure fails the probe); else the camera of an `--rtsp` URL, asked on port 80
+/// (no answer is only noted: many cameras serve ONVIF elsewhere, or not at all).
+#[cfg(feature = "rtsp")]
+fn onvif_streams(out: &mut String, target: &str, explicit: bool) -> bool {
+    use vitrine_sensors::onvif::{profiles, recommend, Target};
+    let t = if explicit {
+        Target::parse(target)
+    } else {
+        Target::from_rtsp(target).ok_or_else(|| "no host in the URL".to_string())
+    };
+    let t = match t {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(out, "ONVIF: FAILED: {e}; fix: give [user:pass@]host[:port]");
+            return false;
+        }
+    };
+    let _ = writeln!(out, "ONVIF {}:{} (the camera's streams):", t.host, t.port);
+    match profiles(&t) {
+        Ok(list) => {
+            let need = vitrine_sensors::stream::SUBSTREAM.0;
+            let pick = recommend(&list, need).map(|p| p.token.clone());
+            for p in &list {
+                let fps = p.fps.map_or("-".to_string(), |f| format!("{f:.0} fps"));
+                let mark = if pick.as_deref() == Some(p.token.as_str()) {
+                    "  <- analyse this one (the smallest H.264 stream at least 640 px wide)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:<5} {:>4}x{:<4} {:>7}  {}{mark}",
+                    p.name,
+                    p.encoding,
+                    p.width,
+                    p.height,
+                    fps,
+                    p.uri.as_deref().unwrap_or("(no stream URL given)")
+                );
+            }
+            true
+        }
+        Err(e) if explicit => {
+            let _ = writeln!(out, "  FAILED: {e}; fix: check the address, ONVIF user and password (the camera's ONVIF settings)");
+            false
+        }
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "  not answered ({e}): only the URL's own stream is checked below"
+            );
+            true
+        }
+    }
+}
+
+#[cfg(not(feature = "rtsp"))]
+fn onvif_streams(out: &mut String, _target: &str, _explicit: bool) -> bool {
+    let _ = writeln!(out, "ONVIF: not in this build (feature `rtsp`)");
+    false
 }
 
 /// The H.264 decoders this box can run for RTSP cameras, and why the others cannot.
