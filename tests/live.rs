@@ -45,6 +45,14 @@ fn camera_mp4(dir: &Path) -> PathBuf {
     )
 }
 
+/// The pedestrian video served as an IP camera on a free port (the directory holds the clip).
+fn camera_on_rtsp() -> (tempfile::TempDir, RtspServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = camera_mp4(dir.path());
+    let server = RtspServer::start(free_port(), &mp4);
+    (dir, server)
+}
+
 struct RtspServer {
     child: Child,
     port: u16,
@@ -150,9 +158,7 @@ fn wait_metrics(port: u16, within: Duration, what: &str, cond: impl Fn(&str) -> 
 /// retried beside the IP camera the whole time, and never stall it.
 #[test]
 fn rtsp_camera_with_credentials_survives_a_server_restart_and_reports_the_outage() {
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_mp4(dir.path());
-    let mut server = RtspServer::start(free_port(), &mp4);
+    let (dir, mut server) = camera_on_rtsp();
     let metrics = free_port();
     let cfg = write_config(
         dir.path(),
@@ -312,9 +318,7 @@ fn ffmpeg_and_openh264_decode_an_ip_camera_to_the_same_pictures() {
     use vitrine_sensors::live::LiveRequest;
     use vitrine_sensors::rtsp::{RtspCamera, RtspTransport};
     use vitrine_sensors::FrameSource;
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_mp4(dir.path());
-    let server = RtspServer::start(free_port(), &mp4);
+    let (_clip, server) = camera_on_rtsp();
     let pictures = |kind: DecoderKind| {
         // Analysed at up to 60 fps: every picture of the stream is due.
         let req = LiveRequest::new(60.0, None, Instant::now());
@@ -349,17 +353,14 @@ fn ffmpeg_and_openh264_decode_an_ip_camera_to_the_same_pictures() {
 /// whose driver fails); the real ffmpeg path is the restart test's and the one above.
 #[test]
 fn a_decoder_that_dies_hands_over_to_openh264_and_the_camera_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_mp4(dir.path());
-    let server = RtspServer::start(free_port(), &mp4);
+    let (dir, server) = camera_on_rtsp();
     let fake = dir.path().join("ffmpeg");
     std::fs::write(
         &fake,
-        "#!/bin/sh
-case \"$*\" in *-hwaccels*|*-decoders*) exec ffmpeg \"$@\";; esac
-         echo \"simulated decoder failure: cannot open the codec\" >&2
-exit 1
-",
+        "#!/bin/sh\n\
+         case \"$*\" in *-hwaccels*|*-decoders*) exec ffmpeg \"$@\";; esac\n\
+         echo \"simulated decoder failure: cannot open the codec\" >&2\n\
+         exit 1\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -411,9 +412,7 @@ exit 1
 
 #[test]
 fn probe_checks_an_rtsp_url_and_names_a_wrong_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_mp4(dir.path());
-    let server = RtspServer::start(free_port(), &mp4);
+    let (_clip, server) = camera_on_rtsp();
     let ok = vitrine()
         .args(["probe", "--rtsp", &server.url(PASSWORD_IN_URL)])
         .output()
