@@ -267,6 +267,21 @@ fn systemd_unit_verifies_clean_with_exposure_at_most_2() {
     assert!(text.contains("verify clean"), "{text}");
 }
 
+/// `ProcSubset=pid` hides /proc/cpuinfo, from which tract chooses its ARM kernels: under it a
+/// Raspberry Pi on a 32-bit OS ran the detector on scalar VFP kernels instead of NEON, and
+/// aarch64 cores lost their f16 and tuned kernels, with nothing said (`cross/test.sh` shows the
+/// warning the agent now logs in that case).
+#[test]
+fn systemd_unit_leaves_proc_cpuinfo_readable_for_tracts_kernel_choice() {
+    let unit = std::fs::read_to_string(repo().join("systemd/vitrine.service")).unwrap();
+    let hiding: Vec<&str> = unit
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ProcSubset=") && !l.contains("=all"))
+        .collect();
+    assert!(hiding.is_empty(), "{hiding:?}");
+    assert!(unit.lines().any(|l| l == "ProtectProc=invisible"));
+}
+
 /// Exit 64 for a bad config must be what the unit refuses to restart on.
 #[test]
 fn systemd_unit_does_not_restart_on_bad_config() {

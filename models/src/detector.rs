@@ -93,7 +93,11 @@ impl PeopleDetector {
                 ),
             });
         }
-        let choice = choose(&e, &float, dir, size, precision, &Cpu::detect())?;
+        let cpu = Cpu::detect();
+        if let Some(w) = cpu.warning() {
+            tracing::warn!(cpu = %cpu.arch, "{w}");
+        }
+        let choice = choose(&e, &float, dir, size, precision, &cpu)?;
         Ok((
             std::sync::Arc::new(PeopleDetector {
                 name: name.to_string(),

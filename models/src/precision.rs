@@ -40,6 +40,13 @@ pub struct Cpu {
     pub fp16: bool,
     /// Int8 dot products (aarch64 `asimddp`): tract's `sdot` kernels.
     pub dotprod: bool,
+    /// NEON on 32-bit ARM (armv7): tract's `armv7neon` kernels, else its scalar VFP ones.
+    pub neon: bool,
+    /// On ARM tract chooses its kernels from /proc/cpuinfo (`Features`, `CPU part`): `true`
+    /// where that file cannot be read (a service unit with `ProcSubset=pid`), so tract falls
+    /// back to its slowest kernels (no NEON on armv7; no half precision and no core tuning on
+    /// aarch64).
+    pub cpuinfo_hidden: bool,
 }
 
 impl Cpu {
@@ -53,22 +60,49 @@ impl Cpu {
         let dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
         #[cfg(not(target_arch = "aarch64"))]
         let dotprod = false;
+        let arm = cfg!(any(target_arch = "arm", target_arch = "aarch64"));
+        let features = cpuinfo_features();
         Cpu {
             arch: std::env::consts::ARCH,
             fp16,
             dotprod,
+            // The same test as tract's armv7 start-up (`neon` or `asimd` in `Features`).
+            neon: cfg!(target_arch = "arm")
+                && features
+                    .as_deref()
+                    .is_some_and(|f| f.contains(" neon") || f.contains(" asimd")),
+            cpuinfo_hidden: arm && features.is_none(),
         }
     }
 
-    /// `aarch64 (fp16: yes, dotprod: no)`.
+    /// `aarch64 (fp16: yes, dotprod: no)`; `arm (neon: yes, fp16: no, dotprod: no)`.
     pub fn describe(&self) -> String {
         let yn = |b: bool| if b { "yes" } else { "no" };
-        format!(
-            "{} (fp16: {}, dotprod: {})",
+        let neon = if self.arch == "arm" {
+            format!("neon: {}, ", yn(self.neon))
+        } else {
+            String::new()
+        };
+        let mut text = format!(
+            "{} ({neon}fp16: {}, dotprod: {})",
             self.arch,
             yn(self.fp16),
             yn(self.dotprod)
-        )
+        );
+        if let Some(w) = self.warning() {
+            text.push_str("; ");
+            text.push_str(&w);
+        }
+        text
+    }
+
+    /// Why tract will run slower than this CPU allows, if it will.
+    pub fn warning(&self) -> Option<String> {
+        self.cpuinfo_hidden.then(|| {
+            "/proc/cpuinfo cannot be read, so tract takes its slowest kernels; fix: let the \
+             process read it (a systemd unit must not set ProcSubset=pid)"
+                .to_string()
+        })
     }
 
     /// The float arithmetic `auto` uses on this CPU, and why (`f32: aarch64 (fp16: no, …)
@@ -94,6 +128,14 @@ impl Cpu {
             ),
         }
     }
+}
+
+/// The `Features` line of /proc/cpuinfo, the way tract reads it on ARM; `None` when the file
+/// cannot be read or has no such line (x86 has `flags` instead: not used there).
+fn cpuinfo_features() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Features"))?;
+    Some(format!(" {}", line.split_once(':')?.1.trim()))
 }
 
 /// How a loaded network computes.
@@ -387,6 +429,8 @@ mod tests {
             arch: "aarch64",
             fp16: false,
             dotprod: false,
+            neon: false,
+            cpuinfo_hidden: false,
         };
         let a76 = Cpu {
             fp16: true,
@@ -402,6 +446,32 @@ mod tests {
         assert!(why.contains("acceptance rule"), "{why}");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(Cpu::detect().float_choice().0, Arith::F32);
+    }
+
+    /// The hardened unit once hid /proc/cpuinfo (`ProcSubset=pid`): tract then ran its scalar
+    /// kernels on armv7 and never its f16 or core-tuned ones on aarch64, silently.
+    #[test]
+    fn a_hidden_proc_cpuinfo_is_said_with_the_fix() {
+        let pi2 = Cpu {
+            arch: "arm",
+            fp16: false,
+            dotprod: false,
+            neon: true,
+            cpuinfo_hidden: false,
+        };
+        assert_eq!(pi2.describe(), "arm (neon: yes, fp16: no, dotprod: no)");
+        assert_eq!(pi2.warning(), None);
+        let sandboxed = Cpu {
+            neon: false,
+            cpuinfo_hidden: true,
+            ..pi2
+        };
+        let text = sandboxed.describe();
+        assert!(text.starts_with("arm (neon: no, "), "{text}");
+        assert!(text.contains("/proc/cpuinfo cannot be read"), "{text}");
+        assert!(text.contains("ProcSubset=pid"), "{text}");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(Cpu::detect().warning(), None);
     }
 
     #[test]
