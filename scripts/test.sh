@@ -9,7 +9,9 @@
 #      root only), power cuts in a QEMU guest (scripts/powercut.sh 4: the nightly runs 50, root
 #      only), a day of four cameras and a microphone compressed into minutes (scripts/soak.sh 1:
 #      memory, descriptors and threads flat; the nightly runs 7 days), the aarch64 cross build
-#      tested under qemu (cross/test.sh) and packaged as .deb.
+#      tested under qemu as two CPUs (cross/test.sh), packaged as .deb and that package
+#      installed and used in an arm64 Debian root (root only), the armv7 build tested under
+#      qemu-arm as two CPUs.
 # `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,10 +55,16 @@ if [ "$(id -u)" = 0 ]; then
   # Power cuts at random moments, the agent on ext4 in a QEMU guest (the tests' binary).
   stage "power cuts x4 in a QEMU guest" env VITRINE_BIN="$root/target/debug/vitrine" scripts/powercut.sh 4
 else
-  echo "field: packaging/test-deb.sh, scripts/hwtest.sh and scripts/powercut.sh SKIPPED (need root: dpkg -i, apt-get)" >&2
+  echo "field: packaging/test-deb.sh (amd64 and arm64), scripts/hwtest.sh and scripts/powercut.sh SKIPPED (need root: dpkg -i, apt-get, chroot)" >&2
 fi
 # A simulated day of a four-camera box with a live microphone: no growth.
 stage "soak: a day of four cameras" env VITRINE_BIN="$root/target/debug/vitrine" scripts/soak.sh 1
 stage "aarch64: build + qemu tests" cross/test.sh aarch64
 stage "arm64 .deb: package" packaging/build-deb.sh arm64
-ls -l target/debian/*.deb target/aarch64-unknown-linux-gnu/release/vitrine
+if [ "$(id -u)" = 0 ]; then
+  stage "arm64 .deb: installed and used in an arm64 root" \
+    packaging/test-deb.sh "$(ls -t target/debian/vitrine_*_arm64.deb | head -1)"
+fi
+stage "armv7: build + qemu tests" cross/test.sh armv7
+ls -l target/debian/*.deb target/aarch64-unknown-linux-gnu/release/vitrine \
+  target/armv7-unknown-linux-gnueabihf/release/vitrine
