@@ -186,16 +186,27 @@ pub struct LineStats {
     pub id: String,
     pub r#in: Option<u32>,
     pub out: Option<u32>,
+    /// Parties that crossed in together (`scene::group`); a group counts in the window of its
+    /// first member. k-suppressed like the people (null); absent in events from agents before
+    /// 2026-12 (read as null).
+    #[serde(default)]
+    pub groups_in: Option<u32>,
+    #[serde(default)]
+    pub groups_out: Option<u32>,
     pub suppressed: bool,
 }
 
 impl LineStats {
-    pub fn new(id: String, ins: u32, outs: u32, k_min: u32) -> LineStats {
-        let (i, o) = (suppress(ins, k_min), suppress(outs, k_min));
+    /// People `(in, out)` and groups `(in, out)`, each k-suppressed.
+    pub fn new(id: String, people: (u32, u32), groups: (u32, u32), k_min: u32) -> LineStats {
+        let (i, o) = (suppress(people.0, k_min), suppress(people.1, k_min));
+        let (gi, go) = (suppress(groups.0, k_min), suppress(groups.1, k_min));
         LineStats {
             id,
             r#in: i,
             out: o,
+            groups_in: gi,
+            groups_out: go,
             suppressed: i.is_none() || o.is_none(),
         }
     }
@@ -536,7 +547,7 @@ mod schema_tests {
                 DwellStats::from_ms(&mut [1500, 2500]),
                 k,
             )],
-            lines: vec![LineStats::new("door".into(), 7, 2, k)],
+            lines: vec![LineStats::new("door".into(), (7, 2), (5, 2), k)],
             displays: vec![
                 AreaStats::new("window".into(), None, 0, 0, None, k),
                 AreaStats {

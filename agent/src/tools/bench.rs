@@ -47,7 +47,7 @@ pub(crate) fn body() -> Body {
                 5,
             ),
         ],
-        lines: vec![LineStats::new("door".into(), 14, 11, 5)],
+        lines: vec![LineStats::new("door".into(), (14, 11), (10, 8), 5)],
         displays: vec![AreaStats::new(
             "window-display".into(),
             Some(0.8),

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use vitrine_config::{Line, Side};
 
 use super::foot::Foot;
+use super::group::{Arrival, Groups};
 use super::presence::GRACE_MS;
 use crate::geom::{segments_intersect, signed_distance, Point};
 
@@ -59,6 +60,8 @@ struct Person {
 struct Pending {
     side: Side,
     first: Point,
+    /// The person's height there (groups measure their reach in it).
+    height: f32,
     since_ms: u64,
     observations: u32,
 }
@@ -80,6 +83,10 @@ pub struct LineState {
     /// Every crossing with its time, only while an evaluation records (see
     /// [`LineState::record`]): it compares them with the annotated ones.
     recorded: Option<Vec<Crossing>>,
+    /// Parties crossing together (`groups_in`/`groups_out` of a window).
+    pub(crate) groups: Groups,
+    /// The image's width ÷ height: groups measure distances in image heights.
+    pub(crate) aspect: f32,
 }
 
 /// One counted crossing, as an evaluation sees it: when the person was first seen beyond the
@@ -89,6 +96,8 @@ pub struct Crossing {
     pub t_ms: u64,
     pub key: u64,
     pub inwards: bool,
+    /// The group it belongs to on this line ([`super::group`]; 0 where unknown).
+    pub group: u64,
 }
 
 impl LineState {
@@ -102,6 +111,8 @@ impl LineState {
             crossings: 0,
             total: crate::audit::Tally::default(),
             recorded: None,
+            groups: Groups::default(),
+            aspect: 4.0 / 3.0,
         }
     }
 
@@ -160,6 +171,7 @@ impl LineState {
                     _ => Pending {
                         side,
                         first: p,
+                        height: h,
                         since_ms: now_ms,
                         observations: 1,
                     },
@@ -187,11 +199,18 @@ impl LineState {
         if self.crossed(from, q.first) {
             self.crossings += 1;
             let inwards = q.side == self.line.in_side;
+            let arrival = Arrival {
+                t_ms: q.since_ms,
+                at: q.first,
+                height: q.height,
+            };
+            let group = self.groups.crossing(inwards, arrival, self.aspect);
             if let Some(r) = self.recorded.as_mut() {
                 r.push(Crossing {
                     t_ms: q.since_ms,
                     key,
                     inwards,
+                    group,
                 });
             }
             if inwards {

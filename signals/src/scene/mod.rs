@@ -15,6 +15,7 @@
 mod area;
 pub mod foot;
 mod funnel;
+pub mod group;
 mod heat;
 mod line;
 pub mod presence;
@@ -491,6 +492,9 @@ impl CameraSignals {
     /// The image's width over its height (the tracker measures distances in person heights).
     pub fn set_aspect(&mut self, aspect: f32) {
         self.tracker.set_aspect(aspect);
+        for l in &mut self.lines {
+            l.aspect = aspect;
+        }
     }
 
     /// Cameras with displays: attention is analysed, displays report it.
@@ -605,10 +609,11 @@ impl CameraSignals {
                 .lines
                 .iter_mut()
                 .map(|l| {
+                    let (groups_in, groups_out) = l.groups.take();
                     LineStats::new(
                         l.line.id.clone(),
-                        std::mem::take(&mut l.ins),
-                        std::mem::take(&mut l.outs),
+                        (std::mem::take(&mut l.ins), std::mem::take(&mut l.outs)),
+                        (groups_in, groups_out),
                         k_min,
                     )
                 })

@@ -109,6 +109,25 @@ fn walking_left_to_right_counts_one_in_and_a_visit() {
 }
 
 #[test]
+fn two_people_walking_in_side_by_side_are_one_group_and_a_later_one_another() {
+    let mut s = CameraSignals::new(&camera());
+    s.set_aspect(4.0 / 3.0);
+    // A couple 0.1 of the height apart (boxes 0.2 high), then someone alone 10 s later.
+    for i in 0..30u64 {
+        let x = 0.2 + i as f32 * 0.02;
+        s.observe(i * 200, &[person(x, 0.55), person(x, 0.65)]);
+    }
+    for i in 0..30u64 {
+        s.observe(10_000 + i * 200, &[person(0.2 + i as f32 * 0.02, 0.6)]);
+    }
+    s.finish();
+    let w = s.take_window(0, 60_000, 0);
+    let door = &w.lines[0];
+    assert_eq!((door.r#in, door.out), (Some(3), Some(0)));
+    assert_eq!((door.groups_in, door.groups_out), (Some(2), Some(0)));
+}
+
+#[test]
 fn jitter_on_the_line_counts_nothing() {
     let mut s = CameraSignals::new(&camera());
     for i in 0..100u64 {

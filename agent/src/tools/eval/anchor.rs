@@ -165,6 +165,7 @@ fn crossings(p: &serde_json::Value, native: f32) -> BTreeMap<String, Vec<Crossin
                                     t_ms: at(c[0].as_u64().unwrap_or(0)),
                                     key: 0,
                                     inwards: c[1].as_bool().unwrap_or(false),
+                                    group: 0,
                                 })
                                 .collect()
                         })

@@ -65,6 +65,16 @@ pub fn score(truth: &[TruthCrossing], ours: &[Crossing]) -> CrossingScore {
 pub fn matching(truth: &[TruthCrossing], ours: &[Crossing]) -> (Vec<bool>, Vec<bool>) {
     let mut t_used = vec![false; truth.len()];
     let mut o_used = vec![false; ours.len()];
+    for (i, j) in pairs(truth, ours) {
+        t_used[i] = true;
+        o_used[j] = true;
+    }
+    (t_used, o_used)
+}
+
+/// The matched crossings: `(annotated index, pipeline index)`.
+pub fn pairs(truth: &[TruthCrossing], ours: &[Crossing]) -> Vec<(usize, usize)> {
+    let mut matched = Vec::new();
     for inwards in [true, false] {
         let t: Vec<usize> = (0..truth.len())
             .filter(|&i| truth[i].crossing.inwards == inwards)
@@ -82,11 +92,75 @@ pub fn matching(truth: &[TruthCrossing], ours: &[Crossing]) -> (Vec<bool>, Vec<b
             }
         }
         for (r, c) in assign::max_matching(&cost, t.len(), o.len(), TOLERANCE_MS as f32) {
-            t_used[t[r]] = true;
-            o_used[o[c]] = true;
+            matched.push((t[r], o[c]));
         }
     }
-    (t_used, o_used)
+    matched
+}
+
+/// Grouping (`vitrine_signals::scene::group`) judged pair by pair. True groups are the rule
+/// applied to the annotation's own tracks (exact identities and positions); among the
+/// crossings both counted, a pair is grouped by the truth, by the pipeline, or by both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupScore {
+    /// Groups formed: by the annotation's crossings, by the pipeline's.
+    pub truth_groups: u64,
+    pub our_groups: u64,
+    /// Pairs of matched crossings grouped by the truth, by the pipeline, by both.
+    pub truth_pairs: u64,
+    pub our_pairs: u64,
+    pub both_pairs: u64,
+}
+
+impl std::ops::AddAssign for GroupScore {
+    fn add_assign(&mut self, o: GroupScore) {
+        self.truth_groups += o.truth_groups;
+        self.our_groups += o.our_groups;
+        self.truth_pairs += o.truth_pairs;
+        self.our_pairs += o.our_pairs;
+        self.both_pairs += o.both_pairs;
+    }
+}
+
+impl GroupScore {
+    /// Of the pairs the pipeline grouped, the share the truth groups too.
+    pub fn precision(&self) -> Option<f64> {
+        (self.our_pairs > 0).then(|| self.both_pairs as f64 / self.our_pairs as f64)
+    }
+
+    /// Of the pairs the truth groups, the share the pipeline grouped too.
+    pub fn recall(&self) -> Option<f64> {
+        (self.truth_pairs > 0).then(|| self.both_pairs as f64 / self.truth_pairs as f64)
+    }
+}
+
+/// Score one line's grouping; `None` when the pipeline does not group (an anchor: its
+/// crossings carry group 0).
+pub fn grouping(truth: &[TruthCrossing], ours: &[Crossing]) -> Option<GroupScore> {
+    if ours.iter().any(|c| c.group == 0) {
+        return None;
+    }
+    let groups = |g: &mut dyn Iterator<Item = (bool, u64)>| {
+        g.collect::<std::collections::BTreeSet<_>>().len() as u64
+    };
+    let matched = pairs(truth, ours);
+    let mut score = GroupScore {
+        truth_groups: groups(&mut truth.iter().map(|t| (t.crossing.inwards, t.crossing.group))),
+        our_groups: groups(&mut ours.iter().map(|c| (c.inwards, c.group))),
+        ..GroupScore::default()
+    };
+    for (a, &(ta, oa)) in matched.iter().enumerate() {
+        for &(tb, ob) in &matched[a + 1..] {
+            let (t1, t2) = (truth[ta].crossing, truth[tb].crossing);
+            let (o1, o2) = (ours[oa], ours[ob]);
+            let by_truth = t1.inwards == t2.inwards && t1.group == t2.group;
+            let by_us = o1.inwards == o2.inwards && o1.group == o2.group;
+            score.truth_pairs += u64::from(by_truth);
+            score.our_pairs += u64::from(by_us);
+            score.both_pairs += u64::from(by_truth && by_us);
+        }
+    }
+    Some(score)
 }
 
 #[cfg(test)]
@@ -94,11 +168,41 @@ mod tests {
     use super::*;
 
     fn c(t_ms: u64, inwards: bool) -> Crossing {
+        g(t_ms, inwards, 0)
+    }
+
+    fn g(t_ms: u64, inwards: bool, group: u64) -> Crossing {
         Crossing {
             t_ms,
             key: 0,
             inwards,
+            group,
         }
+    }
+
+    #[test]
+    fn grouping_is_scored_pair_by_pair_on_the_crossings_both_counted() {
+        let truth: Vec<TruthCrossing> = [g(1_000, true, 1), g(1_500, true, 1), g(9_000, true, 2)]
+            .into_iter()
+            .map(|crossing| TruthCrossing {
+                crossing,
+                hidden: false,
+            })
+            .collect();
+        // The pipeline split the couple and joined the third person to the second.
+        let ours = [g(1_100, true, 7), g(1_600, true, 8), g(9_100, true, 8)];
+        let s = grouping(&truth, &ours).unwrap();
+        assert_eq!((s.truth_groups, s.our_groups), (2, 2));
+        assert_eq!((s.truth_pairs, s.our_pairs, s.both_pairs), (1, 1, 0));
+        assert_eq!((s.precision(), s.recall()), (Some(0.0), Some(0.0)));
+        let same = grouping(
+            &truth,
+            &[g(1_100, true, 1), g(1_600, true, 1), g(9_100, true, 2)],
+        )
+        .unwrap();
+        assert_eq!((same.precision(), same.recall()), (Some(1.0), Some(1.0)));
+        // A pipeline that does not group is not scored.
+        assert_eq!(grouping(&truth, &[c(1_100, true)]), None);
     }
 
     fn t(t_ms: u64, inwards: bool, hidden: bool) -> TruthCrossing {

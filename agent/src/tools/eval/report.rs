@@ -247,6 +247,7 @@ pub fn summary(rows: &[(&Sequence, Score)]) {
             c.false_,
         );
     }
+    groups(rows);
     println!("\n### Tracking\n\n| sequence | pipeline | MOTA | IDF1 | HOTA | precision / recall | recall, people ≥ 40 px | people in view | frames per CPU-s |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for (seq, s) in rows {
@@ -288,6 +289,29 @@ pub fn summary(rows: &[(&Sequence, Score)]) {
         println!(
             "\nframes per CPU-second, vitrine / ort+bytetrack: {}",
             ratios.join(", ")
+        );
+    }
+}
+
+/// Parties crossing together (every line): the groups formed and the pairwise precision and
+/// recall against the rule applied to the annotation's own tracks.
+fn groups(rows: &[(&Sequence, Score)]) {
+    println!("\n### Groups\n\n| sequence | pipeline | groups: truth / ours | pairs grouped: truth / ours / both | pairwise precision | pairwise recall |");
+    println!("|---|---|---|---|---|---|");
+    for (seq, s) in rows {
+        let Some(g) = s.groups else { continue };
+        let p = |x: Option<f64>| x.map_or("—".to_string(), pct);
+        println!(
+            "| {} | {} | {} / {} | {} / {} / {} | {} | {} |",
+            seq.name,
+            s.pipeline,
+            g.truth_groups,
+            g.our_groups,
+            g.truth_pairs,
+            g.our_pairs,
+            g.both_pairs,
+            p(g.precision()),
+            p(g.recall()),
         );
     }
 }

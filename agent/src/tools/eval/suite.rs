@@ -19,7 +19,7 @@ use vitrine_signals::scene::Crossing;
 use vitrine_signals::track::{TrackUpdate, TrackView};
 use vitrine_signals::CameraSignals;
 
-use super::crossings::{CrossingScore, TruthCrossing};
+use super::crossings::{CrossingScore, GroupScore, TruthCrossing};
 use super::gt::{GroundTruth, VideoFacts};
 use super::hota::{Hota, HotaScore};
 use super::mot::{Detections, Mot, VISIBLE};
@@ -550,6 +550,9 @@ pub struct Score {
     pub zones: Vec<(ZoneCount, Option<ZoneCount>)>,
     /// Crossing by crossing on the grid lines (hidden ones among them).
     pub grid_crossings: CrossingScore,
+    /// Parties crossing together, on every line (named and grid); `None` for a pipeline
+    /// that does not group.
+    pub groups: Option<GroupScore>,
     pub cpu_s: f64,
     pub video_s: f64,
     pub model_s: Option<f64>,
@@ -596,11 +599,19 @@ pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
         })
     };
     let mut grid_crossings = CrossingScore::default();
+    let mut groups = Some(GroupScore::default());
     for (id, t) in truth.crossings {
+        let o = run.crossings.get(id).map(Vec::as_slice).unwrap_or(&[]);
         if id.starts_with(super::grid::PREFIX) {
-            let o = run.crossings.get(id).map(Vec::as_slice).unwrap_or(&[]);
             grid_crossings += super::crossings::score(t, o);
         }
+        groups = match (groups, super::crossings::grouping(t, o)) {
+            (Some(mut sum), Some(line)) => {
+                sum += line;
+                Some(sum)
+            }
+            _ => None,
+        };
     }
     Score {
         pipeline: name.to_string(),
@@ -623,6 +634,7 @@ pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
             .map(|t| (t.clone(), run.zones.iter().find(|z| z.id == t.id).cloned()))
             .collect(),
         grid_crossings,
+        groups,
         cpu_s: run.cpu_s,
         video_s: run.video_s,
         model_s: run.model_s,
