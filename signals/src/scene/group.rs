@@ -11,8 +11,8 @@
 //!
 //! Single linkage on the last member: a file of people each close behind the next is one
 //! group, as a family walking in a line is. Strangers streaming through a door at rush hour
-//! within 2.5 s and a body height of each other are grouped too: no counter can tell them
-//! from a party by position alone (commercial counters use the same kind of rule).
+//! within 2.5 s and a body height of each other are grouped too: position and timing alone
+//! cannot tell them from a party.
 
 use crate::geom::Point;
 
