@@ -75,25 +75,32 @@ impl Cpu {
         }
     }
 
-    /// `aarch64 (fp16: yes, dotprod: no)`; `arm (neon: yes, fp16: no, dotprod: no)`.
+    /// `aarch64 (fp16: yes, dotprod: no)`; `arm (neon: yes, fp16: no, dotprod: no)`; with
+    /// [`Cpu::warning`] after it when there is one.
     pub fn describe(&self) -> String {
+        let mut text = self.features();
+        if let Some(w) = self.warning() {
+            text.push_str("; ");
+            text.push_str(&w);
+        }
+        text
+    }
+
+    /// The features alone (what `auto`'s reason quotes: the warning is said once, by
+    /// [`Cpu::describe`]).
+    fn features(&self) -> String {
         let yn = |b: bool| if b { "yes" } else { "no" };
         let neon = if self.arch == "arm" {
             format!("neon: {}, ", yn(self.neon))
         } else {
             String::new()
         };
-        let mut text = format!(
+        format!(
             "{} ({neon}fp16: {}, dotprod: {})",
             self.arch,
             yn(self.fp16),
             yn(self.dotprod)
-        );
-        if let Some(w) = self.warning() {
-            text.push_str("; ");
-            text.push_str(&w);
-        }
-        text
+        )
     }
 
     /// Why tract will run slower than this CPU allows, if it will.
@@ -112,7 +119,7 @@ impl Cpu {
     }
 
     fn float_choice_with(&self, f16_accepted: bool) -> (Arith, String) {
-        let cpu = self.describe();
+        let cpu = self.features();
         match (self.fp16, f16_accepted) {
             (true, true) => (
                 Arith::F16,
