@@ -355,6 +355,8 @@ fn bad_store_operations_settings_are_all_reported_at_once_and_exit_64() {
         ("cameras[0].alerts[1].above", 45),
         ("cameras[0].alerts[1].clear_below", 46),
         ("cameras[0].alerts[2]", 48),
+        ("cameras[0].staff.areas[0].id", 53),
+        ("cameras[0].staff.dwell_minutes", 54),
     ] {
         assert!(
             err.contains(&format!(":{line}: {field}:")),

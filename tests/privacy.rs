@@ -353,7 +353,7 @@ fn the_media_scanner_finds_raw_frames_and_samples() {
 }
 
 /// The store-operations fields: every count published is 0 or at least k (queues, funnel,
-/// alerts, forecasts), heatmap cells are nulls where suppressed, no per-person key anywhere,
+/// alerts, forecasts, groups at lines, staff movements), heatmap cells are nulls where suppressed, no per-person key anywhere,
 /// bare number arrays only where the schema has them (heatmap cells, forecast hours), and an
 /// alert — the one payload stamped finer than its window — carries the second and one value.
 #[test]
@@ -363,7 +363,7 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
     let sub = Subscriber::start(broker.port, "#");
     let dir = tempfile::tempdir().unwrap();
     let ops = format!(
-        "[[cameras.queues]]\nid = \"q\"\npolygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]\nservice = [[0.48, 0.34], [0.64, 0.34], [0.64, 0.52], [0.48, 0.52]]\nabandon_secs = 2\n[cameras.heatmap]\n[cameras.funnel]\nentered = \"walkway-x045\"\nengaged = [\"info-sign\"]\nengaged_secs = 1\ncheckout = \"pavement-west\"\n[[cameras.alerts]]\nid = \"rush\"\nline = \"walkway-x045\"\nabove = {k}\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"wait\"\nqueue = \"q\"\nabove = 1\nhold_secs = 0\nmin_interval_secs = 0\n"
+        "[[cameras.queues]]\nid = \"q\"\npolygon = [[0.0, 0.31], [0.42, 0.31], [0.42, 0.50], [0.0, 0.45]]\nservice = [[0.48, 0.34], [0.64, 0.34], [0.64, 0.52], [0.48, 0.52]]\nabandon_secs = 2\n[cameras.heatmap]\n[cameras.funnel]\nentered = \"walkway-x045\"\nengaged = [\"info-sign\"]\nengaged_secs = 1\ncheckout = \"pavement-west\"\n[[cameras.alerts]]\nid = \"rush\"\nline = \"walkway-x045\"\nabove = {k}\nhold_secs = 0\nmin_interval_secs = 0\n[[cameras.alerts]]\nid = \"wait\"\nqueue = \"q\"\nabove = 1\nhold_secs = 0\nmin_interval_secs = 0\n[cameras.staff]\nareas = [{{ id = \"west-end\", polygon = [[0.0, 0.25], [0.12, 0.25], [0.12, 0.6], [0.0, 0.6]] }}]\n"
     );
     let cfg = write_config(
         dir.path(),
@@ -385,6 +385,9 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
         "checkout",
         "in",
         "out",
+        "groups_in",
+        "groups_out",
+        "people",
         "visits",
         "occupancy_max",
         "max",
@@ -420,6 +423,7 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
             assert_eq!(cells.len(), 16 * 12);
             let nulls = cells.iter().filter(|c| c.is_null()).count() as u64;
             assert_eq!(nulls, h["suppressed_cells"].as_u64().unwrap());
+            assert!(v["staff"]["lines"].is_array(), "a staff section: {v}");
             let fine = finer_than_the_window(&v, 10_000);
             assert!(fine.is_empty(), "{topic}: {fine:?}");
         }

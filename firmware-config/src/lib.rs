@@ -214,6 +214,18 @@ pub struct Camera {
     pub funnel: Option<Funnel>,
     /// Real-time alerts on a line's rate, a zone's occupancy or a queue's wait.
     pub alerts: Vec<AlertRule>,
+    /// Who is staff (left out of every customer count); `None`: everyone is a customer.
+    pub staff: Option<Staff>,
+}
+
+/// How a camera tells staff from customers: a person who stands in a staff-only area (behind
+/// the till, the stock-room door) or, with `dwell_secs`, stays in view longer than that is
+/// staff for the rest of their track. Badges are what commercial counters use; this cannot
+/// see a staff member who never does either.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Staff {
+    pub areas: Vec<Area>,
+    pub dwell_secs: Option<f32>,
 }
 
 /// A waiting line: people stand in `area` until they reach `service` (a till, a counter).

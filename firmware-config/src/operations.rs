@@ -3,12 +3,20 @@
 //! time zone.
 
 use crate::error::Collector;
-use crate::raw::{RawAlert, RawFunnel, RawHeatmap, RawQueue};
-use crate::validate::{item, polygon_area_of};
-use crate::{AlertOn, AlertRule, Funnel, Heatmap, Point, Queue, StageAt};
+use std::collections::HashSet;
+
+use crate::raw::{RawAlert, RawFunnel, RawHeatmap, RawQueue, RawStaff};
+use crate::validate::{area, item, polygon_area_of, unique};
+use crate::{AlertOn, AlertRule, Funnel, Heatmap, Point, Queue, Staff, StageAt};
 
 pub(crate) const QUEUE_KEYS: &[&str] = &["id", "polygon", "service", "abandon_secs"];
 pub(crate) const HEATMAP_KEYS: &[&str] = &["cols", "rows"];
+pub(crate) const STAFF_KEYS: &[&str] = &["areas", "dwell_minutes"];
+
+/// Longest `dwell_minutes` of the staff rule (a shift).
+pub const MAX_STAFF_DWELL_MINUTES: f64 = 12.0 * 60.0;
+/// Shortest: below it, shoppers who browse become staff.
+pub const MIN_STAFF_DWELL_MINUTES: f64 = 5.0;
 pub(crate) const FUNNEL_KEYS: &[&str] =
     &["passed", "entered", "engaged", "engaged_secs", "checkout"];
 pub(crate) const ALERT_KEYS: &[&str] = &[
@@ -92,6 +100,61 @@ pub(crate) fn heatmap(c: &mut Collector, at: &str, v: toml::Value) -> Option<Hea
         cols: cols?,
         rows: rows?,
     })
+}
+
+/// `[cameras.staff]`: staff-only areas and/or a dwell rule (their ids share the camera's
+/// namespace of zone, line, display and queue ids, `seen`).
+pub(crate) fn staff(
+    c: &mut Collector,
+    at: &str,
+    v: toml::Value,
+    seen: &mut HashSet<String>,
+) -> Option<Staff> {
+    let raw: RawStaff = item(c, at, v, STAFF_KEYS)?;
+    let mut areas = Vec::new();
+    for (i, a) in raw.areas.into_iter().enumerate() {
+        let aat = format!("{at}.areas[{i}]");
+        if let Some(a) = area(c, &aat, a) {
+            unique(
+                c,
+                seen,
+                format!("{aat}.id"),
+                &a.id,
+                "zone/line/display/queue/staff area",
+            );
+            areas.push(a);
+        }
+    }
+    let dwell_secs = match raw.dwell_minutes {
+        None => None,
+        Some(m) if (MIN_STAFF_DWELL_MINUTES..=MAX_STAFF_DWELL_MINUTES).contains(&m) => {
+            Some((m * 60.0) as f32)
+        }
+        Some(m) => {
+            c.push(
+                format!("{at}.dwell_minutes"),
+                format!("{m} minutes is out of range"),
+                Some(format!(
+                    "someone in view longer than this is staff: {MIN_STAFF_DWELL_MINUTES}..{MAX_STAFF_DWELL_MINUTES} minutes \
+                     (shorter makes browsing shoppers staff); leave it out to use staff areas only"
+                )),
+            );
+            None
+        }
+    };
+    if areas.is_empty() && raw.dwell_minutes.is_none() {
+        c.push(
+            at,
+            "a staff rule needs staff areas or dwell_minutes".to_string(),
+            Some(
+                "add areas = [{ id = \"behind-till\", polygon = [[x, y], ...] }] (where only staff \
+                 stand) and/or dwell_minutes = 45, or remove [cameras.staff]"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
+    Some(Staff { areas, dwell_secs })
 }
 
 /// A stage: a line id (crossed inwards) or an area id.

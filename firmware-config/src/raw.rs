@@ -40,6 +40,7 @@ pub struct RawCamera {
     pub queues: Vec<toml::Value>,
     pub heatmap: Option<toml::Value>,
     pub funnel: Option<toml::Value>,
+    pub staff: Option<toml::Value>,
     #[serde(default)]
     pub alerts: Vec<toml::Value>,
 }
@@ -51,6 +52,14 @@ pub struct RawQueue {
     pub polygon: Vec<Vec<f64>>,
     pub service: Vec<Vec<f64>>,
     pub abandon_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaff {
+    #[serde(default)]
+    pub areas: Vec<toml::Value>,
+    pub dwell_minutes: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,7 @@ const CAMERA_KEYS: &[&str] = &[
     "heatmap",
     "funnel",
     "alerts",
+    "staff",
 ];
 const AREA_KEYS: &[&str] = &["id", "polygon"];
 const DISPLAY_KEYS: &[&str] = &["id", "polygon", "gaze_yaw", "gaze_pitch", "gaze_tolerance"];
@@ -198,7 +199,7 @@ fn polygon_area(p: &[Point]) -> f32 {
         / 2.0
 }
 
-fn area(c: &mut Collector, at: &str, v: toml::Value) -> Option<Area> {
+pub(crate) fn area(c: &mut Collector, at: &str, v: toml::Value) -> Option<Area> {
     let raw: RawArea = item(c, at, v, AREA_KEYS)?;
     polygon_area_of(c, at, raw.id, raw.polygon)
 }
@@ -328,7 +329,13 @@ fn line(c: &mut Collector, at: &str, v: toml::Value) -> Option<Line> {
     })
 }
 
-fn unique(c: &mut Collector, seen: &mut HashSet<String>, field: String, id: &str, what: &str) {
+pub(crate) fn unique(
+    c: &mut Collector,
+    seen: &mut HashSet<String>,
+    field: String,
+    id: &str,
+    what: &str,
+) {
     if !seen.insert(id.to_string()) {
         c.push(
             field,
@@ -595,6 +602,9 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
     let funnel = raw
         .funnel
         .and_then(|v| operations::funnel(c, &format!("{at}.funnel"), v, &geometry));
+    let staff = raw
+        .staff
+        .and_then(|v| operations::staff(c, &format!("{at}.staff"), v, &mut seen));
     if raw.alerts.len() > operations::MAX_ALERTS {
         c.push(
             format!("{at}.alerts"),
@@ -631,6 +641,7 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         heatmap,
         funnel,
         alerts,
+        staff,
     })
 }
 
@@ -1300,6 +1311,7 @@ mod docs_tests {
         ("[cameras.heatmap]", "RawHeatmap", operations::HEATMAP_KEYS),
         ("[cameras.funnel]", "RawFunnel", operations::FUNNEL_KEYS),
         ("[[cameras.alerts]]", "RawAlert", operations::ALERT_KEYS),
+        ("[cameras.staff]", "RawStaff", operations::STAFF_KEYS),
         ("[[microphones]]", "RawMicrophone", MIC_KEYS),
         ("[models]", "RawModels", MODELS_KEYS),
         ("[mqtt]", "RawMqtt", MQTT_KEYS),

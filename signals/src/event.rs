@@ -248,6 +248,27 @@ pub struct CameraBody {
     /// Configured funnel (`[cameras.funnel]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funnel: Option<FunnelStats>,
+    /// Staff movements, where the camera has a staff rule (`[cameras.staff]`): staff are in
+    /// none of the other counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff: Option<StaffStats>,
+}
+
+/// Staff over the window (`scene::staff`): counts only, k-suppressed (null).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaffStats {
+    /// Different staff tracks seen (someone lost from view and found again may count twice).
+    pub people: Option<u32>,
+    /// Staff crossings of each of the camera's lines.
+    pub lines: Vec<StaffLineStats>,
+    pub suppressed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaffLineStats {
+    pub id: String,
+    pub r#in: Option<u32>,
+    pub out: Option<u32>,
 }
 
 /// A waiting line over the window.
@@ -582,6 +603,15 @@ mod schema_tests {
                 checkout: suppress(2, k),
                 suppressed: k > 2,
             }),
+            staff: Some(StaffStats {
+                people: suppress(3, k),
+                lines: vec![StaffLineStats {
+                    id: "door".into(),
+                    r#in: suppress(2, k),
+                    out: suppress(0, k),
+                }],
+                suppressed: k > 2,
+            }),
         };
         for (blind, k) in [(false, 0), (false, 5), (true, 5)] {
             check(&WindowEvent::new(
@@ -637,6 +667,7 @@ mod schema_tests {
             queues: vec![],
             heatmap: None,
             funnel: None,
+            staff: None,
         });
         let mut v = serde_json::to_value(WindowEvent::new(&meta(), 1, 0, 60_000, body)).unwrap();
         v["people"]["bbox"] = serde_json::json!([0.1, 0.2, 0.3, 0.4]);

@@ -548,6 +548,7 @@ mod tests {
             heatmap: None,
             funnel: None,
             alerts: vec![],
+            staff: None,
         }
     }
 

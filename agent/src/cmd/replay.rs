@@ -174,7 +174,7 @@ fn write_events(
     let mut n = 0;
     for r in rx.iter() {
         match r {
-            Record::Window(w) => serde_json::to_writer(&mut *out, &seq.number(cfg, w))?,
+            Record::Window(w) => serde_json::to_writer(&mut *out, &seq.number(cfg, *w))?,
             Record::Alert(a) => serde_json::to_writer(&mut *out, &seq.number_alert(cfg, &a))?,
         }
         out.write_all(b"\n")?;

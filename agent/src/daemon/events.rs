@@ -109,7 +109,7 @@ pub fn store_events(
                 Record::Window(w) => {
                     let due = forecaster.learn(&w);
                     let forecast = due.then(|| w.clone());
-                    store_one(&cfg, w, &ob, print, counts);
+                    store_one(&cfg, *w, &ob, print, counts);
                     if let Some(w) = forecast {
                         store_forecast(&cfg, &w, &mut forecaster, &ob, counts);
                     }
@@ -223,7 +223,7 @@ mod tests {
     use crate::clock::PLAUSIBLE_FLOOR_MS;
 
     fn window(start_ms: u64) -> Record {
-        Record::Window(WindowOut {
+        Record::Window(Box::new(WindowOut {
             source_id: "mic".into(),
             start_ms,
             end_ms: start_ms + 5_000,
@@ -242,7 +242,7 @@ mod tests {
                 sounds: None,
             }),
             totals: None,
-        })
+        }))
     }
 
     fn start(r: &Record) -> u64 {

@@ -80,7 +80,8 @@ pub struct AlertOut {
 /// What the analysis threads hand to the event writer, in the order they happen.
 #[derive(Debug, Clone)]
 pub enum Record {
-    Window(WindowOut),
+    /// Boxed: a camera's window is large, an alert small.
+    Window(Box<WindowOut>),
     Alert(AlertOut),
 }
 
@@ -120,13 +121,13 @@ fn hand_off(
     (body, totals): (Body, Option<WindowTotals>),
 ) -> anyhow::Result<()> {
     p.windows.fetch_add(1, Ordering::Relaxed);
-    tx.send(Record::Window(WindowOut {
+    tx.send(Record::Window(Box::new(WindowOut {
         source_id: source_id.to_string(),
         start_ms,
         end_ms,
         body,
         totals,
-    }))
+    })))
     .map_err(|_| anyhow::anyhow!("event consumer stopped"))
 }
 

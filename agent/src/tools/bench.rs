@@ -59,6 +59,7 @@ pub(crate) fn body() -> Body {
         queues: vec![],
         heatmap: None,
         funnel: None,
+        staff: None,
     })
 }
 

@@ -20,6 +20,7 @@ mod heat;
 mod line;
 pub mod presence;
 mod queue;
+pub mod staff;
 
 pub use area::AreaState;
 pub use foot::{Foot, Footing};
@@ -86,6 +87,8 @@ pub struct CameraSignals {
     ops: Operations,
     /// The last closed window's totals (see [`CameraSignals::window_totals`]).
     totals: WindowTotals,
+    /// Who is staff (`[cameras.staff]`), and their movements.
+    staff: Option<staff::StaffState>,
 }
 
 /// The real-time side: alert rules, the crossing times their line rates need, the forecast
@@ -171,6 +174,10 @@ impl CameraSignals {
                 k_min: 0,
             },
             totals: WindowTotals::default(),
+            staff: camera
+                .staff
+                .clone()
+                .map(|s| staff::StaffState::new(s, &camera.lines)),
         }
     }
 
@@ -330,12 +337,14 @@ impl CameraSignals {
     fn apply(&mut self, now_ms: u64, update: TrackUpdate) -> TrackUpdate {
         self.mark_frame(now_ms);
         self.coverage.analysed += 1;
-        let people = update.tracks.clone();
-        let gone = self.presence.observe(now_ms, people.iter().map(|t| t.id));
+        let gone = self
+            .presence
+            .observe(now_ms, update.tracks.iter().map(|t| t.id));
+        let feet = self.footing.place(now_ms, &update.tracks);
+        let (people, feet) = self.leave_out_staff(now_ms, &update, feet);
         let visible = people.len() as u32;
         self.people_sum += u64::from(visible);
         self.people_max = self.people_max.max(visible);
-        let feet = self.footing.place(now_ms, &people);
         for z in self.areas_mut() {
             z.observe(now_ms, &feet);
         }
@@ -363,6 +372,38 @@ impl CameraSignals {
         self.last_people = people;
         self.forget(&gone);
         update
+    }
+
+    /// Without a staff rule, everyone; with one, the customers only (people and feet): staff
+    /// cross the staff lines, and whoever became staff in this frame leaves every customer
+    /// count now.
+    fn leave_out_staff(
+        &mut self,
+        now_ms: u64,
+        update: &TrackUpdate,
+        feet: Vec<Foot>,
+    ) -> (Vec<TrackView>, Vec<Foot>) {
+        let Some(staff) = self.staff.as_mut() else {
+            return (update.tracks.clone(), feet);
+        };
+        let split = staff.split(now_ms, &feet);
+        let observed: Vec<Foot> = split
+            .staff
+            .iter()
+            .filter(|f| !update.coasting.contains(&f.key))
+            .copied()
+            .collect();
+        staff.observe_lines(now_ms, &observed);
+        let people = update
+            .tracks
+            .iter()
+            .filter(|t| !staff.is_staff(t.id))
+            .copied()
+            .collect();
+        for key in split.became_staff {
+            self.forget_customer(key);
+        }
+        (people, split.customers)
     }
 
     /// Queues, heatmap, funnel and alerts see the frame.
@@ -471,21 +512,29 @@ impl CameraSignals {
     fn forget(&mut self, keys: &[u64]) {
         for &key in keys {
             self.footing.forget(key);
-            for d in &mut self.displays {
-                d.attention.forget(key);
+            if let Some(s) = self.staff.as_mut() {
+                s.forget(key);
             }
-            for z in self.areas_mut() {
-                z.close(key);
-            }
-            for l in &mut self.lines {
-                l.forget(key);
-            }
-            for q in &mut self.queues {
-                q.forget(key);
-            }
-            if let Some(f) = self.funnel.as_mut() {
-                f.forget(key);
-            }
+            self.forget_customer(key);
+        }
+    }
+
+    /// Someone no customer count follows any more (gone, or staff from now on).
+    fn forget_customer(&mut self, key: u64) {
+        for d in &mut self.displays {
+            d.attention.forget(key);
+        }
+        for z in self.areas_mut() {
+            z.close(key);
+        }
+        for l in &mut self.lines {
+            l.forget(key);
+        }
+        for q in &mut self.queues {
+            q.forget(key);
+        }
+        if let Some(f) = self.funnel.as_mut() {
+            f.forget(key);
         }
     }
 
@@ -494,6 +543,9 @@ impl CameraSignals {
         self.tracker.set_aspect(aspect);
         for l in &mut self.lines {
             l.aspect = aspect;
+        }
+        if let Some(s) = self.staff.as_mut() {
+            s.set_aspect(aspect);
         }
     }
 
@@ -536,6 +588,9 @@ impl CameraSignals {
         self.place_waiting();
         for l in &mut self.lines {
             l.finish();
+        }
+        if let Some(s) = self.staff.as_mut() {
+            s.finish();
         }
         self.tracker.finish();
         let keys = self.presence.finish();
@@ -598,6 +653,7 @@ impl CameraSignals {
                 .collect(),
             heatmap: self.heat.as_mut().map(|h| h.take(k_min)),
             funnel: self.funnel.as_mut().map(|f| f.take(k_min)),
+            staff: self.staff.as_mut().map(|s| s.take(k_min)),
             coverage,
             people,
             zones: self

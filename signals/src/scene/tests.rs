@@ -75,6 +75,7 @@ fn camera() -> Camera {
         heatmap: None,
         funnel: None,
         alerts: vec![],
+        staff: None,
     }
 }
 
