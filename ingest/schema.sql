@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS events (
 -- older ingest learns new kinds).
 ALTER TABLE events DROP CONSTRAINT IF EXISTS events_kind_check;
 ALTER TABLE events ADD CONSTRAINT events_kind_check
-    CHECK (kind IN ('window', 'alert', 'forecast', 'gap', 'config_result', 'audit')) NOT VALID;
+    CHECK (kind IN ('window', 'alert', 'forecast', 'gap', 'config_result', 'audit', 'occupancy')) NOT VALID;
 -- One seq per device: a second event claiming a seq already stored is refused as well.
 CREATE UNIQUE INDEX IF NOT EXISTS events_device_seq ON events (store_id, device_id, seq);
 CREATE INDEX IF NOT EXISTS events_windows ON events (store_id, window_start) WHERE kind = 'window';
@@ -73,3 +73,27 @@ WHERE NOT EXISTS (
     WHERE g.store_id = h.store_id AND g.device_id = h.device_id
       AND h.seq BETWEEN g.from_seq AND g.to_seq
 );
+
+-- The store's occupancy now: each box's last count (its newest occupancy event), summed over
+-- the boxes of the store (each counts its own entrances). A box's count below k_min is null:
+-- the sum then leaves it out and says so.
+CREATE INDEX IF NOT EXISTS events_occupancy ON events (store_id, device_id, seq) WHERE kind = 'occupancy';
+CREATE OR REPLACE VIEW store_occupancy AS
+WITH last AS (
+    SELECT DISTINCT ON (store_id, device_id)
+           store_id, device_id,
+           (payload->>'at')::timestamptz AS at,
+           (payload->>'people')::int AS people,
+           (payload->>'capacity')::int AS capacity
+    FROM events
+    WHERE kind = 'occupancy'
+    ORDER BY store_id, device_id, seq DESC
+)
+SELECT store_id,
+       coalesce(sum(people), 0) AS people,
+       count(*) AS boxes,
+       count(*) FILTER (WHERE people IS NULL) AS boxes_suppressed,
+       max(capacity) AS capacity,
+       min(at) AS oldest_at
+FROM last
+GROUP BY store_id;

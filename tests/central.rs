@@ -434,6 +434,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
          [[cameras.zones]]\nid = \"view\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\n\
          [[cameras.alerts]]\nid = \"crowd\"\nzone = \"view\"\nabove = 2\nhold_secs = 0\nmin_interval_secs = 5\n\n\
          [[microphones]]\nid = \"till\"\nfile = \"{}\"\n\n[privacy]\nwindow_secs = 5\nk_min = 2\n\n\
+         [occupancy]\nentrances = [\"walkway/walkway-x045\"]\ncapacity = 2\n\n\
          [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhealth_secs = 5\n\n[remote_config]\npublic_key = \"{}\"\n",
         audio.display(),
         broker.port,
@@ -513,6 +514,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         "configSet",
         "forecast",
         "health",
+        "occupancy",
         "status",
         "window",
     ];
@@ -526,9 +528,16 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     let keys: std::collections::BTreeSet<String> = msgs
         .iter()
         .filter(|(t, _, _)| {
-            ["window", "alert", "forecast", "config/result", "audit"]
-                .iter()
-                .any(|k| t.contains(&format!("/{k}")))
+            [
+                "window",
+                "alert",
+                "forecast",
+                "config/result",
+                "audit",
+                "occupancy",
+            ]
+            .iter()
+            .any(|k| t.contains(&format!("/{k}")))
         })
         .map(|(_, p, _)| {
             serde_json::from_slice::<serde_json::Value>(p).unwrap()["idempotency_key"]
@@ -550,6 +559,18 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         .collect();
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(db.count("SELECT count(*) FROM missing_seqs"), 0);
+    // The store's occupancy: the box's last count, as the view sums it.
+    let last = msgs
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/occupancy/store"))
+        .map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap())
+        .max_by_key(|v| v["seq"].as_u64())
+        .expect("occupancy published");
+    let people = last["people"].as_i64().unwrap_or(0);
+    assert_eq!(
+        db.count("SELECT people FROM store_occupancy WHERE store_id = 'test-store'"),
+        people
+    );
     assert_eq!(
         db.count("SELECT count(*) FROM devices WHERE state = 'offline' AND reason = 'shutdown'"),
         1

@@ -726,3 +726,94 @@ fn staff_are_left_out_of_every_customer_count_and_counted_apart() {
         everyone[0]
     );
 }
+
+/// The store's occupancy from the walkway line as the entrance (PETS2009 from above; the
+/// line's `in` side stands for the store): every window's count is the last one plus the
+/// window's crossings in, minus out, plus its published corrections — nothing changes the
+/// count unsaid —, the crossings are the line's own, live values are paced, every payload is
+/// valid, and the capacity alert is raised when the count goes above the capacity.
+#[test]
+fn store_occupancy_follows_the_entrances_with_every_correction_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}\n[occupancy]\nentrances = [\"walkway/walkway-x045\"]\ncapacity = 2\n\n[privacy]\nwindow_secs = 10\nk_min = 1\n",
+            walkway_camera(5)
+        ),
+    );
+    let out = dir.path().join("events.jsonl");
+    replay(&cfg, &media("vtest.avi"), &out);
+    let events = read_jsonl(&out);
+    let occupancy = schema_named("occupancy.v1.json");
+    let alert = schema_named("alert.v1.json");
+    let of =
+        |schema: &str| -> Vec<&Value> { events.iter().filter(|e| e["schema"] == schema).collect() };
+    let windows = of("vitrine.window.v1");
+    let occ = of("vitrine.occupancy.v1");
+    for e in &occ {
+        assert_valid(&occupancy, e);
+    }
+    let occ_windows: Vec<&&Value> = occ.iter().filter(|e| e["kind"] == "window").collect();
+    assert_eq!(occ_windows.len(), windows.len(), "one occupancy per window");
+    let line = |key: &str| sum(&events, |e| e.get("lines").and_then(|l| l[0][key].as_u64()));
+    let occ_sum = |key: &str| {
+        occ_windows
+            .iter()
+            .filter_map(|e| e[key].as_u64())
+            .sum::<u64>()
+    };
+    assert_eq!(occ_sum("in"), line("in"));
+    assert_eq!(occ_sum("out"), line("out"));
+    let mut before = 0i64;
+    for e in &occ_windows {
+        let corrections: i64 = e["adjustments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["people"].as_i64().unwrap())
+            .sum();
+        let now = e["people"].as_i64().unwrap();
+        assert_eq!(
+            now,
+            before + e["in"].as_i64().unwrap() - e["out"].as_i64().unwrap() + corrections,
+            "{e}"
+        );
+        before = now;
+    }
+    // Seconds of the day of an RFC 3339 time (the replay stays within one day).
+    let second = |t: &str| -> u64 {
+        t[11..19]
+            .split(':')
+            .fold(0, |acc, p| acc * 60 + p.parse::<u64>().unwrap())
+    };
+    let live: Vec<u64> = occ
+        .iter()
+        .filter(|e| e["kind"] == "live")
+        .map(|e| second(e["at"].as_str().unwrap()))
+        .collect();
+    assert!(!live.is_empty());
+    assert!(live.windows(2).all(|w| w[1] >= w[0] + 4), "{live:?}");
+    let max = occ_windows
+        .iter()
+        .filter_map(|e| e["max"].as_u64())
+        .max()
+        .unwrap();
+    let raised: Vec<&Value> = of("vitrine.alert.v1")
+        .into_iter()
+        .filter(|a| a["source_id"] == "store" && a["alert"] == "capacity")
+        .filter(|a| a["state"] == "raised")
+        .collect();
+    for a in &raised {
+        assert_valid(&alert, a);
+    }
+    assert_eq!(max > 2, !raised.is_empty(), "max {max}, alerts {raised:?}");
+    eprintln!(
+        "occupancy: {} windows, in {} out {}, max {max}, {} live values, {} capacity alerts",
+        occ_windows.len(),
+        occ_sum("in"),
+        occ_sum("out"),
+        live.len(),
+        raised.len()
+    );
+}

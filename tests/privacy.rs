@@ -353,7 +353,7 @@ fn the_media_scanner_finds_raw_frames_and_samples() {
 }
 
 /// The store-operations fields: every count published is 0 or at least k (queues, funnel,
-/// alerts, forecasts, groups at lines, staff movements), heatmap cells are nulls where suppressed, no per-person key anywhere,
+/// alerts, forecasts, groups at lines, staff movements, the store's occupancy), heatmap cells are nulls where suppressed, no per-person key anywhere,
 /// bare number arrays only where the schema has them (heatmap cells, forecast hours), and an
 /// alert — the one payload stamped finer than its window — carries the second and one value.
 #[test]
@@ -368,7 +368,7 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "{}{ops}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 10\nk_min = {k}\n",
+            "{}{ops}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 10\nk_min = {k}\n[occupancy]\nentrances = [\"walkway/walkway-x045\"]\ncapacity = {k}\n",
             walkway_camera(5),
             broker.port
         ),
@@ -393,7 +393,7 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
         "max",
         "count",
     ];
-    let (mut windows, mut alerts) = (0, 0);
+    let (mut windows, mut alerts, mut occupancy) = (0, 0, 0);
     for (topic, payload, _) in &msgs {
         let v: Value = serde_json::from_slice(payload).unwrap();
         walk(&v, "", &mut |path, x| {
@@ -427,6 +427,15 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
             let fine = finer_than_the_window(&v, 10_000);
             assert!(fine.is_empty(), "{topic}: {fine:?}");
         }
+        if topic.ends_with("/occupancy/store") {
+            occupancy += 1;
+            if v["kind"] == "live" {
+                assert!(is_rfc3339(v["at"].as_str().unwrap()));
+            } else {
+                let fine = finer_than_the_window(&v, 10_000);
+                assert!(fine.is_empty(), "{topic}: {fine:?}");
+            }
+        }
         if topic.contains("/alert/") {
             alerts += 1;
             let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
@@ -442,7 +451,7 @@ fn store_operations_publish_no_count_below_k_and_no_per_person_record() {
         }
     }
     assert!(
-        windows >= 7 && alerts >= 1,
-        "{windows} windows, {alerts} alerts"
+        windows >= 7 && alerts >= 1 && occupancy >= windows,
+        "{windows} windows, {alerts} alerts, {occupancy} occupancy payloads"
     );
 }

@@ -150,6 +150,18 @@ impl StoreClock {
         vitrine_signals::forecast::LocalHour::from_index(index)
     }
 
+    /// The store's local day and minute of day at a Unix time (ms).
+    pub fn local_time(&self, unix_ms: u64) -> vitrine_signals::occupancy::LocalTime {
+        let offset = jiff::Timestamp::from_millisecond(unix_ms as i64)
+            .map(|t| self.tz.to_offset(t).seconds() as i64)
+            .unwrap_or(0);
+        let local_min = (unix_ms as i64 / 1000 + offset).div_euclid(60);
+        vitrine_signals::occupancy::LocalTime {
+            day: local_min.div_euclid(24 * 60),
+            minute: local_min.rem_euclid(24 * 60) as u32,
+        }
+    }
+
     /// The Unix time (ms) the local hour after the one of `unix_ms` starts.
     pub fn next_hour_ms(&self, unix_ms: u64) -> u64 {
         let index = self.local_hour(unix_ms).index;
@@ -184,5 +196,12 @@ mod store_clock_tests {
         let utc = StoreClock::new(Some("UTC"));
         assert_eq!(utc.local_hour(winter).slot, 2 * 24 + 10);
         assert_eq!(utc.name(), "UTC");
+        // 12:30 CEST on 2026-07-01, 11:30 CET on 2026-12-02; local days run from local midnight.
+        assert_eq!(berlin.local_time(summer).minute, 12 * 60 + 30);
+        assert_eq!(berlin.local_time(winter).minute, 11 * 60 + 30);
+        let before_midnight = berlin.local_time(1_782_856_740_000); // 21:59Z = 23:59 CEST
+        let after_midnight = berlin.local_time(1_782_856_860_000); // 22:01Z = 00:01 CEST
+        assert_eq!(after_midnight.day, before_midnight.day + 1);
+        assert_eq!(after_midnight.minute, 1);
     }
 }

@@ -11,6 +11,7 @@
 
 mod error;
 mod locate;
+mod occupancy;
 mod operations;
 mod raw;
 mod remote;
@@ -42,6 +43,30 @@ pub struct Config {
     pub status: Status,
     /// `None`: the box takes no configuration over MQTT.
     pub remote_config: Option<RemoteConfig>,
+    /// The store's live occupancy from its entrances (`None`: not computed).
+    pub occupancy: Option<StoreOccupancy>,
+}
+
+/// `[occupancy]`: people inside the store = crossings in − out of its entrance lines since
+/// opening, never below zero, reset at opening time, corrected to zero when the store is known
+/// empty (closing time, a long empty scene), every correction published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreOccupancy {
+    pub entrances: Vec<Entrance>,
+    /// People allowed inside; above it the `capacity` alert is raised.
+    pub capacity: Option<u32>,
+    /// Opening and closing time, minutes after the store's local midnight.
+    pub opens_minute: u32,
+    pub closes_minute: Option<u32>,
+    /// Nobody seen on any camera of the box this long: the store is empty.
+    pub empty_after_secs: Option<u32>,
+}
+
+/// An entrance: a camera's line whose `in` side is the store's inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entrance {
+    pub camera: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -56,6 +56,16 @@ pub struct RawQueue {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawOccupancy {
+    pub entrances: Vec<String>,
+    pub capacity: Option<i64>,
+    pub opens: Option<String>,
+    pub closes: Option<String>,
+    pub empty_after_minutes: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawStaff {
     #[serde(default)]
     pub areas: Vec<toml::Value>,
@@ -208,4 +218,5 @@ pub const SECTIONS: &[&str] = &[
     "outbox",
     "status",
     "remote_config",
+    "occupancy",
 ];

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::error::{closest, Collector, Problem};
+use crate::occupancy;
 use crate::raw::*;
 use crate::*;
 
@@ -1266,6 +1267,10 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         .remove("remote_config")
         .and_then(|v| section(&mut c, "remote_config", v, remote::KEYS))
         .and_then(|raw| remote::validate(&mut c, raw, mqtt.is_some()));
+    let occupancy = top
+        .remove("occupancy")
+        .and_then(|v| section(&mut c, "occupancy", v, occupancy::KEYS))
+        .and_then(|raw| occupancy::validate(&mut c, raw, &cameras, k_min));
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -1286,6 +1291,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             outbox,
             status,
             remote_config,
+            occupancy,
         }),
         _ => Err(vec![Problem {
             field: "(config)".into(),
@@ -1312,6 +1318,7 @@ mod docs_tests {
         ("[cameras.funnel]", "RawFunnel", operations::FUNNEL_KEYS),
         ("[[cameras.alerts]]", "RawAlert", operations::ALERT_KEYS),
         ("[cameras.staff]", "RawStaff", operations::STAFF_KEYS),
+        ("[occupancy]", "RawOccupancy", occupancy::KEYS),
         ("[[microphones]]", "RawMicrophone", MIC_KEYS),
         ("[models]", "RawModels", MODELS_KEYS),
         ("[mqtt]", "RawMqtt", MQTT_KEYS),

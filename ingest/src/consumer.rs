@@ -50,6 +50,7 @@ pub fn filters(o: &Options) -> Vec<(String, QoS)> {
         shared("alert/+"),
         shared("audit/+"),
         shared("forecast/+"),
+        shared("occupancy/+"),
         shared("gap"),
         shared("config/result"),
         (format!("{p}/+/+/status"), QoS::AtMostOnce),

@@ -19,6 +19,8 @@ pub enum Kind {
     ConfigResult,
     /// A technician's accuracy audit of a line (`vitrine setup` / `vitrine audit`).
     Audit,
+    /// The store's occupancy counted by a box (a window's, or the live count).
+    Occupancy,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Gap => "gap",
             Kind::ConfigResult => "config_result",
             Kind::Audit => "audit",
+            Kind::Occupancy => "occupancy",
         }
     }
     fn schema(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Gap => "vitrine.gap.v1",
             Kind::ConfigResult => "vitrine.config-result.v1",
             Kind::Audit => "vitrine.audit.v1",
+            Kind::Occupancy => "vitrine.occupancy.v1",
         }
     }
 }
@@ -121,6 +125,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         ("audit", Some(_)) => Kind::Audit,
         // Forecasts take a seq like every event: stored, or the seq would look lost.
         ("forecast", Some(_)) => Kind::Forecast,
+        ("occupancy", Some(_)) => Kind::Occupancy,
         ("gap", None) => Kind::Gap,
         ("config", Some("result")) => Kind::ConfigResult,
         _ => return Err(reject(format!("unknown topic kind {kind:?}"))),
@@ -155,7 +160,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         ));
     }
     let source_id = match (kind, source) {
-        (Kind::Window | Kind::Alert | Kind::Forecast | Kind::Audit, Some(s)) => {
+        (Kind::Window | Kind::Alert | Kind::Forecast | Kind::Audit | Kind::Occupancy, Some(s)) => {
             if text("source_id")? != s {
                 return Err(reject("source_id disagrees with the topic"));
             }

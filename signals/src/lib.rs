@@ -14,6 +14,7 @@ pub mod cadence;
 pub mod event;
 pub mod forecast;
 pub mod geom;
+pub mod occupancy;
 pub mod placement;
 pub mod scene;
 pub mod track;

@@ -16,6 +16,7 @@ use super::load_config;
 use super::seq::Sequencer;
 use crate::clock::now_ms;
 use crate::daemon::{install_stop_signal, join, runtime};
+use crate::pipeline::store::{StoreCount, StoreOut};
 use crate::pipeline::{self, Options, Record, WINDOW_CHANNEL};
 use crate::telemetry::SourceProgress;
 
@@ -172,13 +173,31 @@ fn write_events(
     out: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let mut n = 0;
-    for r in rx.iter() {
-        match r {
-            Record::Window(w) => serde_json::to_writer(&mut *out, &seq.number(cfg, *w))?,
-            Record::Alert(a) => serde_json::to_writer(&mut *out, &seq.number_alert(cfg, &a))?,
-        }
+    let mut line = |out: &mut dyn Write, v: serde_json::Result<Vec<u8>>| -> anyhow::Result<()> {
+        out.write_all(&v?)?;
         out.write_all(b"\n")?;
         n += 1;
+        Ok(())
+    };
+    // The replay's store count starts empty and keeps nothing (replays are reproducible).
+    let mut store = StoreCount::new(cfg, None, 0);
+    for r in rx.iter() {
+        let news = store
+            .as_mut()
+            .map(|s| s.record(&r, cfg.privacy.k_min))
+            .unwrap_or_default();
+        match r {
+            Record::Window(w) => line(out, serde_json::to_vec(&seq.number(cfg, *w)))?,
+            Record::Alert(a) => line(out, serde_json::to_vec(&seq.number_alert(cfg, &a)))?,
+            Record::Entrances(_) => {}
+        }
+        for s in news {
+            let v = match s {
+                StoreOut::Alert(a) => serde_json::to_vec(&seq.number_alert(cfg, &a)),
+                StoreOut::Occupancy(o) => serde_json::to_vec(&seq.number_occupancy(cfg, &o)),
+            };
+            line(out, v)?;
+        }
     }
     Ok(n)
 }

@@ -19,6 +19,7 @@ use super::forecast::Forecaster;
 use super::summary;
 use crate::clock::{mono_ms, plausible};
 use crate::outbox::{lock_outbox, SharedOutbox};
+use crate::pipeline::store::{OccupancyOut, StoreCount, StoreOut};
 use crate::pipeline::{AlertOut, Record, WindowOut};
 use crate::telemetry::ALERT_LATENCY;
 
@@ -103,8 +104,20 @@ pub fn store_events(
         let mut counts = (0, 0);
         let mut holding = Holding::default();
         let shift_now = || Some(shift.load(Ordering::Relaxed)).filter(|s| *s != NO_SHIFT);
+        let mut occupancy: (Option<vitrine_config::StoreOccupancy>, Option<StoreCount>) =
+            (None, None);
         let mut store = |r: Record, counts: &mut (u64, u64)| {
             let cfg = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            if cfg.occupancy != occupancy.0 {
+                // Configured, or changed by a reload: the count restarts from its saved value.
+                occupancy.0.clone_from(&cfg.occupancy);
+                occupancy.1 = StoreCount::new(&cfg, Some(&cfg.outbox.dir), crate::clock::now_ms());
+            }
+            let store_news = occupancy
+                .1
+                .as_mut()
+                .map(|s| s.record(&r, cfg.privacy.k_min))
+                .unwrap_or_default();
             match r {
                 Record::Window(w) => {
                     let due = forecaster.learn(&w);
@@ -115,6 +128,13 @@ pub fn store_events(
                     }
                 }
                 Record::Alert(a) => store_alert(&cfg, a, &ob, print, counts),
+                Record::Entrances(_) => {}
+            }
+            for news in store_news {
+                match news {
+                    StoreOut::Alert(a) => store_alert(&cfg, a, &ob, print, counts),
+                    StoreOut::Occupancy(o) => store_occupancy(&cfg, &o, &ob, print, counts),
+                }
             }
             wk.notify_one();
         };
@@ -173,6 +193,34 @@ fn store_alert(cfg: &Config, a: AlertOut, ob: &SharedOutbox, print: bool, counts
     }
     if let (true, Some(l)) = (print, line) {
         println!("{l}");
+    }
+}
+
+/// The store's occupancy (a window's, or the live count).
+fn store_occupancy(
+    cfg: &Config,
+    o: &OccupancyOut,
+    ob: &SharedOutbox,
+    print: bool,
+    counts: &mut (u64, u64),
+) {
+    let mut people = None;
+    let res = lock_outbox(ob).try_append(mono_ms(), |seq| {
+        let ev = o.to_event(cfg, seq);
+        people = Some((ev.kind.clone(), ev.people));
+        serde_json::to_vec(&ev)
+    });
+    match res {
+        Ok(_) => counts.0 += 1,
+        Err(e) => {
+            counts.1 += 1;
+            tracing::error!(error = %e, "store occupancy not stored");
+        }
+    }
+    if let (true, Some((kind, Some(n)))) = (print, people) {
+        if kind == "window" {
+            println!("store occupancy {n}");
+        }
     }
 }
 
@@ -263,7 +311,7 @@ mod tests {
         assert_eq!(starts, vec![base + 10_000, base + 15_000, base + 25_000]);
         assert!(out.iter().all(|r| match r {
             Record::Window(w) => w.end_ms - w.start_ms == 5_000 && w.start_ms % 5_000 == 0,
-            Record::Alert(_) => false,
+            Record::Alert(_) | Record::Entrances(_) => false,
         }));
         assert_eq!(h.held(), 0);
         // The last window of the old timeline, closed after the step, moves too.

@@ -85,6 +85,7 @@ pub fn start_camera(
         live,
         arrivals: std::collections::VecDeque::with_capacity(ARRIVALS),
         tap,
+        entrances: EntranceWatch::of(cfg, cam),
     };
     let mut analysis = analysis;
     analysis.update_bands(crate::clock::now_ms());
@@ -195,6 +196,65 @@ struct Analysis {
     arrivals: std::collections::VecDeque<(u64, u64)>,
     /// What the setup view reads (the daemon only).
     tap: Option<Arc<super::tap::CameraTap>>,
+    /// The store's occupancy wants this camera's news (`[occupancy]` configured).
+    entrances: Option<EntranceWatch>,
+}
+
+/// What the store's occupancy is told by a camera: its entrance lines' running totals when
+/// they change, and whether it sees anyone when that changes.
+struct EntranceWatch {
+    /// (index in the camera's lines, line id) of its entrances.
+    lines: Vec<(usize, String)>,
+    last: Vec<vitrine_signals::audit::Tally>,
+    seeing: Option<bool>,
+}
+
+impl EntranceWatch {
+    fn of(cfg: &Config, cam: &Camera) -> Option<EntranceWatch> {
+        let occ = cfg.occupancy.as_ref()?;
+        let lines: Vec<(usize, String)> = cam
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                occ.entrances
+                    .iter()
+                    .any(|e| e.camera == cam.id && e.line == l.id)
+            })
+            .map(|(i, l)| (i, l.id.clone()))
+            .collect();
+        Some(EntranceWatch {
+            last: vec![Default::default(); lines.len()],
+            lines,
+            seeing: None,
+        })
+    }
+
+    /// The news after a frame, if any.
+    fn news(
+        &mut self,
+        totals: &[vitrine_signals::audit::Tally],
+        people: u32,
+    ) -> Option<Vec<(String, vitrine_signals::audit::Tally)>> {
+        let now: Vec<_> = self
+            .lines
+            .iter()
+            .map(|(i, _)| totals.get(*i).copied().unwrap_or_default())
+            .collect();
+        let seeing = people > 0;
+        if now == self.last && self.seeing == Some(seeing) {
+            return None;
+        }
+        self.seeing = Some(seeing);
+        self.last.clone_from(&now);
+        Some(
+            self.lines
+                .iter()
+                .map(|(_, id)| id.clone())
+                .zip(now)
+                .collect(),
+        )
+    }
 }
 
 /// Frames whose arrival is remembered (an alert is raised at most a few frames after its
@@ -256,6 +316,7 @@ impl Analysis {
         }
         drop(frame);
         self.send_alerts()?;
+        self.send_entrances(t)?;
         match stepped.inference {
             Some(took) => self.p.inferred(took),
             None => self.p.skipped(stepped.step),
@@ -283,6 +344,32 @@ impl Analysis {
             self.update_bands(e);
         }
         Ok(())
+    }
+
+    /// The store's occupancy hears of this camera's entrances and people when they change.
+    fn send_entrances(&mut self, t_ms: u64) -> anyhow::Result<()> {
+        let Some(watch) = self.entrances.as_mut() else {
+            return Ok(());
+        };
+        let signals = self.analyser.signals();
+        let totals: Vec<_> = signals.line_totals().collect();
+        let people = signals.people_now() as u32;
+        let Some(lines) = watch.news(&totals, people) else {
+            return Ok(());
+        };
+        let frame_mono_ms = self
+            .arrivals
+            .back()
+            .map_or_else(crate::clock::mono_ms, |(_, m)| *m);
+        self.tx
+            .send(Record::Entrances(EntrancesOut {
+                source_id: self.id.clone(),
+                t_ms,
+                lines,
+                people,
+                frame_mono_ms,
+            }))
+            .map_err(|_| anyhow::anyhow!("event consumer stopped"))
     }
 
     /// Alerts raised or cleared by the frames just placed go to the writer at once.

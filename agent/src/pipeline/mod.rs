@@ -21,6 +21,7 @@ mod camera;
 mod live;
 mod microphone;
 pub mod queue;
+pub mod store;
 pub mod tap;
 
 pub use camera::start_camera;
@@ -83,6 +84,21 @@ pub enum Record {
     /// Boxed: a camera's window is large, an alert small.
     Window(Box<WindowOut>),
     Alert(AlertOut),
+    /// A camera's entrance lines changed, or it started or stopped seeing people (the store's
+    /// occupancy, [`store`]).
+    Entrances(EntrancesOut),
+}
+
+/// A camera's news for the store's occupancy: its entrance lines' running totals and the
+/// people it sees, at the frame `t_ms`.
+#[derive(Debug, Clone)]
+pub struct EntrancesOut {
+    pub source_id: String,
+    pub t_ms: u64,
+    pub lines: Vec<(String, vitrine_signals::audit::Tally)>,
+    pub people: u32,
+    /// When the frame arrived (`clock::mono_ms`): a capacity alert's latency runs from here.
+    pub frame_mono_ms: u64,
 }
 
 impl Record {
@@ -92,6 +108,7 @@ impl Record {
         match self {
             Record::Window(w) => w.start_ms,
             Record::Alert(a) => a.change.at_ms,
+            Record::Entrances(e) => e.t_ms,
         }
     }
 
@@ -104,6 +121,7 @@ impl Record {
                 w.end_ms = moved(w.end_ms);
             }
             Record::Alert(a) => a.change.at_ms = moved(a.change.at_ms),
+            Record::Entrances(e) => e.t_ms = moved(e.t_ms),
         }
     }
 }

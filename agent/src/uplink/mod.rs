@@ -9,6 +9,7 @@
 //! | `{prefix}/{store}/{device}/alert/{source}` | no | config (1) | an alert raised or cleared, sent as soon as it is stored (`signals/schema/alert.v1.json`) |
 //! | `{prefix}/{store}/{device}/audit/{source}` | no | config (1) | a technician's accuracy audit of one of the camera's lines, when they publish it (`signals/schema/audit.v1.json`) |
 //! | `{prefix}/{store}/{device}/forecast/{source}` | yes | config (1) | a camera's traffic forecast, hourly (`signals/schema/forecast.v1.json`) |
+//! | `{prefix}/{store}/{device}/occupancy/store` | yes | config (1) | the store's occupancy from this box's entrances, per window and live (`signals/schema/occupancy.v1.json`) |
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/result` | no | config (1) | what became of a remote configuration request (`signals/schema/config-result.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/set` | (sender's choice) | 1 | **subscribed** with `[remote_config]`: a signed configuration (`signals/schema/config-request.v1.json`), handed to the daemon |

@@ -4,6 +4,7 @@ use vitrine_config::Mqtt;
 use vitrine_signals::alert::ALERT_SCHEMA;
 use vitrine_signals::audit::AUDIT_SCHEMA;
 use vitrine_signals::forecast::FORECAST_SCHEMA;
+use vitrine_signals::occupancy::OCCUPANCY_SCHEMA;
 
 use crate::remote::RESULT_SCHEMA;
 
@@ -37,6 +38,10 @@ impl Topics {
     pub fn forecast(&self, source: &str) -> String {
         format!("{}/forecast/{source}", self.base)
     }
+    /// The store's occupancy counted by this box (retained: the last one is the count now).
+    pub fn occupancy(&self, source: &str) -> String {
+        format!("{}/occupancy/{source}", self.base)
+    }
     pub fn gap(&self) -> String {
         format!("{}/gap", self.base)
     }
@@ -52,8 +57,9 @@ impl Topics {
     }
 }
 
-/// The topic of a stored record, and whether the broker retains it: alerts and forecasts say
-/// so in their schema (forecasts are retained: the latest one is state); other events naming
+/// The topic of a stored record, and whether the broker retains it: alerts, forecasts and
+/// occupancy say so in their schema (forecasts and occupancy are retained: the latest one is
+/// state); other events naming
 /// a source are windows; gap records say so in their schema. Nothing else is ever stored (an empty or unencodable event is refused by the
 /// outbox); a record that is neither is logged and sent to the gap topic, where a consumer
 /// that validates against the schema rejects it loudly.
@@ -76,6 +82,10 @@ pub fn topic_of(topics: &Topics, payload: &[u8]) -> (String, bool) {
             source_id: Some(s),
             schema: Some(schema),
         }) if schema == AUDIT_SCHEMA => (topics.audit(&s), false),
+        Ok(Hint {
+            source_id: Some(s),
+            schema: Some(schema),
+        }) if schema == OCCUPANCY_SCHEMA => (topics.occupancy(&s), true),
         Ok(Hint {
             source_id: Some(s), ..
         }) => (topics.window(&s), false),
@@ -117,6 +127,10 @@ mod tests {
         assert_eq!(
             topic(br#"{"schema":"vitrine.window.v1","source_id":"door","seq":1}"#),
             ("vitrine/s/d/window/door".into(), false)
+        );
+        assert_eq!(
+            topic(br#"{"schema":"vitrine.occupancy.v1","source_id":"store","seq":9}"#),
+            ("vitrine/s/d/occupancy/store".into(), true)
         );
         assert_eq!(
             topic(br#"{"schema":"vitrine.gap.v1","seq":2}"#),
