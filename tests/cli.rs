@@ -357,6 +357,10 @@ fn bad_store_operations_settings_are_all_reported_at_once_and_exit_64() {
         ("cameras[0].alerts[2]", 48),
         ("cameras[0].staff.areas[0].id", 53),
         ("cameras[0].staff.dwell_minutes", 54),
+        ("occupancy.entrances[0]", 57),
+        ("occupancy.entrances[1]", 57),
+        ("occupancy.capacity", 58),
+        ("occupancy.opens", 59),
     ] {
         assert!(
             err.contains(&format!(":{line}: {field}:")),
