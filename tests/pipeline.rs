@@ -546,7 +546,7 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
     eprintln!("{out}");
     assert!(!out.contains("SKIPPED sequence"), "{out}");
     // Counting columns: frames, main line, along, grid within, worst, grid summed, hidden,
-    // unmatched. Tracking: MOTA, IDF1, HOTA, precision / recall, recall >= 40 px, people, fps.
+    // unmatched, occupancy. Tracking: MOTA, IDF1, HOTA, precision / recall, recall >= 40 px, people, fps.
     for seq in ["PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "KITTI-17"] {
         let row = summary_row(&out, "Counting", seq, "vitrine");
         let main = numbers(row[1]);
@@ -560,6 +560,10 @@ fn eval_suite_meets_the_counting_goals_at_the_defaults() {
             "{seq}: false crossings along the way {}",
             row[2]
         );
+        // The store's occupancy with the main line as its entrance: every second within
+        // max(2, 5 %) of the truth's.
+        let occupancy = numbers(row[8]);
+        assert_eq!(occupancy[0], occupancy[1], "{seq}: occupancy {}", row[8]);
     }
     let pets = summary_row(&out, "Counting", "PETS09-S2L1", "vitrine");
     let within = numbers(pets[3]);

@@ -163,6 +163,83 @@ pub fn grouping(truth: &[TruthCrossing], ours: &[Crossing]) -> Option<GroupScore
     Some(score)
 }
 
+/// The store's occupancy with one line as its only entrance, followed second by second from
+/// the annotation's crossings and from a pipeline's, both through the product's own count
+/// (`vitrine_signals::occupancy`: never below zero): how many seconds the pipeline's count is
+/// within max(2 people, 5 %) of the truth's, and the worst difference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OccupancyScore {
+    pub seconds: u64,
+    pub within: u64,
+    pub worst: u64,
+    /// The most people the truth has inside.
+    pub peak: u64,
+}
+
+pub fn occupancy(truth: &[TruthCrossing], ours: &[Crossing], end_ms: u64) -> OccupancyScore {
+    let t: Vec<Crossing> = truth.iter().map(|c| c.crossing).collect();
+    let (mut a, mut b) = (Follow::new(&t), Follow::new(ours));
+    let mut s = OccupancyScore::default();
+    for second in 0..=end_ms / 1000 {
+        let at = second * 1000;
+        let (truth_now, ours_now) = (a.at(at), b.at(at));
+        let diff = truth_now.abs_diff(ours_now);
+        s.seconds += 1;
+        s.within += u64::from(diff as f64 <= (0.05 * truth_now as f64).max(2.0));
+        s.worst = s.worst.max(diff);
+        s.peak = s.peak.max(truth_now);
+    }
+    s
+}
+
+/// One stream of crossings through the product's occupancy count.
+struct Follow {
+    crossings: Vec<Crossing>,
+    next: usize,
+    tally: vitrine_signals::audit::Tally,
+    count: vitrine_signals::occupancy::Occupancy,
+}
+
+impl Follow {
+    /// A crossing made out of sight is counted later with the time it was made: in time order.
+    fn new(crossings: &[Crossing]) -> Follow {
+        let mut crossings = crossings.to_vec();
+        crossings.sort_by_key(|c| c.t_ms);
+        let p = vitrine_config::StoreOccupancy {
+            entrances: vec![vitrine_config::Entrance {
+                camera: "c".into(),
+                line: "l".into(),
+            }],
+            capacity: None,
+            opens_minute: 0,
+            closes_minute: None,
+            empty_after_secs: None,
+        };
+        Follow {
+            crossings,
+            next: 0,
+            tally: Default::default(),
+            count: vitrine_signals::occupancy::Occupancy::new(p),
+        }
+    }
+
+    /// People inside at `t_ms` (crossings up to it applied).
+    fn at(&mut self, t_ms: u64) -> u64 {
+        let day = vitrine_signals::occupancy::LocalTime { day: 0, minute: 0 };
+        while let Some(c) = self.crossings.get(self.next).filter(|c| c.t_ms <= t_ms) {
+            if c.inwards {
+                self.tally.ins += 1;
+            } else {
+                self.tally.outs += 1;
+            }
+            let lines = [("l".to_string(), self.tally)];
+            self.count.observe(c.t_ms, day, "c", &lines, 1, 0);
+            self.next += 1;
+        }
+        self.count.now()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

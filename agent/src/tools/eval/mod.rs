@@ -170,6 +170,8 @@ pub fn run_all(seqs: &[Sequence], missing: &[Missing], anchors: &[Anchor]) -> an
             run: &truth_run,
             crossings: &hidden,
             height_px: facts.height as f32,
+            main_line: &seq.main_line,
+            video_ms: (facts.frames as f64 * 1000.0 / f64::from(native)) as u64,
         };
         if let Some(dir) = std::env::var_os("VITRINE_EVAL_DUMP") {
             dump(std::path::Path::new(&dir), &seq.name, &ours, &hidden, facts)?;

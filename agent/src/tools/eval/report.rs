@@ -224,14 +224,14 @@ pub fn placement(r: &vitrine_signals::placement::Report) {
 }
 
 pub fn summary(rows: &[(&Sequence, Score)]) {
-    println!("\n### Counting\n\n| sequence | pipeline | frames | main line error | along: false crossings | grid lines within max(1, 5 %) | worst grid line | grid summed error | hidden crossings counted | grid unmatched counts |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n### Counting\n\n| sequence | pipeline | frames | main line error | along: false crossings | grid lines within max(1, 5 %) | worst grid line | grid summed error | hidden crossings counted | grid unmatched counts | occupancy (main line as entrance): seconds within max(2, 5 %), worst |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (seq, s) in rows {
         let (err, n) = s.line_error(&seq.main_line);
         let g = s.grid();
         let c = s.grid_crossings;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}, worst {} (peak {}) |",
             seq.name,
             s.pipeline,
             s.frames,
@@ -245,6 +245,9 @@ pub fn summary(rows: &[(&Sequence, Score)]) {
             share(g.error, g.truth),
             share(c.hidden_counted, c.hidden),
             c.false_,
+            share(s.occupancy.within, s.occupancy.seconds),
+            s.occupancy.worst,
+            s.occupancy.peak,
         );
     }
     groups(rows);

@@ -553,6 +553,8 @@ pub struct Score {
     /// Parties crossing together, on every line (named and grid); `None` for a pipeline
     /// that does not group.
     pub groups: Option<GroupScore>,
+    /// The store's occupancy with the main line as its entrance, against the truth's.
+    pub occupancy: super::crossings::OccupancyScore,
     pub cpu_s: f64,
     pub video_s: f64,
     pub model_s: Option<f64>,
@@ -565,6 +567,9 @@ pub struct Truth<'a> {
     pub run: &'a Run,
     pub crossings: &'a BTreeMap<String, Vec<TruthCrossing>>,
     pub height_px: f32,
+    /// The sequence's main line (the store's entrance for the occupancy score) and its length.
+    pub main_line: &'a str,
+    pub video_ms: u64,
 }
 
 pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
@@ -613,7 +618,20 @@ pub fn score(name: &str, run: &Run, truth: &Truth) -> Score {
             _ => None,
         };
     }
+    let occupancy = super::crossings::occupancy(
+        truth
+            .crossings
+            .get(truth.main_line)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]),
+        run.crossings
+            .get(truth.main_line)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]),
+        truth.video_ms,
+    );
     Score {
+        occupancy,
         pipeline: name.to_string(),
         frames: run.frames.len() as u64,
         detector_frames: run.detector_frames,
