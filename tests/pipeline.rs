@@ -769,6 +769,8 @@ fn store_occupancy_follows_the_entrances_with_every_correction_published() {
     };
     assert_eq!(occ_sum("in"), line("in"));
     assert_eq!(occ_sum("out"), line("out"));
+    assert_eq!(occ_sum("groups_in"), line("groups_in"));
+    assert!(occ_sum("groups_in") <= occ_sum("in"));
     let mut before = 0i64;
     for e in &occ_windows {
         let corrections: i64 = e["adjustments"]

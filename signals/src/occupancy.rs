@@ -60,15 +60,38 @@ pub struct OccupancyWindow {
     pub max: u64,
     pub ins: u64,
     pub outs: u64,
+    /// Parties that came in and went out together (`scene::group`): conversion's denominator.
+    pub groups_in: u64,
+    pub groups_out: u64,
     pub adjustments: Vec<Adjustment>,
+}
+
+/// An entrance line's running totals on its camera: people and groups, in and out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntranceCount {
+    pub line: String,
+    pub people: Tally,
+    pub groups: Tally,
+}
+
+/// What a running total added since it was last seen (a restarted camera starts from zero).
+fn added(now: Tally, before: Tally) -> Tally {
+    if now.ins < before.ins || now.outs < before.outs {
+        now
+    } else {
+        Tally {
+            ins: now.ins - before.ins,
+            outs: now.outs - before.outs,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Occupancy {
     p: StoreOccupancy,
     value: u64,
-    /// Per entrance (camera, line): the camera's running total last seen.
-    last: BTreeMap<(String, String), Tally>,
+    /// Per entrance (camera, line): the camera's running totals last seen.
+    last: BTreeMap<(String, String), EntranceCount>,
     /// Per camera: whether it sees anyone now, and since when it has not.
     empty_since: BTreeMap<String, Option<u64>>,
     opened: Option<i64>,
@@ -133,30 +156,28 @@ impl Occupancy {
         now_ms: u64,
         local: LocalTime,
         camera: &str,
-        lines: &[(String, Tally)],
+        lines: &[EntranceCount],
         people: u32,
         k_min: u32,
     ) -> Option<AlertChange> {
         self.tick(now_ms, local);
-        for (line, tally) in lines {
+        for count in lines {
             if !self
                 .p
                 .entrances
                 .iter()
-                .any(|e| e.camera == camera && &e.line == line)
+                .any(|e| e.camera == camera && e.line == count.line)
             {
                 continue;
             }
-            let key = (camera.to_string(), line.clone());
-            let before = self.last.insert(key, *tally).unwrap_or_default();
-            // A camera restarted counts from zero again.
-            let base = if tally.ins < before.ins || tally.outs < before.outs {
-                Tally::default()
-            } else {
-                before
-            };
-            self.enter(now_ms, tally.ins - base.ins);
-            self.leave(now_ms, tally.outs - base.outs);
+            let key = (camera.to_string(), count.line.clone());
+            let before = self.last.insert(key, count.clone()).unwrap_or_default();
+            let people = added(count.people, before.people);
+            let groups = added(count.groups, before.groups);
+            self.window.groups_in += groups.ins;
+            self.window.groups_out += groups.outs;
+            self.enter(now_ms, people.ins);
+            self.leave(now_ms, people.outs);
         }
         let since = self.empty_since.entry(camera.to_string()).or_insert(None);
         match (people, *since) {
@@ -280,13 +301,18 @@ pub struct OccupancyEvent {
     pub window: Option<Window>,
     /// People inside at `at`.
     pub people: Option<u32>,
-    /// Window only: the most inside, crossings in and out of the entrances, corrections.
+    /// Window only: the most inside, crossings in and out of the entrances, the groups among
+    /// them, corrections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Option<u32>>,
     #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
     pub ins: Option<Option<u32>>,
     #[serde(default, rename = "out", skip_serializing_if = "Option::is_none")]
     pub outs: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_in: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_out: Option<Option<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjustments: Option<Vec<AdjustmentOut>>,
     pub capacity: Option<u32>,
@@ -317,6 +343,8 @@ impl OccupancyEvent {
             max: None,
             ins: None,
             outs: None,
+            groups_in: None,
+            groups_out: None,
             adjustments: None,
             capacity: None,
             k_min: meta.k_min,
@@ -350,6 +378,8 @@ impl OccupancyEvent {
             max: Some(count(w.max, k)),
             ins: Some(count(w.ins, k)),
             outs: Some(count(w.outs, k)),
+            groups_in: Some(count(w.groups_in, k)),
+            groups_out: Some(count(w.groups_out, k)),
             adjustments: Some(adjustments),
             capacity,
             ..Self::envelope(meta, seq, "window", end_ms)

@@ -14,7 +14,8 @@ use vitrine_models::FaceAnalyser;
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{FrameSource, Pacing, SourceError};
 use vitrine_signals::forecast::Measure;
-use vitrine_signals::{Body, Windower};
+use vitrine_signals::occupancy::EntranceCount;
+use vitrine_signals::{Body, CameraSignals, Windower};
 
 use super::analyser::{self, CameraAnalyser};
 use super::live::{live_camera, live_reader, Opener};
@@ -205,7 +206,7 @@ struct Analysis {
 struct EntranceWatch {
     /// (index in the camera's lines, line id) of its entrances.
     lines: Vec<(usize, String)>,
-    last: Vec<vitrine_signals::audit::Tally>,
+    last: Vec<EntranceCount>,
     seeing: Option<bool>,
 }
 
@@ -224,36 +225,33 @@ impl EntranceWatch {
             .map(|(i, l)| (i, l.id.clone()))
             .collect();
         Some(EntranceWatch {
-            last: vec![Default::default(); lines.len()],
+            last: Vec::new(),
             lines,
             seeing: None,
         })
     }
 
     /// The news after a frame, if any.
-    fn news(
-        &mut self,
-        totals: &[vitrine_signals::audit::Tally],
-        people: u32,
-    ) -> Option<Vec<(String, vitrine_signals::audit::Tally)>> {
-        let now: Vec<_> = self
+    fn news(&mut self, signals: &CameraSignals) -> Option<(Vec<EntranceCount>, u32)> {
+        let people: Vec<_> = signals.line_totals().collect();
+        let groups: Vec<_> = signals.group_totals().collect();
+        let now: Vec<EntranceCount> = self
             .lines
             .iter()
-            .map(|(i, _)| totals.get(*i).copied().unwrap_or_default())
+            .map(|(i, id)| EntranceCount {
+                line: id.clone(),
+                people: people.get(*i).copied().unwrap_or_default(),
+                groups: groups.get(*i).copied().unwrap_or_default(),
+            })
             .collect();
-        let seeing = people > 0;
+        let in_view = signals.people_now() as u32;
+        let seeing = in_view > 0;
         if now == self.last && self.seeing == Some(seeing) {
             return None;
         }
         self.seeing = Some(seeing);
         self.last.clone_from(&now);
-        Some(
-            self.lines
-                .iter()
-                .map(|(_, id)| id.clone())
-                .zip(now)
-                .collect(),
-        )
+        Some((now, in_view))
     }
 }
 
@@ -351,10 +349,7 @@ impl Analysis {
         let Some(watch) = self.entrances.as_mut() else {
             return Ok(());
         };
-        let signals = self.analyser.signals();
-        let totals: Vec<_> = signals.line_totals().collect();
-        let people = signals.people_now() as u32;
-        let Some(lines) = watch.news(&totals, people) else {
+        let Some((lines, people)) = watch.news(self.analyser.signals()) else {
             return Ok(());
         };
         let frame_mono_ms = self

@@ -89,13 +89,13 @@ pub enum Record {
     Entrances(EntrancesOut),
 }
 
-/// A camera's news for the store's occupancy: its entrance lines' running totals and the
-/// people it sees, at the frame `t_ms`.
+/// A camera's news for the store's occupancy: its entrance lines' running totals (people and
+/// groups) and the people it sees, at the frame `t_ms`.
 #[derive(Debug, Clone)]
 pub struct EntrancesOut {
     pub source_id: String,
     pub t_ms: u64,
-    pub lines: Vec<(String, vitrine_signals::audit::Tally)>,
+    pub lines: Vec<vitrine_signals::occupancy::EntranceCount>,
     pub people: u32,
     /// When the frame arrived (`clock::mono_ms`): a capacity alert's latency runs from here.
     pub frame_mono_ms: u64,

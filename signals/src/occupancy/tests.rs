@@ -24,8 +24,17 @@ fn at(minute: u32) -> LocalTime {
     LocalTime { day: 1, minute }
 }
 
-fn tally(ins: u64, outs: u64) -> Vec<(String, Tally)> {
-    vec![("entrance".to_string(), Tally { ins, outs })]
+fn tally(ins: u64, outs: u64) -> Vec<EntranceCount> {
+    vec![line("entrance", ins, outs)]
+}
+
+/// A line's running totals, every crossing its own group.
+fn line(id: &str, ins: u64, outs: u64) -> EntranceCount {
+    EntranceCount {
+        line: id.into(),
+        people: Tally { ins, outs },
+        groups: Tally { ins, outs },
+    }
 }
 
 #[test]
@@ -36,7 +45,7 @@ fn people_inside_are_the_entrances_ins_minus_outs_across_cameras() {
         1000,
         at(600),
         "side",
-        &[("gate".to_string(), Tally { ins: 2, outs: 0 })],
+        &[line("gate", 2, 0)],
         1,
         0,
     );
@@ -47,14 +56,24 @@ fn people_inside_are_the_entrances_ins_minus_outs_across_cameras() {
         2000,
         at(600),
         "door",
-        &[("other".to_string(), Tally { ins: 50, outs: 0 })],
+        &[line("other", 50, 0)],
         1,
         0,
     );
     assert_eq!(o.now(), 3);
     let w = o.take_window();
     assert_eq!((w.now, w.max, w.ins, w.outs), (3, 4, 5, 2));
+    assert_eq!((w.groups_in, w.groups_out), (5, 2));
     assert!(w.adjustments.is_empty());
+    // Two people in as one party: one group.
+    let party = EntranceCount {
+        line: "entrance".into(),
+        people: Tally { ins: 5, outs: 2 },
+        groups: Tally { ins: 4, outs: 2 },
+    };
+    o.observe(3000, at(600), "door", &[party], 2, 0);
+    let w = o.take_window();
+    assert_eq!((w.ins, w.groups_in), (2, 1));
 }
 
 #[test]
@@ -167,6 +186,8 @@ fn published_counts_are_suppressed_below_k() {
         max: 7,
         ins: 9,
         outs: 7,
+        groups_in: 6,
+        groups_out: 2,
         adjustments: vec![
             Adjustment {
                 reason: Reason::Closing,
@@ -212,6 +233,8 @@ fn occupancy_events_match_the_published_schema() {
         max: 15,
         ins: 20,
         outs: 3,
+        groups_in: 14,
+        groups_out: 3,
         adjustments: vec![Adjustment {
             reason: Reason::BelowZero,
             at_ms: 1_795_946_401_234,

@@ -40,6 +40,8 @@ pub struct Groups {
     started: (u32, u32),
     /// Groups started since the line started (numbers the groups for an evaluation).
     total: u64,
+    /// Groups started since the line started, by direction (the store's occupancy reads it).
+    running: crate::audit::Tally,
 }
 
 impl Groups {
@@ -53,11 +55,18 @@ impl Groups {
             self.total += 1;
             if inwards {
                 self.started.0 += 1;
+                self.running.ins += 1;
             } else {
                 self.started.1 += 1;
+                self.running.outs += 1;
             }
         }
         self.total
+    }
+
+    /// Groups started since the line started, in and out.
+    pub fn running(&self) -> crate::audit::Tally {
+        self.running
     }
 
     /// Groups started since the last call: `(in, out)`.

@@ -323,6 +323,11 @@ impl CameraSignals {
         self.lines.iter().map(|l| l.total)
     }
 
+    /// Each line's groups in and out since the camera started, in the configuration's order.
+    pub fn group_totals(&self) -> impl Iterator<Item = crate::audit::Tally> + '_ {
+        self.lines.iter().map(|l| l.groups.running())
+    }
+
     /// People in view after the last analysed frame (confirmed tracks).
     pub fn people_now(&self) -> usize {
         self.last_people.len()

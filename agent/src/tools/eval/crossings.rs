@@ -232,7 +232,11 @@ impl Follow {
             } else {
                 self.tally.outs += 1;
             }
-            let lines = [("l".to_string(), self.tally)];
+            let lines = [vitrine_signals::occupancy::EntranceCount {
+                line: "l".to_string(),
+                people: self.tally,
+                groups: self.tally,
+            }];
             self.count.observe(c.t_ms, day, "c", &lines, 1, 0);
             self.next += 1;
         }
