@@ -97,3 +97,54 @@ SELECT store_id,
        min(at) AS oldest_at
 FROM last
 GROUP BY store_id;
+
+-- Sales from the stores' points of sale (MQTT {prefix}/{store}/pos/transaction, or
+-- `vitrine-ingest import-pos` from a POS export): once per (store, transaction id), however
+-- often and whichever way they come. Only what conversion needs; no customer or card.
+CREATE TABLE IF NOT EXISTS transactions (
+    store_id       text        NOT NULL,
+    transaction_id text        NOT NULL,
+    at             timestamptz NOT NULL,
+    total          numeric,
+    currency       text,
+    items          integer,
+    register       text,
+    source         text        NOT NULL CHECK (source IN ('mqtt', 'csv')),
+    received_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (store_id, transaction_id)
+);
+CREATE INDEX IF NOT EXISTS transactions_at ON transactions (store_id, at);
+CREATE INDEX IF NOT EXISTS events_occupancy_windows ON events (store_id, window_start)
+    WHERE kind = 'occupancy' AND window_start IS NOT NULL;
+
+-- Conversion per store and hour (UTC hours; shift with AT TIME ZONE for local ones):
+-- transactions ÷ groups that came in through the store's entrances (the boxes' occupancy
+-- windows, summed over boxes). An hour is trustworthy when `coverage` (the share of the hour
+-- the boxes' occupancy windows cover, averaged over the store's boxes) is near 1 and no window
+-- of it had its groups suppressed (`suppressed_windows`: fewer than k_min groups in a window
+-- publish null, which the sum cannot count).
+CREATE OR REPLACE VIEW conversion AS
+WITH visits AS (
+    SELECT store_id,
+           date_trunc('hour', window_start) AS hour,
+           sum((payload->>'groups_in')::bigint)::bigint AS groups_in,
+           count(*) FILTER (WHERE payload->>'groups_in' IS NULL) AS suppressed_windows,
+           sum((payload->'window'->>'seconds')::bigint) AS seconds,
+           count(DISTINCT device_id) AS boxes
+    FROM events
+    WHERE kind = 'occupancy' AND window_start IS NOT NULL
+    GROUP BY 1, 2
+), sales AS (
+    SELECT store_id, date_trunc('hour', at) AS hour, count(*) AS transactions
+    FROM transactions
+    GROUP BY 1, 2
+)
+SELECT coalesce(v.store_id, s.store_id) AS store_id,
+       coalesce(v.hour, s.hour) AS hour,
+       coalesce(s.transactions, 0) AS transactions,
+       v.groups_in,
+       round(coalesce(s.transactions, 0)::numeric / nullif(v.groups_in, 0), 4) AS conversion,
+       round(coalesce(v.seconds, 0)::numeric / (3600 * greatest(v.boxes, 1)), 4) AS coverage,
+       coalesce(v.suppressed_windows, 0) AS suppressed_windows
+FROM visits v
+FULL JOIN sales s ON v.store_id = s.store_id AND v.hour = s.hour;

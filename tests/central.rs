@@ -484,6 +484,17 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         "vitrine/test-store/test-box/config/set",
         std::str::from_utf8(&forged).unwrap(),
     );
+    // The store's point of sale sends three sales, one of them twice.
+    let now_ms = vitrine::clock::now_ms();
+    let sale = |id: &str| {
+        format!(
+            "{{\"schema\":\"vitrine.pos-transaction.v1\",\"store_id\":\"test-store\",\"transaction_id\":\"{id}\",\"at\":\"{}\",\"total\":12.5,\"currency\":\"EUR\",\"items\":2,\"register\":\"R1\"}}",
+            vitrine_signals::event::rfc3339(now_ms)
+        )
+    };
+    for id in ["R1-1", "R1-2", "R1-2", "R1-3"] {
+        publish(broker.port, "vitrine/test-store/pos/transaction", &sale(id));
+    }
     // The first health message goes out one period (5 s) after start; the audit ends at 18 s
     // (four crossings of the line in the truth by then; privacy.k_min is 2).
     let audited = audit.wait_with_output().unwrap();
@@ -515,6 +526,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         "forecast",
         "health",
         "occupancy",
+        "posTransaction",
         "status",
         "window",
     ];
@@ -559,6 +571,71 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         .collect();
     assert!(rejected.is_empty(), "{rejected:?}");
     assert_eq!(db.count("SELECT count(*) FROM missing_seqs"), 0);
+    // Sales: once per transaction id over MQTT, and an export imported twice adds only what
+    // is new; conversion per hour is transactions ÷ the occupancy windows' groups in.
+    assert_eq!(
+        db.wait_for(
+            "SELECT count(*) FROM transactions",
+            3,
+            Duration::from_secs(10)
+        ),
+        3
+    );
+    let csv = tmp.path().join("pos-export.csv");
+    let local = vitrine_signals::event::rfc3339(now_ms)
+        .replace('T', " ")
+        .replace('Z', "");
+    std::fs::write(
+        &csv,
+        format!("transaction_id,at,total,currency\nR1-3,{local},9.90,EUR\nR2-1,{local},4.00,EUR\nR2-2,{local},,\n"),
+    )
+    .unwrap();
+    let imported = |db: &Db| {
+        let rows = vitrine_ingest::pos::read_csv(&csv, "test-store", Some("UTC")).unwrap();
+        db.rt.block_on(async {
+            let mut c = vitrine_ingest::store::connect(&pg.dsn()).await.unwrap();
+            let tx = c.transaction().await.unwrap();
+            let w = vitrine_ingest::store::insert_transactions(&tx, &rows)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            (w.inserted, w.duplicates)
+        })
+    };
+    assert_eq!(imported(&db), (2, 1));
+    assert_eq!(imported(&db), (0, 3));
+    assert_eq!(db.count("SELECT count(*) FROM transactions"), 5);
+    let view: Vec<(i64, Option<i64>)> = db
+        .rows("SELECT transactions, groups_in FROM conversion WHERE store_id = 'test-store' ORDER BY hour")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let by_sql: Vec<(i64, Option<i64>)> = db
+        .rows(
+            "SELECT (SELECT count(*) FROM transactions t WHERE t.store_id = 'test-store' \
+               AND date_trunc('hour', t.at) = h.hour), \
+             (SELECT sum((payload->>'groups_in')::bigint)::bigint FROM events e WHERE e.kind = 'occupancy' \
+               AND e.store_id = 'test-store' AND payload->>'kind' = 'window' \
+               AND date_trunc('hour', (payload->'window'->>'start')::timestamptz) = h.hour) \
+             FROM (SELECT DISTINCT date_trunc('hour', at) AS hour FROM transactions \
+                   UNION SELECT DISTINCT date_trunc('hour', window_start) FROM events \
+                   WHERE kind = 'occupancy' AND window_start IS NOT NULL) h ORDER BY h.hour",
+        )
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(view, by_sql);
+    assert_eq!(view.iter().map(|v| v.0).sum::<i64>(), 5);
+    // The query docs/data-team.md gives for conversion runs on it (a 20 s run covers too little
+    // of its hour to be trustworthy: no row).
+    let docs = std::fs::read_to_string(common::repo().join("docs/data-team.md")).unwrap();
+    let query = docs
+        .split("## Conversion")
+        .nth(1)
+        .and_then(|r| r.split("```sql").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("the conversion SQL of docs/data-team.md");
+    assert!(db.rows(query.trim().trim_end_matches(';')).is_empty());
     // The store's occupancy: the box's last count, as the view sums it.
     let last = msgs
         .iter()

@@ -51,6 +51,8 @@ pub fn filters(o: &Options) -> Vec<(String, QoS)> {
         shared("audit/+"),
         shared("forecast/+"),
         shared("occupancy/+"),
+        // The store's point of sale: {prefix}/{store}/pos/transaction.
+        shared("transaction"),
         shared("gap"),
         shared("config/result"),
         (format!("{p}/+/+/status"), QoS::AtMostOnce),
@@ -65,6 +67,7 @@ pub fn batch_of(prefix: &str, msgs: &[Publish]) -> Batch {
         match message::classify(prefix, &topic, &m.payload) {
             Ok(Incoming::Event(e)) => b.events.push(e),
             Ok(Incoming::Status(s)) => b.statuses.push(s),
+            Ok(Incoming::Transaction(t)) => b.transactions.push(t),
             Ok(Incoming::Ignored) => {}
             Err(r) => {
                 tracing::warn!(topic, reason = %r, "message rejected");

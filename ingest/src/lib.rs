@@ -9,6 +9,7 @@
 pub mod consumer;
 pub mod local;
 pub mod message;
+pub mod pos;
 pub mod report;
 pub mod store;
 pub use tokio_postgres;

@@ -49,6 +49,20 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         session_expiry_secs: u32,
     },
+    /// Import a point-of-sale export (CSV with a header: transaction_id, at, and any of total,
+    /// currency, items, register) for one store; a transaction already stored (sent over MQTT,
+    /// or imported before) is not stored twice.
+    ImportPos {
+        #[arg(long, env = "VITRINE_INGEST_DB")]
+        db: String,
+        /// The store the export is from (its id in the boxes' [device] store_id).
+        #[arg(long)]
+        store: String,
+        /// The store's IANA time zone, for times written without an offset.
+        #[arg(long)]
+        timezone: Option<String>,
+        file: std::path::PathBuf,
+    },
     /// Print rows per kind, unexplained missing seqs, offline boxes, rejected messages.
     Report {
         #[arg(long, env = "VITRINE_INGEST_DB")]
@@ -111,6 +125,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })
+        }
+        Cmd::ImportPos {
+            db,
+            store,
+            timezone,
+            file,
+        } => {
+            let rows = vitrine_ingest::pos::read_csv(&file, &store, timezone.as_deref())?;
+            let w = rt.block_on(async {
+                let mut c = store::connect(&db).await?;
+                let tx = c.transaction().await?;
+                let w = store::insert_transactions(&tx, &rows)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), store::db_error(&e)))?;
+                tx.commit().await?;
+                anyhow::Ok(w)
+            })?;
+            println!(
+                "{}: {} transaction(s) imported, {} already stored",
+                file.display(),
+                w.inserted,
+                w.duplicates
+            );
+            Ok(())
         }
         Cmd::Report { db } => rt.block_on(async {
             let c = store::connect(&db).await?;

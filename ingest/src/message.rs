@@ -78,6 +78,8 @@ pub struct StatusRow {
 pub enum Incoming {
     Event(EventRow),
     Status(StatusRow),
+    /// A sale from the store's point of sale (`crate::pos`).
+    Transaction(crate::pos::TransactionRow),
     /// Published by the agent but not stored by this ingest (health: QoS 0 telemetry).
     Ignored,
 }
@@ -86,6 +88,12 @@ pub enum Incoming {
 #[error("{reason}")]
 pub struct Reject {
     pub reason: String,
+}
+
+impl Reject {
+    pub fn new(reason: impl Into<String>) -> Reject {
+        reject(reason)
+    }
 }
 
 fn reject(reason: impl Into<String>) -> Reject {
@@ -119,6 +127,9 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
     };
     let kind = match (kind, source) {
         ("health", None) => return Ok(Incoming::Ignored),
+        ("transaction", None) if device == "pos" => {
+            return crate::pos::from_message(store, payload).map(Incoming::Transaction)
+        }
         ("status", None) => return status(store, device, payload),
         ("window", Some(_)) => Kind::Window,
         ("alert", Some(_)) => Kind::Alert,
@@ -169,7 +180,8 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
         _ => None,
     };
     let window = match kind {
-        Kind::Window => {
+        // An occupancy window is stored with its span too (conversion sums them by hour).
+        Kind::Window | Kind::Occupancy if kind == Kind::Window || v.get("window").is_some() => {
             let w = v.get("window").ok_or_else(|| reject("window missing"))?;
             let at = |f: &str| {
                 w.get(f)

@@ -3,6 +3,7 @@
 use tokio_postgres::{Client, NoTls};
 
 use crate::message::{EventRow, StatusRow};
+use crate::pos::TransactionRow;
 
 pub const SCHEMA: &str = include_str!("../schema.sql");
 
@@ -30,11 +31,12 @@ pub struct Batch {
     pub events: Vec<EventRow>,
     pub statuses: Vec<StatusRow>,
     pub rejected: Vec<RejectRow>,
+    pub transactions: Vec<TransactionRow>,
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.events.len() + self.statuses.len() + self.rejected.len()
+        self.events.len() + self.statuses.len() + self.rejected.len() + self.transactions.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -120,6 +122,7 @@ pub async fn write(db: &mut Client, b: &Batch) -> Result<Written, tokio_postgres
             w.duplicates += 1;
         }
     }
+    w = w.plus(insert_transactions(&tx, &b.transactions).await?);
     for s in &b.statuses {
         tx.execute(
             "INSERT INTO devices (store_id, device_id, state, reason, version) \
@@ -144,6 +147,50 @@ pub async fn write(db: &mut Client, b: &Batch) -> Result<Written, tokio_postgres
     Ok(w)
 }
 
+/// Sales, once per (store, transaction id): a repeat (the POS sending again, an export
+/// imported twice) is a duplicate. A time without an offset is read in its row's zone.
+pub async fn insert_transactions(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[TransactionRow],
+) -> Result<Written, tokio_postgres::Error> {
+    let mut w = Written::default();
+    if rows.is_empty() {
+        return Ok(w);
+    }
+    let insert = tx
+        .prepare(
+            "INSERT INTO transactions (store_id, transaction_id, at, total, currency, items, \
+             register, source) VALUES ($1, $2, CASE WHEN $3::text IS NULL THEN $4::text::timestamptz \
+             ELSE $4::text::timestamp AT TIME ZONE $3::text END, $5::float8::numeric, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    for r in rows {
+        let n = tx
+            .execute(
+                &insert,
+                &[
+                    &r.store_id,
+                    &r.transaction_id,
+                    &r.timezone,
+                    &r.at,
+                    &r.total,
+                    &r.currency,
+                    &r.items,
+                    &r.register,
+                    &r.source,
+                ],
+            )
+            .await?;
+        if n == 1 {
+            w.inserted += 1;
+        } else {
+            w.duplicates += 1;
+        }
+    }
+    Ok(w)
+}
+
 /// Store a batch; when PostgreSQL refuses the batch's data (not the connection), each message
 /// is tried alone and the ones it refuses are kept as rejected with its reason: one poisoned
 /// message never blocks the others.
@@ -160,6 +207,7 @@ pub async fn write_or_split(db: &mut Client, b: Batch) -> Result<Written, tokio_
         events,
         statuses,
         rejected,
+        transactions: Vec::new(),
     };
     let mut singles: Vec<(String, Batch)> = Vec::new();
     for e in b.events {
@@ -169,6 +217,15 @@ pub async fn write_or_split(db: &mut Client, b: Batch) -> Result<Written, tokio_
         singles.push((
             format!("status of {}/{}", s.store_id, s.device_id),
             one(vec![], vec![s], vec![]),
+        ));
+    }
+    for t in b.transactions {
+        singles.push((
+            format!("POS transaction {}/{}", t.store_id, t.transaction_id),
+            Batch {
+                transactions: vec![t],
+                ..one(vec![], vec![], vec![])
+            },
         ));
     }
     for r in b.rejected {

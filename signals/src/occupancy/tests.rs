@@ -41,25 +41,11 @@ fn line(id: &str, ins: u64, outs: u64) -> EntranceCount {
 fn people_inside_are_the_entrances_ins_minus_outs_across_cameras() {
     let mut o = Occupancy::new(params());
     o.observe(0, at(600), "door", &tally(3, 1), 2, 0);
-    o.observe(
-        1000,
-        at(600),
-        "side",
-        &[line("gate", 2, 0)],
-        1,
-        0,
-    );
+    o.observe(1000, at(600), "side", &[line("gate", 2, 0)], 1, 0);
     assert_eq!(o.now(), 4);
     // Running totals: only the change counts; a line that is not an entrance is ignored.
     o.observe(2000, at(600), "door", &tally(3, 2), 1, 0);
-    o.observe(
-        2000,
-        at(600),
-        "door",
-        &[line("other", 50, 0)],
-        1,
-        0,
-    );
+    o.observe(2000, at(600), "door", &[line("other", 50, 0)], 1, 0);
     assert_eq!(o.now(), 3);
     let w = o.take_window();
     assert_eq!((w.now, w.max, w.ins, w.outs), (3, 4, 5, 2));
