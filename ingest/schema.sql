@@ -148,3 +148,109 @@ SELECT coalesce(v.store_id, s.store_id) AS store_id,
        coalesce(v.suppressed_windows, 0) AS suppressed_windows
 FROM visits v
 FULL JOIN sales s ON v.store_id = s.store_id AND v.hour = s.hour;
+
+-- Hourly rollups the dashboard (`vitrine-ingest serve`) reads, kept exact by a trigger on every
+-- event stored (a redelivered event inserts nothing, so it adds nothing): per store and hour,
+-- crossings of every line (both directions), visitors and groups in at the entrances (the boxes'
+-- occupancy windows), the most inside, queue waits (sum of waits of the served), dwell (sum over
+-- ended visits), the funnel's stages and alerts raised. Counts published as null (below k_min)
+-- add nothing.
+CREATE TABLE IF NOT EXISTS store_hour (
+    store_id        text             NOT NULL,
+    hour            timestamptz      NOT NULL,
+    crossings       bigint           NOT NULL DEFAULT 0,
+    visitors_in     bigint           NOT NULL DEFAULT 0,
+    groups_in       bigint           NOT NULL DEFAULT 0,
+    occupancy_max   integer,
+    queue_served    bigint           NOT NULL DEFAULT 0,
+    queue_wait_s    double precision NOT NULL DEFAULT 0,
+    dwell_visits    bigint           NOT NULL DEFAULT 0,
+    dwell_s         double precision NOT NULL DEFAULT 0,
+    funnel_passed   bigint           NOT NULL DEFAULT 0,
+    funnel_entered  bigint           NOT NULL DEFAULT 0,
+    funnel_engaged  bigint           NOT NULL DEFAULT 0,
+    funnel_checkout bigint           NOT NULL DEFAULT 0,
+    alerts          integer          NOT NULL DEFAULT 0,
+    PRIMARY KEY (store_id, hour)
+);
+-- Each camera's latest forecast of its lines' crossings for an hour (newer forecasts replace).
+CREATE TABLE IF NOT EXISTS forecast_hour (
+    store_id  text             NOT NULL,
+    source_id text             NOT NULL,
+    hour      timestamptz      NOT NULL,
+    crossings double precision NOT NULL,
+    PRIMARY KEY (store_id, source_id, hour)
+);
+CREATE INDEX IF NOT EXISTS events_alerts ON events (store_id, (payload->>'at')) WHERE kind = 'alert';
+CREATE INDEX IF NOT EXISTS events_audits ON events (store_id, seq) WHERE kind = 'audit';
+
+CREATE OR REPLACE FUNCTION rollup_event(e events) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    p jsonb := e.payload;
+BEGIN
+    IF e.kind = 'window' AND p->>'kind' = 'camera' THEN
+        INSERT INTO store_hour AS s (store_id, hour, crossings, queue_served, queue_wait_s,
+            dwell_visits, dwell_s, funnel_passed, funnel_entered, funnel_engaged, funnel_checkout)
+        SELECT e.store_id, date_trunc('hour', e.window_start),
+            coalesce((SELECT sum(coalesce((l->>'in')::bigint, 0) + coalesce((l->>'out')::bigint, 0))
+                      FROM jsonb_array_elements(coalesce(p->'lines', '[]')) l), 0),
+            coalesce((SELECT sum((q->'wait_seconds'->>'count')::bigint)
+                      FROM jsonb_array_elements(coalesce(p->'queues', '[]')) q), 0),
+            coalesce((SELECT sum((q->'wait_seconds'->>'count')::float8 * (q->'wait_seconds'->>'mean')::float8)
+                      FROM jsonb_array_elements(coalesce(p->'queues', '[]')) q), 0),
+            coalesce((SELECT sum((z->'dwell_seconds'->>'count')::bigint)
+                      FROM jsonb_array_elements(coalesce(p->'zones', '[]')) z), 0),
+            coalesce((SELECT sum((z->'dwell_seconds'->>'count')::float8 * (z->'dwell_seconds'->>'mean')::float8)
+                      FROM jsonb_array_elements(coalesce(p->'zones', '[]')) z), 0),
+            coalesce((p->'funnel'->>'passed')::bigint, 0), coalesce((p->'funnel'->>'entered')::bigint, 0),
+            coalesce((p->'funnel'->>'engaged')::bigint, 0), coalesce((p->'funnel'->>'checkout')::bigint, 0)
+        ON CONFLICT (store_id, hour) DO UPDATE SET
+            crossings = s.crossings + EXCLUDED.crossings,
+            queue_served = s.queue_served + EXCLUDED.queue_served,
+            queue_wait_s = s.queue_wait_s + EXCLUDED.queue_wait_s,
+            dwell_visits = s.dwell_visits + EXCLUDED.dwell_visits,
+            dwell_s = s.dwell_s + EXCLUDED.dwell_s,
+            funnel_passed = s.funnel_passed + EXCLUDED.funnel_passed,
+            funnel_entered = s.funnel_entered + EXCLUDED.funnel_entered,
+            funnel_engaged = s.funnel_engaged + EXCLUDED.funnel_engaged,
+            funnel_checkout = s.funnel_checkout + EXCLUDED.funnel_checkout;
+    ELSIF e.kind = 'occupancy' AND e.window_start IS NOT NULL THEN
+        INSERT INTO store_hour AS s (store_id, hour, visitors_in, groups_in, occupancy_max)
+        VALUES (e.store_id, date_trunc('hour', e.window_start), coalesce((p->>'in')::bigint, 0),
+                coalesce((p->>'groups_in')::bigint, 0), (p->>'max')::int)
+        ON CONFLICT (store_id, hour) DO UPDATE SET
+            visitors_in = s.visitors_in + EXCLUDED.visitors_in,
+            groups_in = s.groups_in + EXCLUDED.groups_in,
+            occupancy_max = greatest(s.occupancy_max, EXCLUDED.occupancy_max);
+    ELSIF e.kind = 'alert' AND p->>'state' = 'raised' THEN
+        INSERT INTO store_hour AS s (store_id, hour, alerts)
+        VALUES (e.store_id, date_trunc('hour', (p->>'at')::timestamptz), 1)
+        ON CONFLICT (store_id, hour) DO UPDATE SET alerts = s.alerts + 1;
+    ELSIF e.kind = 'forecast' THEN
+        INSERT INTO forecast_hour AS f (store_id, source_id, hour, crossings)
+        SELECT e.store_id, e.source_id, (p->>'from')::timestamptz + i * interval '1 hour',
+               sum(coalesce((l->'crossings'->'next_hours'->>i)::float8, 0))
+        FROM jsonb_array_elements(coalesce(p->'lines', '[]')) l,
+             generate_series(0, jsonb_array_length(coalesce(p->'lines'->0->'crossings'->'next_hours', '[]')) - 1) i
+        GROUP BY i
+        ON CONFLICT (store_id, source_id, hour) DO UPDATE SET crossings = EXCLUDED.crossings;
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION events_rollup() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM rollup_event(NEW);
+    RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS events_rollup ON events;
+CREATE TRIGGER events_rollup AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_rollup();
+-- A database made before the rollups: filled once from the events already stored.
+DO $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM store_hour) AND NOT EXISTS (SELECT 1 FROM forecast_hour) THEN
+        PERFORM rollup_event(e) FROM events e;
+    END IF;
+END
+$fn$;

@@ -652,6 +652,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         db.count("SELECT count(*) FROM devices WHERE state = 'offline' AND reason = 'shutdown'"),
         1
     );
+    dashboard_shows_what_sql_says(&rt, &db, &pg.dsn());
     // Gap records need a full disk (tests/mqtt.rs): the payload function's output is checked here.
     let (_, gap_schema) = channel_of(&doc, "vitrine/s/d/gap").unwrap();
     let c = vitrine_config::Config::load(&cfg).unwrap();
@@ -667,4 +668,113 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
         &jsonschema::validator_for(gap_schema).unwrap(),
         &serde_json::from_slice(&gap).unwrap(),
     );
+}
+
+/// `vitrine-ingest serve` over the database a real run filled, in headless Chromium: the login
+/// is required, every panel loads, and its figures are those SQL gives on the same database
+/// (the hourly rollups against the events they were made from, too).
+fn dashboard_shows_what_sql_says(rt: &tokio::runtime::Runtime, db: &Db, dsn: &str) {
+    let password = "correct horse battery";
+    let port = common::free_port();
+    let _dash = rt.spawn(vitrine_ingest::serve::run(vitrine_ingest::serve::Options {
+        dsn: dsn.to_string(),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        password_hash: vitrine_ingest::serve::hash_password(password).unwrap(),
+        secure_cookie: false,
+    }));
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the dashboard never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = common::repo().join("tests/support/browser");
+    let plan = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}"), "password": password, "store": "test-store",
+    });
+    let out = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(plan.to_string())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success() && r.get("error").is_none(), "{r}");
+    assert_eq!(r["unauthenticated_lands_on"], "/login", "{r}");
+    assert_eq!(r["api_without_login"], 401);
+    assert_eq!(r["wrong_password"], 401);
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let p = &r["panels"];
+    let shown = |panel: &str, key: &str| -> i64 {
+        p[panel][key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{panel}.{key} not shown: {}", p[panel]))
+    };
+    let store = "store_id = 'test-store'";
+    let from_events = db.count(&format!(
+        "SELECT coalesce(sum(coalesce((l->>'in')::bigint, 0) + coalesce((l->>'out')::bigint, 0)), 0)::bigint \
+         FROM events e, jsonb_array_elements(e.payload->'lines') l WHERE e.kind = 'window' AND e.{store}"
+    ));
+    assert_eq!(
+        db.count(&format!(
+            "SELECT coalesce(sum(crossings), 0)::bigint FROM store_hour WHERE {store}"
+        )),
+        from_events,
+        "the rollup against the events"
+    );
+    assert_eq!(shown("footfall", "crossings"), from_events);
+    let dwell = db.count(&format!(
+        "SELECT coalesce(sum((z->'dwell_seconds'->>'count')::bigint), 0)::bigint \
+         FROM events e, jsonb_array_elements(e.payload->'zones') z WHERE e.kind = 'window' AND e.{store}"
+    ));
+    assert!(dwell > 0, "visits ended in the run");
+    assert_eq!(shown("dwell", "visits"), dwell);
+    assert_eq!(
+        shown("footfall", "visitorsIn"),
+        db.count(&format!(
+            "SELECT coalesce(sum((payload->>'in')::bigint), 0)::bigint FROM events \
+             WHERE kind = 'occupancy' AND window_start IS NOT NULL AND {store}"
+        ))
+    );
+    assert_eq!(
+        shown("conversion", "transactions"),
+        db.count(&format!("SELECT count(*) FROM transactions WHERE {store}"))
+    );
+    assert_eq!(
+        shown("conversion", "groupsIn"),
+        db.count(&format!(
+            "SELECT coalesce(sum((payload->>'groups_in')::bigint), 0)::bigint FROM events \
+             WHERE kind = 'occupancy' AND window_start IS NOT NULL AND {store}"
+        ))
+    );
+    assert_eq!(
+        shown("occupancy", "people"),
+        db.count(&format!("SELECT people FROM store_occupancy WHERE {store}"))
+    );
+    assert_eq!(
+        shown("alerts", "count"),
+        db.count(&format!(
+            "SELECT count(*) FROM events WHERE kind = 'alert' AND {store}"
+        ))
+    );
+    assert_eq!(
+        shown("audits", "count"),
+        db.count(&format!(
+            "SELECT count(*) FROM events WHERE kind = 'audit' AND {store}"
+        ))
+    );
+    assert_eq!(
+        shown("fleet", "offline"),
+        db.count(&format!(
+            "SELECT count(*) FROM devices WHERE state <> 'online' AND {store}"
+        ))
+    );
+    assert!(
+        p["footfall"]["charts"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        p["footfall"]
+    );
+    eprintln!("dashboard: every panel in {} ms: {}", r["loaded_ms"], p);
 }

@@ -11,5 +11,6 @@ pub mod local;
 pub mod message;
 pub mod pos;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub use tokio_postgres;

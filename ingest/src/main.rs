@@ -63,6 +63,22 @@ enum Cmd {
         timezone: Option<String>,
         file: std::path::PathBuf,
     },
+    /// The read-only dashboard for store managers and head office (login required; put a TLS
+    /// proxy in front when it is reached over a network).
+    Serve {
+        #[arg(long, env = "VITRINE_INGEST_DB")]
+        db: String,
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// A file holding the password's Argon2 hash (from `hash-password`).
+        #[arg(long)]
+        password_file: std::path::PathBuf,
+        /// Mark the session cookie Secure (the dashboard is reached through HTTPS).
+        #[arg(long)]
+        secure_cookie: bool,
+    },
+    /// Read a password on stdin and print its Argon2 hash for `serve --password-file`.
+    HashPassword,
     /// Print rows per kind, unexplained missing seqs, offline boxes, rejected messages.
     Report {
         #[arg(long, env = "VITRINE_INGEST_DB")]
@@ -148,6 +164,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 w.inserted,
                 w.duplicates
             );
+            Ok(())
+        }
+        Cmd::Serve {
+            db,
+            listen,
+            password_file,
+            secure_cookie,
+        } => {
+            let hash = std::fs::read_to_string(&password_file).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e}; fix: make it with `vitrine-ingest hash-password > {}`",
+                    password_file.display(),
+                    password_file.display()
+                )
+            })?;
+            let o = vitrine_ingest::serve::Options {
+                dsn: db,
+                listen,
+                password_hash: hash.trim().to_string(),
+                secure_cookie,
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    r = vitrine_ingest::serve::run(o) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Cmd::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                password.len() >= 12,
+                "a dashboard password needs at least 12 characters"
+            );
+            println!("{}", vitrine_ingest::serve::hash_password(password)?);
             Ok(())
         }
         Cmd::Report { db } => rt.block_on(async {
