@@ -80,14 +80,17 @@ WHERE NOT EXISTS (
 CREATE INDEX IF NOT EXISTS events_occupancy ON events (store_id, device_id, seq) WHERE kind = 'occupancy';
 CREATE OR REPLACE VIEW store_occupancy AS
 WITH last AS (
-    SELECT DISTINCT ON (store_id, device_id)
-           store_id, device_id,
-           (payload->>'at')::timestamptz AS at,
-           (payload->>'people')::int AS people,
-           (payload->>'capacity')::int AS capacity
-    FROM events
-    WHERE kind = 'occupancy'
-    ORDER BY store_id, device_id, seq DESC
+    -- Each box's newest occupancy event: one backward index scan per box (events_occupancy).
+    SELECT d.store_id, d.device_id,
+           (o.payload->>'at')::timestamptz AS at,
+           (o.payload->>'people')::int AS people,
+           (o.payload->>'capacity')::int AS capacity
+    FROM devices d
+    CROSS JOIN LATERAL (
+        SELECT payload FROM events e
+        WHERE e.kind = 'occupancy' AND e.store_id = d.store_id AND e.device_id = d.device_id
+        ORDER BY e.seq DESC LIMIT 1
+    ) o
 )
 SELECT store_id,
        coalesce(sum(people), 0) AS people,
@@ -181,6 +184,17 @@ CREATE TABLE IF NOT EXISTS forecast_hour (
     crossings double precision NOT NULL,
     PRIMARY KEY (store_id, source_id, hour)
 );
+CREATE INDEX IF NOT EXISTS forecast_hour_store ON forecast_hour (store_id, hour);
+-- Per box: the lowest and highest seq stored and how many (the dashboard's missing seqs:
+-- max - min + 1 - stored - what gap records account for; `missing_seqs` lists them).
+CREATE TABLE IF NOT EXISTS device_seqs (
+    store_id  text   NOT NULL,
+    device_id text   NOT NULL,
+    min_seq   bigint NOT NULL,
+    max_seq   bigint NOT NULL,
+    stored    bigint NOT NULL,
+    PRIMARY KEY (store_id, device_id)
+);
 CREATE INDEX IF NOT EXISTS events_alerts ON events (store_id, (payload->>'at')) WHERE kind = 'alert';
 CREATE INDEX IF NOT EXISTS events_audits ON events (store_id, seq) WHERE kind = 'audit';
 
@@ -188,6 +202,12 @@ CREATE OR REPLACE FUNCTION rollup_event(e events) RETURNS void LANGUAGE plpgsql 
 DECLARE
     p jsonb := e.payload;
 BEGIN
+    INSERT INTO device_seqs AS d (store_id, device_id, min_seq, max_seq, stored)
+    VALUES (e.store_id, e.device_id, e.seq, e.seq, 1)
+    ON CONFLICT (store_id, device_id) DO UPDATE SET
+        min_seq = least(d.min_seq, EXCLUDED.min_seq),
+        max_seq = greatest(d.max_seq, EXCLUDED.max_seq),
+        stored = d.stored + 1;
     IF e.kind = 'window' AND p->>'kind' = 'camera' THEN
         INSERT INTO store_hour AS s (store_id, hour, crossings, queue_served, queue_wait_s,
             dwell_visits, dwell_s, funnel_passed, funnel_entered, funnel_engaged, funnel_checkout)
@@ -249,7 +269,8 @@ CREATE TRIGGER events_rollup AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTIO
 -- A database made before the rollups: filled once from the events already stored.
 DO $fn$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM store_hour) AND NOT EXISTS (SELECT 1 FROM forecast_hour) THEN
+    IF NOT EXISTS (SELECT 1 FROM store_hour) AND NOT EXISTS (SELECT 1 FROM forecast_hour)
+       AND NOT EXISTS (SELECT 1 FROM device_seqs) THEN
         PERFORM rollup_event(e) FROM events e;
     END IF;
 END

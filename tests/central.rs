@@ -241,6 +241,22 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
         vec![("box-x".to_string(), 6)],
         "only the unexplained seq"
     );
+    // The dashboard's fleet panel (from the per-box seq rollup) says the same.
+    let panel = db
+        .rt
+        .block_on(vitrine_ingest::serve::panels::panel(
+            &db.client,
+            "fleet",
+            &vitrine_ingest::serve::panels::Range {
+                store: "store-x".into(),
+                days: None,
+                to: None,
+            },
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(panel["boxes"][0]["device"], "box-x", "{panel}");
+    assert_eq!(panel["boxes"][0]["missing_seqs"], 1, "{panel}");
     let reasons: Vec<String> = db
         .rows("SELECT reason FROM rejected ORDER BY id")
         .iter()

@@ -79,6 +79,16 @@ enum Cmd {
     },
     /// Read a password on stdin and print its Argon2 hash for `serve --password-file`.
     HashPassword,
+    /// Time every dashboard panel on a year of a chain, in a throwaway PostgreSQL.
+    BenchPanels {
+        #[arg(long, default_value_t = 100)]
+        stores: u32,
+        /// Then serve the dashboard on the data at this address (needs --password-file).
+        #[arg(long)]
+        serve: Option<std::net::SocketAddr>,
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+    },
     /// Print rows per kind, unexplained missing seqs, offline boxes, rejected messages.
     Report {
         #[arg(long, env = "VITRINE_INGEST_DB")]
@@ -172,22 +182,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             password_file,
             secure_cookie,
         } => {
-            let hash = std::fs::read_to_string(&password_file).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {e}; fix: make it with `vitrine-ingest hash-password > {}`",
-                    password_file.display(),
-                    password_file.display()
-                )
-            })?;
             let o = vitrine_ingest::serve::Options {
                 dsn: db,
                 listen,
-                password_hash: hash.trim().to_string(),
+                password_hash: read_hash(&password_file)?,
                 secure_cookie,
             };
             rt.block_on(async {
                 tokio::select! {
                     r = vitrine_ingest::serve::run(o) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Cmd::BenchPanels {
+            stores,
+            serve,
+            password_file,
+        } => {
+            let serve = match (serve, password_file) {
+                (Some(listen), Some(f)) => Some(vitrine_ingest::serve::Options {
+                    dsn: String::new(),
+                    listen,
+                    password_hash: read_hash(&f)?,
+                    secure_cookie: false,
+                }),
+                (None, _) => None,
+                (Some(_), None) => anyhow::bail!("--serve needs --password-file"),
+            };
+            rt.block_on(async {
+                tokio::select! {
+                    r = vitrine_ingest::serve::bench::run(stores, serve) => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })
@@ -209,4 +234,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }),
     }
+}
+
+/// The dashboard's password hash from its file.
+fn read_hash(path: &std::path::Path) -> anyhow::Result<String> {
+    let hash = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; fix: make it with `vitrine-ingest hash-password > {}`",
+            path.display(),
+            path.display()
+        )
+    })?;
+    Ok(hash.trim().to_string())
 }

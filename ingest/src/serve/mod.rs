@@ -7,6 +7,7 @@
 //! trigger in `schema.sql`) or an indexed slice of `events`; `panels.rs` holds them.
 
 mod auth;
+pub mod bench;
 pub mod panels;
 
 use std::net::SocketAddr;

@@ -123,7 +123,7 @@ const draw = {
   async fleet() {
     const d = await get("fleet");
     table("fleet-table", ["box", "state", "reason", "since", "missing seqs"],
-      d.boxes.map((b) => [b.device, b.state, b.reason, time(b.since), b.missing_seqs]));
+      d.boxes.map((b) => [b.device, b.state, b.reason ?? "–", b.since ? time(b.since) : "–", b.missing_seqs]));
     $("fleet-rejected").textContent = `${d.rejected_last_day} message(s) rejected by the ingest in the last day`;
     $("fleet").dataset.offline = d.boxes.filter((b) => b.state !== "online").length;
   },

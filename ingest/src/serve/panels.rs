@@ -52,9 +52,12 @@ pub async fn panel(
     let v = match name {
         "footfall" => series(
             q(format!(
-                "SELECT extract(epoch FROM s.hour)::float8, s.crossings::float8, s.visitors_in::float8, \
-                 (SELECT sum(f.crossings) FROM forecast_hour f WHERE f.store_id = $1 AND f.hour = s.hour) \
-                 FROM store_hour s WHERE s.store_id = $1 AND {range} ORDER BY s.hour"
+                "WITH f AS (SELECT hour, sum(crossings) AS crossings FROM forecast_hour \
+                 WHERE store_id = $1 AND {range} GROUP BY hour) \
+                 SELECT extract(epoch FROM s.hour)::float8, s.crossings::float8, s.visitors_in::float8, \
+                 f.crossings FROM store_hour s LEFT JOIN f ON f.hour = s.hour \
+                 WHERE s.store_id = $1 AND {in_s} ORDER BY s.hour",
+                in_s = range.replace("hour", "s.hour")
             ))
             .await?,
             &["crossings", "visitors_in", "forecast"],
@@ -179,9 +182,12 @@ fn series(rows: Vec<Row>, names: &[&str]) -> Value {
 async fn fleet(db: &Client, store: &str) -> Result<Value, tokio_postgres::Error> {
     let boxes = db
         .query(
-            "SELECT d.device_id, d.state, d.reason, extract(epoch FROM d.changed_at)::float8, \
-             (SELECT count(*) FROM missing_seqs m WHERE m.store_id = d.store_id AND m.device_id = d.device_id) \
-             FROM devices d WHERE d.store_id = $1 ORDER BY d.device_id",
+            "SELECT device_id, d.state, d.reason, extract(epoch FROM d.changed_at)::float8, \
+             greatest(0, coalesce(s.max_seq - s.min_seq + 1 - s.stored, 0) - coalesce((SELECT sum(g.to_seq - g.from_seq + 1) \
+               FROM gap_ranges g WHERE g.store_id = $1 AND g.device_id = device_id), 0))::bigint \
+             FROM (SELECT * FROM devices WHERE store_id = $1) d \
+             FULL JOIN (SELECT * FROM device_seqs WHERE store_id = $1) s USING (store_id, device_id) \
+             ORDER BY device_id",
             &[&store],
         )
         .await?;
@@ -195,8 +201,9 @@ async fn fleet(db: &Client, store: &str) -> Result<Value, tokio_postgres::Error>
     let list: Vec<Value> = boxes
         .iter()
         .map(|r| {
-            json!({"device": r.get::<_, String>(0), "state": r.get::<_, String>(1),
-                "reason": r.get::<_, String>(2), "since": r.get::<_, f64>(3),
+            json!({"device": r.get::<_, String>(0),
+                "state": r.get::<_, Option<String>>(1).unwrap_or_else(|| "never reported".into()),
+                "reason": r.get::<_, Option<String>>(2), "since": r.get::<_, Option<f64>>(3),
                 "missing_seqs": r.get::<_, i64>(4)})
         })
         .collect();
