@@ -257,6 +257,9 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
         .unwrap();
     assert_eq!(panel["boxes"][0]["device"], "box-x", "{panel}");
     assert_eq!(panel["boxes"][0]["missing_seqs"], 1, "{panel}");
+    // And the page in a browser, over the fleet's database.
+    let page = dashboard(&rt, &pg.dsn(), "store-x");
+    assert_eq!(page["panels"]["fleet"]["missing"], "1", "{page}");
     let reasons: Vec<String> = db
         .rows("SELECT reason FROM rejected ORDER BY id")
         .iter()
@@ -690,37 +693,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
 /// is required, every panel loads, and its figures are those SQL gives on the same database
 /// (the hourly rollups against the events they were made from, too).
 fn dashboard_shows_what_sql_says(rt: &tokio::runtime::Runtime, db: &Db, dsn: &str) {
-    let password = "correct horse battery";
-    let port = common::free_port();
-    let _dash = rt.spawn(vitrine_ingest::serve::run(vitrine_ingest::serve::Options {
-        dsn: dsn.to_string(),
-        listen: format!("127.0.0.1:{port}").parse().unwrap(),
-        password_hash: vitrine_ingest::serve::hash_password(password).unwrap(),
-        secure_cookie: false,
-    }));
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the dashboard never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let dir = common::repo().join("tests/support/browser");
-    let plan = serde_json::json!({
-        "url": format!("http://127.0.0.1:{port}"), "password": password, "store": "test-store",
-    });
-    let out = Command::new("node")
-        .arg(dir.join("dashboard.mjs"))
-        .arg(plan.to_string())
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success() && r.get("error").is_none(), "{r}");
-    assert_eq!(r["unauthenticated_lands_on"], "/login", "{r}");
-    assert_eq!(r["api_without_login"], 401);
-    assert_eq!(r["wrong_password"], 401);
-    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let r = dashboard(rt, dsn, "test-store");
     let p = &r["panels"];
     let shown = |panel: &str, key: &str| -> i64 {
         p[panel][key]
@@ -793,4 +766,41 @@ fn dashboard_shows_what_sql_says(rt: &tokio::runtime::Runtime, db: &Db, dsn: &st
         p["footfall"]
     );
     eprintln!("dashboard: every panel in {} ms: {}", r["loaded_ms"], p);
+}
+
+/// The dashboard over `dsn`, opened on `store` in headless Chromium: its login checked, its
+/// panels as the page shows them.
+fn dashboard(rt: &tokio::runtime::Runtime, dsn: &str, store: &str) -> serde_json::Value {
+    let password = "correct horse battery";
+    let port = common::free_port();
+    let _dash = rt.spawn(vitrine_ingest::serve::run(vitrine_ingest::serve::Options {
+        dsn: dsn.to_string(),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        password_hash: vitrine_ingest::serve::hash_password(password).unwrap(),
+        secure_cookie: false,
+    }));
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the dashboard never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = common::repo().join("tests/support/browser");
+    let plan = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}"), "password": password, "store": store,
+    });
+    let out = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(plan.to_string())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success() && r.get("error").is_none(), "{r}");
+    assert_eq!(r["unauthenticated_lands_on"], "/login", "{r}");
+    assert_eq!(r["api_without_login"], 401);
+    assert_eq!(r["wrong_password"], 401);
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    r
 }

@@ -126,6 +126,7 @@ const draw = {
       d.boxes.map((b) => [b.device, b.state, b.reason ?? "–", b.since ? time(b.since) : "–", b.missing_seqs]));
     $("fleet-rejected").textContent = `${d.rejected_last_day} message(s) rejected by the ingest in the last day`;
     $("fleet").dataset.offline = d.boxes.filter((b) => b.state !== "online").length;
+    $("fleet").dataset.missing = sum(d.boxes.map((b) => b.missing_seqs));
   },
 };
 
