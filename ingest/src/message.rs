@@ -90,12 +90,6 @@ pub struct Reject {
     pub reason: String,
 }
 
-impl Reject {
-    pub fn new(reason: impl Into<String>) -> Reject {
-        reject(reason)
-    }
-}
-
 fn reject(reason: impl Into<String>) -> Reject {
     Reject {
         reason: reason.into(),
@@ -128,7 +122,9 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8]) -> Result<Incoming, R
     let kind = match (kind, source) {
         ("health", None) => return Ok(Incoming::Ignored),
         ("transaction", None) if device == "pos" => {
-            return crate::pos::from_message(store, payload).map(Incoming::Transaction)
+            return crate::pos::from_message(store, payload)
+                .map(Incoming::Transaction)
+                .map_err(reject)
         }
         ("status", None) => return status(store, device, payload),
         ("window", Some(_)) => Kind::Window,

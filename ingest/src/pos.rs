@@ -8,8 +8,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::message::Reject;
-
 /// The payload's schema name.
 pub const POS_SCHEMA: &str = "vitrine.pos-transaction.v1";
 
@@ -42,17 +40,17 @@ struct Message {
     register: Option<String>,
 }
 
-/// A transaction published on `store`'s POS topic.
-pub fn from_message(store: &str, payload: &[u8]) -> Result<TransactionRow, Reject> {
-    let m: Message = serde_json::from_slice(payload)
-        .map_err(|e| Reject::new(format!("POS transaction payload: {e}")))?;
+/// A transaction published on `store`'s POS topic, or why it is refused.
+pub fn from_message(store: &str, payload: &[u8]) -> Result<TransactionRow, String> {
+    let m: Message =
+        serde_json::from_slice(payload).map_err(|e| format!("POS transaction payload: {e}"))?;
     if m.schema != POS_SCHEMA {
-        return Err(Reject::new(format!(
+        return Err(format!(
             "schema is not {POS_SCHEMA} on a pos/transaction topic"
-        )));
+        ));
     }
     if m.store_id != store {
-        return Err(Reject::new("store_id disagrees with the topic"));
+        return Err("store_id disagrees with the topic".into());
     }
     let row = TransactionRow {
         store_id: m.store_id,
@@ -65,11 +63,11 @@ pub fn from_message(store: &str, payload: &[u8]) -> Result<TransactionRow, Rejec
         register: m.register,
         source: "mqtt",
     };
-    check(&row).map_err(Reject::new)?;
+    check(&row)?;
     if !has_offset(&row.at) {
-        return Err(Reject::new(
-            "at has no UTC offset: write it as RFC 3339, e.g. 2026-12-05T10:15:00+01:00",
-        ));
+        return Err(
+            "at has no UTC offset: write it as RFC 3339, e.g. 2026-12-05T10:15:00+01:00".into(),
+        );
     }
     Ok(row)
 }
