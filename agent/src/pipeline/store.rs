@@ -151,7 +151,7 @@ impl StoreCount {
     fn window(&mut self, start_ms: u64, end_ms: u64, out: &mut Vec<StoreOut>) {
         let figures = self.occ.take_window();
         self.last_live = Some((end_ms, figures.now));
-        self.save(end_ms, figures.now);
+        self.persist(end_ms, figures.now);
         out.push(StoreOut::Occupancy(OccupancyOut::Window {
             span: (start_ms, end_ms),
             figures,
@@ -160,7 +160,7 @@ impl StoreCount {
     }
 
     /// The count and its day, replaced atomically (a power cut leaves the old or the new).
-    fn save(&self, now_ms: u64, people: u64) {
+    fn persist(&self, now_ms: u64, people: u64) {
         let Some(path) = &self.saved else { return };
         let s = Saved {
             day: self.clock.local_time(now_ms).day,
