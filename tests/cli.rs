@@ -261,12 +261,16 @@ fn analysis_cadence_and_attention_mistakes_are_named_with_a_fix() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        "[[cameras]]\nid = \"ip\"\nrtsp = \"rtsp://cam/s\"\ndetect_every = 0\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\ngaze_tolerance = 200\ngaze_yaw = -95\n",
+        "[[cameras]]\nid = \"ip\"\nrtsp = \"rtsp://cam/s\"\ndetect_every = 0\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\ngaze_tolerance = 200\ngaze_yaw = -95\nexpressions = true\nexpressions_min_face_px = 24\n",
     );
     let (code, out, err) = check(&cfg);
     assert_eq!(code, 64, "{out}{err}");
     for (field, says) in [
         ("cameras[0].detect_every", "between 1 and 30"),
+        (
+            "cameras[0].displays[0].expressions_min_face_px",
+            "cannot read faces under 48 px",
+        ),
         ("cameras[0].displays[0].gaze_tolerance", "22.5 is the usual"),
         ("cameras[0].displays[0].gaze_yaw", "-90..90"),
     ] {

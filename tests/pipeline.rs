@@ -386,11 +386,16 @@ fn run_without_a_broker_keeps_events_in_the_outbox() {
 
 /// One camera mounted on a display, the whole image its viewing area; window events of `clip`.
 fn attention_windows(clip: &std::path::Path) -> Vec<Value> {
+    attention_windows_with(clip, "")
+}
+
+/// `display` is added to the display's table (e.g. `expressions = true`).
+fn attention_windows_with(clip: &std::path::Path, display: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
-            "[[cameras]]\nid = \"shelf-cam\"\nfile = \"{}\"\nfps = 10\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n\n[privacy]\nwindow_secs = 10\nk_min = 1\n",
+            "[[cameras]]\nid = \"shelf-cam\"\nfile = \"{}\"\nfps = 10\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n{display}\n\n[privacy]\nwindow_secs = 10\nk_min = 1\n",
             clip.display()
         ),
     );
@@ -430,6 +435,12 @@ fn attention_counts_shoppers_facing_the_display_and_not_those_turned_away() {
     );
     let looking = &events[0]["displays"][0]["attention"]["looking_seconds"];
     assert!(looking["max"].as_f64().unwrap() >= 1.0, "{looking}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["displays"][0]["attention"].get("expressions").is_none()),
+        "expressions are off unless the display opts in"
+    );
     // Two people facing each other (heads turned ~28° from the camera): they pass, nobody looks.
     let events = attention_windows(&turned);
     let (passers, lookers) = (
@@ -447,6 +458,34 @@ fn attention_counts_shoppers_facing_the_display_and_not_those_turned_away() {
     assert!(
         lookers <= 1 && turned_look < 0.5 * looking["max"].as_f64().unwrap(),
         "turned heads look far less: {events:?}"
+    );
+}
+
+#[test]
+fn expressions_count_each_looker_once_and_only_where_the_display_opts_in() {
+    let Some(facing) = eval_media("video/intel-previews/face-demographics-walking-and-pause.gif")
+    else {
+        eprintln!("SKIPPED: evaluation media (../shared/media or VITRINE_EVAL_MEDIA) not present");
+        return;
+    };
+    let events =
+        attention_windows_with(&facing, "expressions = true\nexpressions_min_face_px = 48");
+    let mut read = 0;
+    for e in &events {
+        let a = &e["displays"][0]["attention"];
+        let x = &a["expressions"];
+        let classes = [
+            "neutral", "happy", "surprise", "sad", "angry", "fear", "disgust", "unread",
+        ];
+        let total: u64 = classes.iter().map(|c| x[c].as_u64().unwrap()).sum();
+        // k_min = 1: nothing suppressed; every looker has one dominant expression or is unread.
+        assert_eq!(total, a["lookers"].as_u64().unwrap(), "{a}");
+        read += total - x["unread"].as_u64().unwrap();
+        eprintln!("expressions: {x}");
+    }
+    assert!(
+        read >= 2,
+        "the walkers' faces are large enough to read: {events:?}"
     );
 }
 

@@ -112,11 +112,23 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "#");
     let dir = tempfile::tempdir().unwrap();
+    // Displays read lookers' expressions (opt-in): the faces of walkers looking into the
+    // camera (Intel's sample, where the evaluation media are) go through the expression model.
+    let expressions = "expressions = true\nexpressions_min_face_px = 48\n";
+    let mut cameras = walkway_camera(2).replace(
+        "id = \"info-sign\"\n",
+        &format!("id = \"info-sign\"\n{expressions}"),
+    );
+    if let Some(gif) = eval_media("video/intel-previews/face-demographics-walking-and-pause.gif") {
+        cameras.push_str(&format!(
+            "\n[[cameras]]\nid = \"shelf-cam\"\nfile = \"{}\"\nfps = 10\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n{expressions}",
+            gif.display()
+        ));
+    }
     let cfg = write_config(
         dir.path(),
         &format!(
-            "{}\n[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 10\n",
-            walkway_camera(2),
+            "{cameras}\n[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 10\n",
             media("prompts.wav").display(),
             broker.port
         ),
@@ -213,6 +225,9 @@ fn only_aggregates_reach_the_wire_the_logs_and_the_disk() {
             "Appearance",
             "appearance",
             "parts: [",
+            // A face's expression reading (`attention::Reading`) stays in the accumulator.
+            "Reading {",
+            "face_px",
         ] {
             assert!(!line.contains(word), "log line carries {word:?}: {line}");
         }

@@ -888,7 +888,7 @@ fn the_page_fits_a_phone_and_its_labels_do_not_overprint() {
         .replace("to = [0.15, 0.05]", "to = [0.45, 0.7]")
         .replace(
             "[privacy]",
-            "[[cameras.lines]]\nid = \"entrance-right\"\nfrom = [0.5, 0.3]\nto = [0.5, 0.7]\nin = \"left\"\n\n[privacy]",
+            "[[cameras.lines]]\nid = \"entrance-right\"\nfrom = [0.5, 0.3]\nto = [0.5, 0.7]\nin = \"left\"\n\n[[cameras.displays]]\nid = \"shelf\"\npolygon = [[0.05, 0.8], [0.3, 0.8], [0.3, 0.95], [0.05, 0.95]]\nexpressions = true\n\n[privacy]",
         );
     let cfg = write_config(dir.path(), &body);
     let _agent = Agent::start(dir.path(), &cfg);
@@ -898,6 +898,7 @@ fn the_page_fits_a_phone_and_its_labels_do_not_overprint() {
         json!([
             {"do": "open"},
             {"do": "wait_still"},
+            {"do": "texts"},
             {"do": "labels"},
             {"do": "viewport", "width": 390, "height": 844},
             {"do": "labels"},
@@ -906,10 +907,25 @@ fn the_page_fits_a_phone_and_its_labels_do_not_overprint() {
     setup.stop();
     let overlaps = |boxes: &Value| {
         let b: Vec<[f64; 4]> = serde_json::from_value(boxes.clone()).unwrap();
-        assert_eq!(b.len(), 2, "{b:?}");
-        let (p, q) = (b[0], b[1]);
+        // The display's label first, then the two lines'.
+        assert_eq!(b.len(), 3, "{b:?}");
+        let (p, q) = (b[1], b[2]);
         p[0] < q[2] - 0.5 && q[0] < p[2] - 0.5 && p[1] < q[3] - 0.5 && q[1] < p[3] - 0.5
     };
+    // A display that reads expressions says so on the picture and in its card.
+    let texts = step(&r, "texts");
+    assert!(
+        texts["overlay"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "shelf · expressions on")
+            && texts["displays"]
+                .as_str()
+                .unwrap()
+                .contains("expressions on"),
+        "{texts}"
+    );
     let labels: Vec<&Value> = r.iter().filter(|s| s["step"] == "labels").collect();
     for l in &labels {
         assert!(!overlaps(&l["boxes"]), "labels overprint: {l}");

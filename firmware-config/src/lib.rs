@@ -325,7 +325,16 @@ pub struct DisplayArea {
     pub gaze_yaw: f32,
     pub gaze_pitch: f32,
     pub gaze_tolerance: f32,
+    /// Opt-in: read the lookers' facial expressions (counts only; see the README's limits).
+    pub expressions: bool,
+    /// Faces smaller than this (the face box's shorter side, pixels of the analysed frame) are
+    /// not read: the lookers count as unread. At least [`EXPRESSIONS_MIN_FACE_PX`].
+    pub expressions_min_face_px: u32,
 }
+
+/// The expression model was trained on 48x48 faces (FER2013): smaller faces hold less than it
+/// learnt from, and the config refuses a smaller `expressions_min_face_px`.
+pub const EXPRESSIONS_MIN_FACE_PX: u32 = 48;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Area {

@@ -119,6 +119,8 @@ pub struct RawDisplay {
     pub gaze_yaw: Option<f64>,
     pub gaze_pitch: Option<f64>,
     pub gaze_tolerance: Option<f64>,
+    pub expressions: Option<bool>,
+    pub expressions_min_face_px: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,7 +34,15 @@ const CAMERA_KEYS: &[&str] = &[
     "staff",
 ];
 const AREA_KEYS: &[&str] = &["id", "polygon"];
-const DISPLAY_KEYS: &[&str] = &["id", "polygon", "gaze_yaw", "gaze_pitch", "gaze_tolerance"];
+const DISPLAY_KEYS: &[&str] = &[
+    "id",
+    "polygon",
+    "gaze_yaw",
+    "gaze_pitch",
+    "gaze_tolerance",
+    "expressions",
+    "expressions_min_face_px",
+];
 const LINE_KEYS: &[&str] = &["id", "from", "to", "in"];
 const MIC_KEYS: &[&str] = &["id", "file", "device"];
 const DEVICE_KEYS: &[&str] = &["id", "store_id", "timezone"];
@@ -242,12 +250,32 @@ fn display(c: &mut Collector, at: &str, v: toml::Value) -> Option<DisplayArea> {
         90.0,
         "how far a head may turn away and still look at the display, 1..90 (22.5 is the usual)",
     );
+    let expressions_min_face_px = expression_face_px(c, at, raw.expressions_min_face_px);
     Some(DisplayArea {
         area: polygon_area_of(c, at, raw.id, raw.polygon)?,
         gaze_yaw,
         gaze_pitch,
         gaze_tolerance,
+        expressions: raw.expressions.unwrap_or(false),
+        expressions_min_face_px,
     })
+}
+
+/// The smallest face a display reads expressions on: refused below what the model can serve.
+fn expression_face_px(c: &mut Collector, at: &str, v: Option<i64>) -> u32 {
+    let min = i64::from(crate::EXPRESSIONS_MIN_FACE_PX);
+    let v = v.unwrap_or(64);
+    if !(min..=1024).contains(&v) {
+        c.push(
+            format!("{at}.expressions_min_face_px"),
+            format!("{v} px is outside {min}..1024"),
+            Some(format!(
+                "the expression model cannot read faces under {min} px (it learnt from 48x48 faces); \
+                 use {min} or more, and place the camera so that lookers' faces reach it"
+            )),
+        );
+    }
+    v.clamp(min, 1024) as u32
 }
 
 pub(crate) fn polygon_area_of(

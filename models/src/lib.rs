@@ -7,6 +7,7 @@
 pub mod audio_events;
 pub mod bench;
 pub mod detector;
+pub mod expressions;
 pub mod faces;
 pub mod manifest;
 pub mod precision;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use audio_events::AudioEvents;
 pub use detector::{Detector, PeopleDetector};
+pub use expressions::ExpressionReader;
 pub use faces::FaceAnalyser;
 pub use precision::{Arith, Cpu, Precision};
 pub use vad::Vad;

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use vitrine_config::DisplayArea;
 
-use crate::event::{suppress, AttentionStats, DwellStats};
+use crate::event::{suppress, AttentionStats, DwellStats, ExpressionStats};
 use crate::geom::BBox;
 use crate::track::TrackView;
 
@@ -33,6 +33,55 @@ pub struct Face {
     pub pose: HeadPose,
 }
 
+/// A facial expression: FER2013's seven classes, in the expression model's output order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expression {
+    Angry,
+    Disgust,
+    Fear,
+    Happy,
+    Sad,
+    Surprise,
+    Neutral,
+}
+
+impl Expression {
+    /// In the model's output order.
+    pub const ALL: [Expression; 7] = [
+        Expression::Angry,
+        Expression::Disgust,
+        Expression::Fear,
+        Expression::Happy,
+        Expression::Sad,
+        Expression::Surprise,
+        Expression::Neutral,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Expression::Angry => "angry",
+            Expression::Disgust => "disgust",
+            Expression::Fear => "fear",
+            Expression::Happy => "happy",
+            Expression::Sad => "sad",
+            Expression::Surprise => "surprise",
+            Expression::Neutral => "neutral",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One reading of a looker's face: the face's size (its box's shorter side, pixels of the
+/// analysed frame) and its expression, `None` when it was too small for every display asking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub face_px: u32,
+    pub expression: Option<Expression>,
+}
+
 /// The longest gap between two attention observations that still counts as continuous
 /// looking (attention runs on detector frames only).
 pub const MAX_LOOK_STEP_MS: u64 = 1000;
@@ -41,6 +90,14 @@ pub const MAX_LOOK_STEP_MS: u64 = 1000;
 /// upper half of the person's box (the head); each person gets at most one face (the largest),
 /// each face at most one person (the smallest box containing it: the nearer person).
 pub fn assign(tracks: &[TrackView], faces: &[Face]) -> Vec<(u64, HeadPose)> {
+    assign_faces(tracks, faces)
+        .into_iter()
+        .map(|(id, f)| (id, faces[f].pose))
+        .collect()
+}
+
+/// [`assign`], giving each person's face by its index in `faces`.
+pub fn assign_faces(tracks: &[TrackView], faces: &[Face]) -> Vec<(u64, usize)> {
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
     for (ti, t) in tracks.iter().enumerate() {
         let b = t.bbox;
@@ -60,7 +117,7 @@ pub fn assign(tracks: &[TrackView], faces: &[Face]) -> Vec<(u64, HeadPose)> {
         if !used_t[ti] && !used_f[fi] {
             used_t[ti] = true;
             used_f[fi] = true;
-            out.push((tracks[ti].id, faces[fi].pose));
+            out.push((tracks[ti].id, fi));
         }
     }
     out
@@ -79,9 +136,45 @@ pub struct AttentionAcc {
     looking_ms: HashMap<u64, u64>,
     /// Track → time of its last attention observation (kept across windows).
     last_seen_ms: HashMap<u64, u64>,
+    /// Tracks looking at the display at their last observation (expressions are read only then).
+    looking_now: HashSet<u64>,
+    /// Per looker in this window: how often each expression was read while looking (votes),
+    /// and whether a face was seen too small to read. Only while `expressions` is on.
+    readings: HashMap<u64, ([u16; 7], bool)>,
+    expressions: bool,
 }
 
 impl AttentionAcc {
+    /// Expressions are read at this display (opt-in).
+    pub fn with_expressions(expressions: bool) -> AttentionAcc {
+        AttentionAcc {
+            expressions,
+            ..AttentionAcc::default()
+        }
+    }
+
+    /// Whether the person `id` looked at the display at their last observation and this
+    /// display reads expressions: only then may their face be read.
+    pub fn wants_expression(&self, id: u64) -> bool {
+        self.expressions && self.looking_now.contains(&id)
+    }
+
+    /// One reading of a looker's face (only counted while they look at the display); a face
+    /// under `min_face_px` is not read here, whatever the model said.
+    pub fn read(&mut self, id: u64, reading: Reading, min_face_px: u32) {
+        if !self.wants_expression(id) {
+            return;
+        }
+        let (votes, small) = self.readings.entry(id).or_insert(([0; 7], false));
+        match reading
+            .expression
+            .filter(|_| reading.face_px >= min_face_px)
+        {
+            Some(e) => votes[e.index()] = votes[e.index()].saturating_add(1),
+            None => *small = true,
+        }
+    }
+
     /// A person (track) was seen in the display's area.
     pub fn passer(&mut self, id: u64) {
         self.passers.insert(id);
@@ -94,6 +187,11 @@ impl AttentionAcc {
             None => 0,
         };
         if looking {
+            self.looking_now.insert(id);
+        } else {
+            self.looking_now.remove(&id);
+        }
+        if looking {
             // A first look counts from this frame on; the step measures continued looking.
             *self.looking_ms.entry(id).or_insert(0) += step;
         }
@@ -102,6 +200,43 @@ impl AttentionAcc {
     /// The track ended.
     pub fn forget(&mut self, id: u64) {
         self.last_seen_ms.remove(&id);
+        self.looking_now.remove(&id);
+    }
+
+    /// Each reader's dominant expression (the class read most often; a tie goes to the later
+    /// class in [`Expression::ALL`]: neutral first), counted and k-suppressed.
+    fn take_expressions(&mut self, k_min: u32) -> Option<ExpressionStats> {
+        if !self.expressions {
+            return None;
+        }
+        let mut counts = [0u32; 7];
+        let mut unread = 0u32;
+        for (votes, _) in self.readings.values() {
+            let best = (0..7).max_by_key(|&i| votes[i]).filter(|&i| votes[i] > 0);
+            match best {
+                Some(i) => counts[i] += 1,
+                None => unread += 1,
+            }
+        }
+        self.readings.clear();
+        let c = |e: Expression| suppress(counts[e.index()], k_min);
+        let mut s = ExpressionStats {
+            neutral: c(Expression::Neutral),
+            happy: c(Expression::Happy),
+            surprise: c(Expression::Surprise),
+            sad: c(Expression::Sad),
+            angry: c(Expression::Angry),
+            fear: c(Expression::Fear),
+            disgust: c(Expression::Disgust),
+            unread: suppress(unread, k_min),
+            suppressed: false,
+        };
+        s.suppressed = [
+            s.neutral, s.happy, s.surprise, s.sad, s.angry, s.fear, s.disgust, s.unread,
+        ]
+        .iter()
+        .any(Option::is_none);
+        Some(s)
     }
 
     pub fn take(&mut self, k_min: u32) -> AttentionStats {
@@ -112,6 +247,7 @@ impl AttentionAcc {
         self.looking_ms.clear();
         let (p, l) = (suppress(passers, k_min), suppress(lookers, k_min));
         let suppressed = p.is_none() || l.is_none();
+        let expressions = self.take_expressions(k_min);
         AttentionStats {
             passers: p,
             lookers: l,
@@ -121,6 +257,7 @@ impl AttentionAcc {
                 None
             },
             suppressed,
+            expressions,
         }
     }
 }
@@ -139,6 +276,8 @@ mod tests {
             gaze_yaw: 0.0,
             gaze_pitch: 0.0,
             gaze_tolerance: tol,
+            expressions: true,
+            expressions_min_face_px: 48,
         }
     }
 
@@ -225,6 +364,59 @@ mod tests {
         assert_eq!(d.mean, 1.6);
         let next = a.take(1);
         assert_eq!((next.passers, next.lookers), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn a_lookers_dominant_expression_is_the_one_read_most_and_small_faces_are_unread() {
+        let mut a = AttentionAcc::with_expressions(true);
+        let read = |e| Reading {
+            face_px: 64,
+            expression: Some(e),
+        };
+        for i in 0..5u64 {
+            for id in 1..=3 {
+                a.passer(id);
+                a.observe(i * 200, id, id != 3 || i < 2);
+            }
+            a.read(
+                1,
+                read(if i < 3 {
+                    Expression::Happy
+                } else {
+                    Expression::Sad
+                }),
+                48,
+            );
+            a.read(
+                2,
+                Reading {
+                    face_px: 30,
+                    expression: Some(Expression::Angry),
+                },
+                48,
+            );
+            // Person 3 stopped looking after 2 frames: later readings do not count.
+            a.read(
+                3,
+                read(if i < 2 {
+                    Expression::Surprise
+                } else {
+                    Expression::Fear
+                }),
+                48,
+            );
+        }
+        assert!(!a.wants_expression(3), "not looking any more");
+        let e = a.take(1).expressions.expect("on");
+        assert_eq!((e.happy, e.sad), (Some(1), Some(0)), "3 happy beat 2 sad");
+        assert_eq!(
+            e.unread,
+            Some(1),
+            "a face under the display's size is not read"
+        );
+        assert_eq!((e.surprise, e.fear), (Some(1), Some(0)));
+        let off = AttentionAcc::default().take(1);
+        assert!(off.expressions.is_none());
     }
 
     #[test]

@@ -148,6 +148,26 @@ pub struct AttentionStats {
     /// Looking time per looker within this window.
     pub looking_seconds: Option<DwellStats>,
     pub suppressed: bool,
+    /// Opt-in (`expressions = true` on the display): the lookers' dominant expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expressions: Option<ExpressionStats>,
+}
+
+/// Of a window's lookers at a display, how many had each dominant facial expression while
+/// looking, and how many could not be read. Counts only, each k-suppressed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExpressionStats {
+    pub neutral: Option<u32>,
+    pub happy: Option<u32>,
+    pub surprise: Option<u32>,
+    pub sad: Option<u32>,
+    pub angry: Option<u32>,
+    pub fear: Option<u32>,
+    pub disgust: Option<u32>,
+    /// Lookers whose face was never large enough to read while they looked.
+    pub unread: Option<u32>,
+    /// At least one count above was suppressed (k-anonymity).
+    pub suppressed: bool,
 }
 
 impl AreaStats {
@@ -577,6 +597,13 @@ mod schema_tests {
                         lookers: suppress(6, k),
                         looking_seconds: DwellStats::from_ms(&mut [400, 2500, 900]),
                         suppressed: false,
+                        expressions: Some(ExpressionStats {
+                            neutral: suppress(3, k),
+                            happy: suppress(2, k),
+                            unread: suppress(1, k),
+                            suppressed: true,
+                            ..ExpressionStats::default()
+                        }),
                     }),
                     ..AreaStats::new("shelf".into(), Some(0.4), 2, 9, None, k)
                 },

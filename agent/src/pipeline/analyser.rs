@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use vitrine_config::{Camera, ModelPrecision, Models};
 use vitrine_models::Precision;
-use vitrine_models::{Detector, FaceAnalyser, ModelError, PeopleDetector};
+use vitrine_models::{Detector, ExpressionReader, FaceAnalyser, ModelError, PeopleDetector};
 use vitrine_sensors::motion::{MotionDetector, MotionParams};
 use vitrine_sensors::Frame;
-use vitrine_signals::attention::Face;
+use vitrine_signals::attention::{Face, Reading};
 use vitrine_signals::cadence::{Cadence, CadenceParams, Step};
 use vitrine_signals::track::{Appearance, Detection, TrackUpdate, TrackerParams};
 use vitrine_signals::CameraSignals;
@@ -75,6 +75,8 @@ pub struct Stepped {
 pub struct CameraAnalyser {
     detector: Detector,
     faces: Option<FaceAnalyser>,
+    /// Reads lookers' expressions where a display asks for them (opt-in).
+    expressions: Option<ExpressionReader>,
     signals: CameraSignals,
     cadence: Cadence,
     motion: MotionDetector,
@@ -96,6 +98,7 @@ impl CameraAnalyser {
         CameraAnalyser {
             detector,
             faces,
+            expressions: None,
             signals,
             cadence: Cadence::new(CadenceParams {
                 detect_every: cam.detect_every,
@@ -106,6 +109,12 @@ impl CameraAnalyser {
             last_dets: Vec::new(),
             last_faces: Vec::new(),
         }
+    }
+
+    /// Read the expressions of people looking at displays with `expressions = true`.
+    pub fn with_expressions(mut self, reader: Option<ExpressionReader>) -> CameraAnalyser {
+        self.expressions = reader;
+        self
     }
 
     pub fn signals(&self) -> &CameraSignals {
@@ -150,14 +159,16 @@ impl CameraAnalyser {
                 self.last_faces.clear();
                 if let Some(fa) = self.faces.as_mut().filter(|_| self.signals.wants_faces()) {
                     self.last_faces = fa.analyse(&frame.rgb, w, h)?;
-                    self.signals.observe_faces(t_ms, &self.last_faces);
+                    let wanted = self.signals.observe_faces(t_ms, &self.last_faces);
+                    self.read_expressions(frame, &wanted)?;
                 }
                 update
             }
             Step::Reuse => {
                 // Nothing changed: the last detections and faces still hold.
                 let update = self.signals.observe(t_ms, &self.last_dets);
-                self.signals.observe_faces(t_ms, &self.last_faces);
+                // Faces of a still frame were read when it was analysed: not read again.
+                let _ = self.signals.observe_faces(t_ms, &self.last_faces);
                 update
             }
             Step::Predict => {
@@ -171,5 +182,39 @@ impl CameraAnalyser {
             inference,
             model,
         })
+    }
+
+    /// The expressions of the faces the displays asked for (face index, person, smallest
+    /// face size read): a face under that size is not given to the model.
+    fn read_expressions(
+        &mut self,
+        frame: &Frame,
+        wanted: &[(usize, u64, u32)],
+    ) -> Result<(), ModelError> {
+        let Some(reader) = self.expressions.as_mut() else {
+            return Ok(());
+        };
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let mut readings = Vec::with_capacity(wanted.len());
+        for &(f, id, min_px) in wanted {
+            let Some(face) = self.last_faces.get(f) else {
+                continue;
+            };
+            let face_px = (face.bbox.w() * w as f32).min(face.bbox.h() * h as f32) as u32;
+            let expression = if face_px >= min_px {
+                Some(reader.read(&frame.rgb, w, h, &face.bbox)?)
+            } else {
+                None
+            };
+            readings.push((
+                id,
+                Reading {
+                    face_px,
+                    expression,
+                },
+            ));
+        }
+        self.signals.observe_expressions(&readings);
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vitrine_config::{AlertOn, Camera, Config, VideoSource};
-use vitrine_models::FaceAnalyser;
+use vitrine_models::{ExpressionReader, FaceAnalyser};
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{FrameSource, Pacing, SourceError};
 use vitrine_signals::forecast::Measure;
@@ -76,7 +76,8 @@ pub fn start_camera(
     let reader = spawn_reader(&cam.id, source, &queue, &stop, &progress)?;
     let analysis = Analysis {
         id: cam.id.clone(),
-        analyser: CameraAnalyser::new(cam, &cfg.models, session, faces),
+        analyser: CameraAnalyser::new(cam, &cfg.models, session, faces)
+            .with_expressions(load_expressions(cfg, cam)?),
         windower: Windower::new(opts.window_secs),
         opts: opts.clone(),
         p: progress.clone(),
@@ -110,6 +111,23 @@ fn load_faces(cfg: &Config, cam: &Camera) -> anyhow::Result<Option<FaceAnalyser>
         .with_context(|| format!("camera {:?}: attention to its displays", cam.id))?;
     tracing::info!(camera = %cam.id, model = %m.faces, "face models precision: {why}");
     Ok(Some(f))
+}
+
+/// Expressions are read only where a display asks for them (`expressions = true`).
+fn load_expressions(cfg: &Config, cam: &Camera) -> anyhow::Result<Option<ExpressionReader>> {
+    let Some(d) = cam.displays.iter().find(|d| d.expressions) else {
+        return Ok(None);
+    };
+    let r = ExpressionReader::load(&cfg.models.dir).with_context(|| {
+        format!(
+            "camera {:?}: display {:?} has expressions = true and needs the model {:?}",
+            cam.id,
+            d.area.id,
+            vitrine_models::expressions::MODEL
+        )
+    })?;
+    tracing::info!(camera = %cam.id, display = %d.area.id, "expressions on: lookers' faces are read, counts only");
+    Ok(Some(r))
 }
 
 /// A recording (`input`, or the configured file) is opened now, decoded at the size the

@@ -141,7 +141,7 @@ impl CameraSignals {
                 .map(|d| DisplayState {
                     display: d.clone(),
                     area: AreaState::new(d.area.clone()),
-                    attention: AttentionAcc::default(),
+                    attention: AttentionAcc::with_expressions(d.expressions),
                 })
                 .collect(),
             attention: false,
@@ -570,20 +570,43 @@ impl CameraSignals {
     }
 
     /// Faces found in the frame last observed (boxes normalized to the frame, head poses):
-    /// matched to people, each person in a display's area counts as looking or not.
-    pub fn observe_faces(&mut self, now_ms: u64, faces: &[Face]) {
+    /// matched to people, each person in a display's area counts as looking or not. Returns
+    /// the faces whose expression is wanted (their person looks at a display that reads
+    /// expressions): (face index, person key, the smallest face that display reads, in px).
+    pub fn observe_faces(&mut self, now_ms: u64, faces: &[Face]) -> Vec<(usize, u64, u32)> {
+        let mut wanted = Vec::new();
         if !self.attention {
-            return;
+            return wanted;
         }
-        let poses = attention::assign(&self.last_people, faces);
+        let poses = attention::assign_faces(&self.last_people, faces);
         for t in &self.last_people {
             let foot = t.bbox.foot();
-            let pose = poses.iter().find(|(id, _)| *id == t.id).map(|(_, p)| *p);
+            let face = poses.iter().find(|(id, _)| *id == t.id).map(|(_, f)| *f);
+            let pose = face.map(|f| faces[f].pose);
             for d in &mut self.displays {
                 if in_polygon(foot, &d.display.area.polygon) {
                     let looking = pose.is_some_and(|p| attention::looks_at(p, &d.display));
                     d.attention.observe(now_ms, t.id, looking);
+                    if let Some(f) = face.filter(|_| d.attention.wants_expression(t.id)) {
+                        let min = d.display.expressions_min_face_px;
+                        match wanted.iter_mut().find(|w| w.0 == f) {
+                            Some(w) => w.2 = w.2.min(min),
+                            None => wanted.push((f, t.id, min)),
+                        }
+                    }
                 }
+            }
+        }
+        wanted
+    }
+
+    /// Expressions read on the faces [`Self::observe_faces`] asked for (the smallest face
+    /// size any display reads decides whether the model ran): counted at every display the
+    /// person looks at that reads faces of that size.
+    pub fn observe_expressions(&mut self, readings: &[(u64, attention::Reading)]) {
+        for (id, r) in readings {
+            for d in &mut self.displays {
+                d.attention.read(*id, *r, d.display.expressions_min_face_px);
             }
         }
     }

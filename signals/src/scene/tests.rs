@@ -17,6 +17,8 @@ fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
         gaze_yaw: 0.0,
         gaze_pitch: 0.0,
         gaze_tolerance: 22.5,
+        expressions: false,
+        expressions_min_face_px: 64,
     }];
     let mut s = CameraSignals::new(&cam);
     s.enable_attention();
@@ -33,7 +35,11 @@ fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
         if i >= 2 {
             assert!(s.wants_faces());
         }
-        s.observe_faces(i * 200, &[face(0.2, 10.0), face(0.6, 60.0)]);
+        let wanted = s.observe_faces(i * 200, &[face(0.2, 10.0), face(0.6, 60.0)]);
+        assert!(
+            wanted.is_empty(),
+            "expressions are off unless the display asks"
+        );
     }
     let body = s.take_window(0, 4000, 1);
     let a = body.displays[0]
@@ -46,6 +52,96 @@ fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
     assert!((look.max - 3.6).abs() < 1e-9, "{look:?}");
     // No face, no attention: the figures stay absent from zones.
     assert!(body.zones[0].attention.is_none());
+    assert!(a.expressions.is_none(), "no expressions unless opted in");
+}
+
+#[test]
+fn expressions_are_read_only_on_lookers_faces_and_published_as_counts() {
+    let mut cam = camera();
+    cam.displays = vec![DisplayArea {
+        area: Area {
+            id: "shelf".into(),
+            polygon: vec![p(0.0, 0.5), p(1.0, 0.5), p(1.0, 1.0), p(0.0, 1.0)],
+        },
+        gaze_yaw: 0.0,
+        gaze_pitch: 0.0,
+        gaze_tolerance: 22.5,
+        expressions: true,
+        expressions_min_face_px: 48,
+    }];
+    let mut s = CameraSignals::new(&cam);
+    s.enable_attention();
+    let person = |x: f32| Detection {
+        bbox: BBox::new(x, 0.3, x + 0.1, 0.8),
+        score: 0.9,
+    };
+    let face = |x: f32, yaw: f32| Face {
+        bbox: BBox::from_center(x + 0.05, 0.36, 0.04, 0.05),
+        pose: attention::HeadPose { yaw, pitch: 5.0 },
+    };
+    // Three people: two look (faces 0 and 2), one is turned away (face 1).
+    let people = [person(0.1), person(0.4), person(0.7)];
+    let faces = [face(0.1, 5.0), face(0.4, 70.0), face(0.7, -10.0)];
+    for i in 0..10u64 {
+        s.observe(i * 200, &people);
+        let wanted = s.observe_faces(i * 200, &faces);
+        let asked: Vec<usize> = wanted.iter().map(|w| w.0).collect();
+        if i >= 2 {
+            assert_eq!(asked, vec![0, 2], "only lookers' faces are read");
+            assert!(wanted.iter().all(|w| w.2 == 48));
+        }
+        let readings: Vec<_> = wanted
+            .iter()
+            .map(|&(f, id, _)| {
+                let expression = Some(if f == 0 {
+                    attention::Expression::Happy
+                } else {
+                    attention::Expression::Neutral
+                });
+                (
+                    id,
+                    attention::Reading {
+                        face_px: 60,
+                        expression,
+                    },
+                )
+            })
+            .collect();
+        s.observe_expressions(&readings);
+    }
+    let body = s.take_window(0, 2000, 1);
+    let a = body.displays[0].attention.clone().expect("attention");
+    assert_eq!(a.lookers, Some(2));
+    let e = a.expressions.expect("expressions opted in");
+    assert_eq!(
+        (e.happy, e.neutral, e.sad, e.unread),
+        (Some(1), Some(1), Some(0), Some(0))
+    );
+    // The same window with k = 3: every non-zero count is suppressed.
+    let mut s2 = s;
+    for i in 10..15u64 {
+        s2.observe(i * 200, &people);
+        let wanted = s2.observe_faces(i * 200, &faces);
+        let readings: Vec<_> = wanted
+            .iter()
+            .map(|&(_, id, _)| {
+                (
+                    id,
+                    attention::Reading {
+                        face_px: 30,
+                        expression: None,
+                    },
+                )
+            })
+            .collect();
+        s2.observe_expressions(&readings);
+    }
+    let e = s2.take_window(2000, 3000, 3).displays[0]
+        .attention
+        .clone()
+        .and_then(|a| a.expressions)
+        .expect("expressions");
+    assert_eq!((e.unread, e.happy, e.suppressed), (None, Some(0), true));
 }
 
 fn camera() -> Camera {

@@ -55,6 +55,13 @@ async function step(page, s) {
       await page.evaluate(() => { geom.displays = []; render(); });
       return {};
     }
+    case "texts": {
+      // What the overlay's labels and the displays' card say.
+      return page.evaluate(() => ({
+        overlay: [...document.querySelectorAll("#overlay text")].map((t) => t.textContent),
+        displays: document.getElementById("displays").textContent,
+      }));
+    }
     case "labels": {
       // Where the overlay's labels are on the screen: [left, top, right, bottom] each.
       return { boxes: await page.evaluate(() => [...document.querySelectorAll("#overlay text")].map((t) => {

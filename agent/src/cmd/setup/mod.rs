@@ -433,6 +433,8 @@ async fn state(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 })).collect::<Vec<_>>(),
                 "zones": c.zones.iter().map(|z| json!({"id": z.id, "polygon": z.polygon.iter().map(pt).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "displays": c.displays.iter().map(|d| json!({"id": d.area.id, "polygon": d.area.polygon.iter().map(pt).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                // Opt-in expression reading is shown on the page (set in agent.toml only).
+                "expressions": c.displays.iter().filter(|d| d.expressions).map(|d| d.area.id.clone()).collect::<Vec<_>>(),
             })
         })
         .collect();

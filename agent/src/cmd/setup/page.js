@@ -12,6 +12,7 @@ let size = [640, 360];   // the still's pixels (the overlay's coordinate space)
 let feet = [];
 let counts = {};         // line id -> [in, out]
 let errors = {};         // "lines.0" -> message
+let expressions = new Set(); // ids of the camera's displays that read expressions (opt-in)
 let dragging = null;
 
 async function api(path, body) {
@@ -45,6 +46,7 @@ async function load() {
 function pick() {
   const c = config.cameras.find((c) => c.id === camera);
   geom = c ? clone({ lines: c.lines, zones: c.zones, displays: c.displays }) : { lines: [], zones: [], displays: [] };
+  expressions = new Set(c ? c.expressions || [] : []);
   errors = {};
   render();
 }
@@ -73,7 +75,7 @@ function drawOverlay() {
       el("polygon", { points: pts, fill: color, "fill-opacity": 0.15, stroke: color, "stroke-width": r / 3 }, svg);
       const c = a.polygon.map(px).reduce((s, p) => [s[0] + p[0] / a.polygon.length, s[1] + p[1] / a.polygon.length], [0, 0]);
       const t = el("text", { x: c[0], y: c[1], fill: "#fff", "font-size": r * 2.2, "text-anchor": "middle" }, svg);
-      t.textContent = a.id;
+      t.textContent = a.id + (kind === "displays" && expressions.has(a.id) ? " · expressions on" : "");
       apart(t, labels);
       a.polygon.forEach((p, j) => handle(svg, px(p), r, color, { kind, index: i, point: j }));
     });
@@ -174,6 +176,8 @@ function renderLists() {
       d.className = "item";
       d.innerHTML = '<input type="text" class="id" value="' + esc(a.id) + '"> ' + a.polygon.length + " corners " +
         '<button class="corner" title="add a corner">+ corner</button> <button class="remove" title="remove">✕</button>' +
+        (kind === "displays" && expressions.has(a.id)
+          ? ' <span class="expr" title="expressions = true in agent.toml: lookers\' facial expressions are counted">expressions on</span>' : "") +
         '<span class="err">' + esc(errors[kind + "." + i] || "") + "</span>";
       d.querySelector(".id").addEventListener("change", (e) => { a.id = e.target.value.trim(); render(); });
       d.querySelector(".remove").addEventListener("click", () => { geom[kind].splice(i, 1); render(); });
