@@ -269,7 +269,7 @@ fn analysis_cadence_and_attention_mistakes_are_named_with_a_fix() {
         ("cameras[0].detect_every", "between 1 and 30"),
         (
             "cameras[0].displays[0].expressions_min_face_px",
-            "cannot read faces under 48 px",
+            "cannot read faces under 32 px",
         ),
         ("cameras[0].displays[0].gaze_tolerance", "22.5 is the usual"),
         ("cameras[0].displays[0].gaze_yaw", "-90..90"),

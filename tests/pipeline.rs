@@ -490,6 +490,60 @@ fn expressions_count_each_looker_once_and_only_where_the_display_opts_in() {
 }
 
 #[test]
+fn eval_expressions_reports_accuracy_and_confusion_by_face_size() {
+    // The model's two smoke faces (both smiling), from the model mirror, as a one-class set.
+    let mirror = std::env::var_os("VITRINE_MODEL_MIRROR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/models"))
+        .join("fer-mini-xception/smoke");
+    if !mirror.is_dir() {
+        eprintln!("SKIPPED: the model mirror's fer-mini-xception/smoke is not here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let happy = dir.path().join("happy");
+    std::fs::create_dir_all(&happy).unwrap();
+    for f in ["justin_face64_gray.png", "astronaut_face64_gray.png"] {
+        std::fs::copy(mirror.join(f), happy.join(f)).unwrap();
+    }
+    let o = vitrine()
+        .args(["eval", "expressions", "--sizes", "64,48", "--models"])
+        .arg(models())
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("### crops of 64 px (a face box of about 53 px): 2 of 2 right"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| happy | 0 | 0 | 0 | 2 | 0 | 0 | 0 | 100.0 % |"),
+        "{out}"
+    );
+    assert!(out.contains("### crops of 48 px"), "{out}");
+    // A directory without class folders is named with the fix.
+    let o = vitrine()
+        .args(["eval", "expressions", "--models"])
+        .arg(models())
+        .arg("--data")
+        .arg(&happy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no class folder"),
+        "{err}"
+    );
+}
+
+#[test]
 fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
     let o = vitrine()
         .args(["eval", "vad", "--models"])

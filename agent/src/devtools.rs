@@ -267,6 +267,19 @@ pub enum EvalWhat {
         #[arg(long)]
         no_library: bool,
     },
+    /// The expression model's accuracy on a labelled set of face crops (one folder per class,
+    /// e.g. FER2013's test split) at the face sizes a display camera sees.
+    Expressions {
+        #[arg(long, default_value = ".cache/models")]
+        models: PathBuf,
+        /// A directory with one folder of face crops per class (angry, disgust, fear, happy,
+        /// sad, surprise, neutral).
+        #[arg(long)]
+        data: PathBuf,
+        /// Crop sizes in pixels the faces are scaled to before they are read.
+        #[arg(long, value_delimiter = ',', default_values_t = [24u32, 32, 40, 48, 64])]
+        sizes: Vec<u32>,
+    },
     /// Voice-activity frame agreement: clean speech mixed with noise at an SNR.
     Vad {
         #[arg(long, default_value = ".cache/models")]
@@ -462,6 +475,15 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     snr_db,
                 },
         } => vitrine::tools::eval::vad(&models, &speech, &noise, snr_db, 0.5)
+            .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Expressions {
+                    models,
+                    data,
+                    sizes,
+                },
+        } => vitrine::tools::eval::expressions::expressions(&models, &data, &sizes)
             .map(|_| ExitCode::SUCCESS),
     }
 }

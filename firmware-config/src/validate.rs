@@ -264,14 +264,15 @@ fn display(c: &mut Collector, at: &str, v: toml::Value) -> Option<DisplayArea> {
 /// The smallest face a display reads expressions on: refused below what the model can serve.
 fn expression_face_px(c: &mut Collector, at: &str, v: Option<i64>) -> u32 {
     let min = i64::from(crate::EXPRESSIONS_MIN_FACE_PX);
-    let v = v.unwrap_or(64);
+    let v = v.unwrap_or(48);
     if !(min..=1024).contains(&v) {
         c.push(
             format!("{at}.expressions_min_face_px"),
             format!("{v} px is outside {min}..1024"),
             Some(format!(
-                "the expression model cannot read faces under {min} px (it learnt from 48x48 faces); \
-                 use {min} or more, and place the camera so that lookers' faces reach it"
+                "the expression model cannot read faces under {min} px (measured: 7 points fewer right \
+                 below; docs/evaluator.md#expressions); use {min} or more (48 is the default), and \
+                 place the camera so that lookers' faces reach it"
             )),
         );
     }

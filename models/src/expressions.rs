@@ -22,7 +22,7 @@ pub const MODEL: &str = "fer-mini-xception";
 const SIZE: usize = 64;
 /// The face box (YuNet's, tight around the face) is made square and grown by this share of
 /// its side on every side: FER2013's faces include the chin and the forehead.
-const MARGIN: f32 = 0.1;
+pub const MARGIN: f32 = 0.1;
 
 pub struct ExpressionReader {
     plan: Plan,

@@ -18,6 +18,7 @@
 
 pub mod anchor;
 pub mod crossings;
+pub mod expressions;
 pub mod forecast;
 pub mod grid;
 pub mod gt;
