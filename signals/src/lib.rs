@@ -12,6 +12,7 @@ pub mod audio;
 pub mod audit;
 pub mod cadence;
 pub mod event;
+pub mod federated;
 pub mod forecast;
 pub mod geom;
 pub mod occupancy;

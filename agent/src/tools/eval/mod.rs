@@ -19,6 +19,7 @@
 pub mod anchor;
 pub mod crossings;
 pub mod expressions;
+pub mod federated;
 pub mod forecast;
 pub mod grid;
 pub mod gt;
