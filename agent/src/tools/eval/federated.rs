@@ -275,7 +275,7 @@ fn mature(h: &Hourly, weeks: usize) {
             continue;
         };
         let priors: Vec<Vec<Prior>> = snaps.iter().map(|u| priors_without(u, s)).collect();
-        let prior = |r: usize| priors[((r - first_test) / WEEK).min(weeks - 1)].clone();
+        let prior = |r: usize| priors[(r.saturating_sub(first_test) / WEEK).min(weeks - 1)].clone();
         let (mut m, mut w) = (Series::default(), Series::default());
         let (a, b) = score_span(h, ys, (&mut m, &mut w), &prior, (0, first_test, n), &models);
         next.add(&a, sc);
