@@ -21,37 +21,8 @@
 //! aggregator has listed, before unmasking, as missing; a listed box that did send sees itself
 //! listed and the round is void).
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::forecast::Prior;
 use crate::forecast::WEEK;
-
-/// A chain prior: the shape of a week's footfall (168 weekday hours from Monday 00:00, mean 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Prior {
-    pub shape: Vec<f64>,
-}
-
-impl Prior {
-    /// A shape of 168 finite, non-negative values with a positive mean, rescaled to mean 1;
-    /// `None` otherwise (a malformed prior is not used).
-    pub fn new(shape: Vec<f64>) -> Option<Prior> {
-        if shape.len() != WEEK || shape.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return None;
-        }
-        let mean = shape.iter().sum::<f64>() / WEEK as f64;
-        (mean > 1e-9).then(|| Prior {
-            shape: shape.iter().map(|v| v / mean).collect(),
-        })
-    }
-
-    /// The prior from an aggregate: the weighted sum of shapes and the sum of weights.
-    pub fn from_sum(weighted: &[f64], weight: f64) -> Option<Prior> {
-        if weight <= 0.0 {
-            return None;
-        }
-        Prior::new(weighted.iter().map(|v| v / weight).collect())
-    }
-}
 
 /// Weighted federated averaging of `(shape, weight)` updates (in the clear: the reference
 /// for [`secagg`], and what a single trusted aggregator would compute).

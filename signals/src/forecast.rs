@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{round3, suppress, SeriesForecast};
-pub use crate::federated::Prior;
 
 /// Hours in a week: the seasonal profile's slots.
 pub const WEEK: usize = 168;
@@ -191,7 +190,7 @@ impl Series {
         self.forecast_with(at, None)
     }
 
-    /// [`Self::forecast`] with the chain's prior blended in (see [`crate::federated`]): a
+    /// [`Self::forecast`] with the chain's prior blended in (see the `federated` module): a
     /// weekday hour the box has seen `n` times weighs its own profile `n` against the prior's
     /// `PRIOR_WEEKS` at the box's own level; an hour never seen takes the prior's.
     pub fn forecast_with(&self, at: LocalHour, prior: Option<&Prior>) -> Option<f64> {
@@ -282,6 +281,35 @@ impl Series {
             PRIOR_CAP
         };
         Some((raw.iter().map(|v| v / mean).collect(), weeks.min(PRIOR_CAP)))
+    }
+}
+
+/// A chain prior (made by the `federated` module): the shape of a week's footfall (168
+/// weekday hours from Monday 00:00, mean 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    pub shape: Vec<f64>,
+}
+
+impl Prior {
+    /// A shape of 168 finite, non-negative values with a positive mean, rescaled to mean 1;
+    /// `None` otherwise (a malformed prior is not used).
+    pub fn new(shape: Vec<f64>) -> Option<Prior> {
+        if shape.len() != WEEK || shape.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return None;
+        }
+        let mean = shape.iter().sum::<f64>() / WEEK as f64;
+        (mean > 1e-9).then(|| Prior {
+            shape: shape.iter().map(|v| v / mean).collect(),
+        })
+    }
+
+    /// The prior from an aggregate: the weighted sum of shapes and the sum of weights.
+    pub fn from_sum(weighted: &[f64], weight: f64) -> Option<Prior> {
+        if weight <= 0.0 {
+            return None;
+        }
+        Prior::new(weighted.iter().map(|v| v / weight).collect())
     }
 }
 
