@@ -6,8 +6,9 @@ fn p(x: f32, y: f32) -> Point {
     Point { x, y }
 }
 
-#[test]
-fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
+/// A camera whose lower half is a shelf display (reading expressions of faces from 48 px, or
+/// not), with attention on.
+fn at_a_shelf(expressions: bool) -> CameraSignals {
     let mut cam = camera();
     cam.displays = vec![DisplayArea {
         area: Area {
@@ -17,21 +18,35 @@ fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
         gaze_yaw: 0.0,
         gaze_pitch: 0.0,
         gaze_tolerance: 22.5,
-        expressions: false,
-        expressions_min_face_px: 64,
+        expressions,
+        expressions_min_face_px: 48,
     }];
     let mut s = CameraSignals::new(&cam);
     s.enable_attention();
-    let person = |x: f32| Detection {
+    s
+}
+
+/// A person standing at `x` (feet in the shelf's area).
+fn shopper(x: f32) -> Detection {
+    Detection {
         bbox: BBox::new(x, 0.3, x + 0.1, 0.8),
         score: 0.9,
-    };
-    let face = |x: f32, yaw: f32| Face {
+    }
+}
+
+/// The face of the person at `x`, turned `yaw` degrees.
+fn face(x: f32, yaw: f32) -> Face {
+    Face {
         bbox: BBox::from_center(x + 0.05, 0.36, 0.04, 0.05),
         pose: attention::HeadPose { yaw, pitch: 5.0 },
-    };
+    }
+}
+
+#[test]
+fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
+    let mut s = at_a_shelf(false);
     for i in 0..20u64 {
-        s.observe(i * 200, &[person(0.2), person(0.6)]);
+        s.observe(i * 200, &[shopper(0.2), shopper(0.6)]);
         if i >= 2 {
             assert!(s.wants_faces());
         }
@@ -57,30 +72,9 @@ fn a_person_facing_the_display_is_a_looker_and_one_turned_away_only_passes() {
 
 #[test]
 fn expressions_are_read_only_on_lookers_faces_and_published_as_counts() {
-    let mut cam = camera();
-    cam.displays = vec![DisplayArea {
-        area: Area {
-            id: "shelf".into(),
-            polygon: vec![p(0.0, 0.5), p(1.0, 0.5), p(1.0, 1.0), p(0.0, 1.0)],
-        },
-        gaze_yaw: 0.0,
-        gaze_pitch: 0.0,
-        gaze_tolerance: 22.5,
-        expressions: true,
-        expressions_min_face_px: 48,
-    }];
-    let mut s = CameraSignals::new(&cam);
-    s.enable_attention();
-    let person = |x: f32| Detection {
-        bbox: BBox::new(x, 0.3, x + 0.1, 0.8),
-        score: 0.9,
-    };
-    let face = |x: f32, yaw: f32| Face {
-        bbox: BBox::from_center(x + 0.05, 0.36, 0.04, 0.05),
-        pose: attention::HeadPose { yaw, pitch: 5.0 },
-    };
+    let mut s = at_a_shelf(true);
     // Three people: two look (faces 0 and 2), one is turned away (face 1).
-    let people = [person(0.1), person(0.4), person(0.7)];
+    let people = [shopper(0.1), shopper(0.4), shopper(0.7)];
     let faces = [face(0.1, 5.0), face(0.4, 70.0), face(0.7, -10.0)];
     for i in 0..10u64 {
         s.observe(i * 200, &people);
