@@ -408,6 +408,17 @@ fn attention_windows_with(clip: &std::path::Path, display: &str) -> Vec<Value> {
     events
 }
 
+/// A command's standard output, once it is known to have succeeded (else both outputs shown).
+fn succeeded(o: &std::process::Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 fn attention_sum(events: &[Value], key: &str) -> u64 {
     sum(events, |e| e["displays"][0]["attention"][key].as_u64())
 }
@@ -513,12 +524,7 @@ fn eval_expressions_reports_accuracy_and_confusion_by_face_size() {
         .arg(dir.path())
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = succeeded(&o);
     assert!(
         out.contains("### crops of 64 px (a face box of about 53 px): 2 of 2 right"),
         "{out}"
@@ -561,12 +567,7 @@ fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall
         .args(["eval", "federated", "--csv", &csv])
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = succeeded(&o);
     let mase = |history: &str, horizon: &str, model: &str| -> f64 {
         out.lines()
             .find(|l| {
@@ -606,12 +607,7 @@ fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
         .args(["--snr-db", "10"])
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = succeeded(&o);
     let agreement: f64 = out
         .split("agreement ")
         .nth(1)
