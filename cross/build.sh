@@ -20,7 +20,9 @@ if [ "$arch" = armv7 ]; then
   export RUSTC_BOOTSTRAP=1
   # Debian's armhf multiarch does not install here (mirror size mismatch), so there is no
   # libasound2-dev:armhf: armv7 builds leave out ALSA microphones (cameras, RTSP and files stay).
-  exec /usr/bin/cargo build --locked --target "$triple" -Zbuild-std=std,panic_abort -p vitrine \
+  # `test` among the std crates: the standard library cross/test.sh's test build has, so the two
+  # builds share every dependency (without it, each of the ~280 crates was built twice: 7 min).
+  exec /usr/bin/cargo build --locked --target "$triple" -Zbuild-std=std,panic_abort,test -p vitrine \
     --no-default-features --features v4l,rtsp "$@"
 fi
 exec /usr/bin/cargo build --locked --target "$triple" -p vitrine "$@"

@@ -28,7 +28,7 @@ case "$arch" in
   armv7)   triple=armv7-unknown-linux-gnueabihf qemu=qemu-arm-static
            # qemu-arm finds the armhf loader and libc of the cross toolchain (no armhf dpkg arch).
            export VITRINE_CROSS_ARMV7=1 RUSTC_BOOTSTRAP=1 QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf
-           features=(-Zbuild-std=std,panic_abort --no-default-features --features vitrine/v4l,vitrine/rtsp) ;;
+           features=(-Zbuild-std=std,panic_abort,test --no-default-features --features vitrine/v4l,vitrine/rtsp) ;;
   *) echo "unknown target $arch: aarch64 or armv7" >&2; exit 2 ;;
 esac
 "$root/cross/setup.sh"
@@ -43,7 +43,8 @@ start=$(date +%s)
   -p vitrine-models -p vitrine-config -p vitrine -p vitrine-sensors --lib --test convert_real
 echo "$arch unit tests under qemu: $(( $(date +%s) - start )) s"
 
-# 2. The same real video through the native and the cross-built binary: same windows, and the
+# 2. The same real video through the native and the cross-built binary (built from the
+#    dependencies step 1 built: same features, same standard library crates): same windows, and the
 #    same aggregates up to float differences between x86 (AVX/FMA) and NEON kernels.
 if [ "$arch" = armv7 ]; then cross/build.sh armv7 --release
 else /usr/bin/cargo build --locked --release --target "$triple" -p vitrine; fi
