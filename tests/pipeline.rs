@@ -765,6 +765,35 @@ fn eval_suite_runs_a_substream_twin_against_the_original_truth() {
 }
 
 #[test]
+fn eval_suite_draws_a_post_people_pass_behind() {
+    // `--post X,W`: a grey post over the picture's full height; the analysis sees people
+    // vanish behind it, the ground truth (and so every line's true count) stays the same.
+    let Some(data) = eval_data() else {
+        eprintln!("SKIPPED: the accuracy suite needs the evaluation data");
+        return;
+    };
+    let truth = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("| line "))
+            .map(|l| l.split('|').take(3).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    let plain = eval_suite(&data, &["--no-anchor", "--only", "TUD-Campus"]);
+    let args = ["--no-anchor", "--only", "TUD-Campus", "--post", "0.45,0.05"];
+    let post = eval_suite(&data, &args);
+    assert!(!truth(&plain).is_empty(), "{plain}");
+    assert_eq!(truth(&plain), truth(&post), "{post}");
+    assert!(!summary_row(&post, "Tracking", "TUD-Campus", "vitrine").is_empty());
+    let o = vitrine()
+        .args(["eval", "suite", "--post", "0.98,0.05"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("X,WIDTH"), "{err}");
+}
+
+#[test]
 fn eval_refuses_ground_truth_of_another_video() {
     // A 640x480 sequence's annotation (MOTChallenge layout) given for the 768x576 vtest.avi.
     let dir = tempfile::tempdir().unwrap();

@@ -163,12 +163,32 @@ pub struct EvalKnobs {
     /// 640x360), scored against the original's ground truth.
     #[arg(long, value_parser = parse_size)]
     twin: Option<[u32; 2]>,
+    /// Draw a grey post over the picture's full height at X, W wide (fractions of the width,
+    /// e.g. 0.65,0.036): people pass behind it; lines beside it are scored on the crossings
+    /// made behind it (the ground truth still sees them).
+    #[arg(long, value_parser = parse_post)]
+    post: Option<[f32; 2]>,
     /// How videos are decoded: full (ffmpeg's defaults) or cheap (one thread, no deblocking).
     #[arg(long, value_parser = ["full", "cheap"])]
     decode: Option<String>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
     models: Option<PathBuf>,
+}
+
+fn parse_post(s: &str) -> Result<[f32; 2], String> {
+    let bad =
+        || format!("{s:?} is not X,WIDTH (fractions of the picture's width, e.g. 0.65,0.036)");
+    let (x, w) = s.split_once(',').ok_or_else(bad)?;
+    let (x, w): (f32, f32) = (
+        x.trim().parse().map_err(|_| bad())?,
+        w.trim().parse().map_err(|_| bad())?,
+    );
+    if (0.0..1.0).contains(&x) && w > 0.0 && x + w <= 1.0 {
+        Ok([x, w])
+    } else {
+        Err(bad())
+    }
 }
 
 fn parse_precision(s: &str) -> Result<vitrine_config::ModelPrecision, String> {
@@ -194,6 +214,7 @@ impl EvalKnobs {
             nms_iou: self.nms_iou,
             precision: self.precision,
             twin: self.twin.map(|[w, h]| (w, h)),
+            post: self.post.map(|[x, w]| (x, w)),
             decode: match self.decode.as_deref() {
                 Some("cheap") => vitrine_sensors::video_file::Decode::Cheap,
                 _ => vitrine_sensors::video_file::Decode::Full,

@@ -75,6 +75,8 @@ pub struct Overrides {
     /// Run each sequence on an H.264 copy at this size (a camera's substream), scored
     /// against the original's ground truth.
     pub twin: Option<(u32, u32)>,
+    /// Draw a post into each sequence's picture (x, width: fractions of the width).
+    pub post: Option<(f32, f32)>,
     pub decode: vitrine_sensors::video_file::Decode,
 }
 
@@ -152,36 +154,44 @@ pub fn load(
 /// An H.264 copy of `video` at `w`x`h` and the same frame rate, made once into
 /// the temporary directory (what a camera's substream gives the analysis).
 fn twin(video: &Path, name: &str, (w, h): (u32, u32)) -> anyhow::Result<PathBuf> {
+    derived(video, name, &format!("{w}x{h}"), &format!("scale={w}:{h}"))
+}
+
+/// A copy of `video` with a grey post drawn over the picture's full height at `x`, `width`
+/// wide (fractions of the picture's width): people walking there pass behind it. The ground
+/// truth still has them, so a line beside the post is scored on the crossings made behind it.
+fn with_post(video: &Path, name: &str, (x, width): (f32, f32)) -> anyhow::Result<PathBuf> {
+    derived(
+        video,
+        name,
+        &format!("post-{x}-{width}"),
+        &format!("drawbox=x=iw*{x}:y=0:w=iw*{width}:h=ih:color=0x606060:t=fill"),
+    )
+}
+
+/// `video` through the ffmpeg filter `filter`, as H.264 at the same frame rate, made once into
+/// the temporary directory under `tag`.
+fn derived(video: &Path, name: &str, tag: &str, filter: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join("vitrine-twins");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Named by the source's size too: a replaced source gets a new twin.
+    // Named by the source's size too: a replaced source gets a new copy.
     let len = std::fs::metadata(video).map(|m| m.len()).unwrap_or(0);
-    let out = dir.join(format!("{name}-{len}-{w}x{h}.mp4"));
+    let out = dir.join(format!("{name}-{len}-{tag}.mp4"));
     if out.is_file() {
         return Ok(out);
     }
-    let tmp = dir.join(format!(
-        "{name}-{len}-{w}x{h}.{}.tmp.mp4",
-        std::process::id()
-    ));
+    let tmp = dir.join(format!("{name}-{len}-{tag}.{}.tmp.mp4", std::process::id()));
     let st = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(video)
-        .args([
-            "-vf",
-            &format!("scale={w}:{h}"),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "fast",
-        ])
+        .args(["-vf", filter, "-c:v", "libx264", "-preset", "fast"])
         .args(["-crf", "23", "-pix_fmt", "yuv420p", "-an"])
         .arg(&tmp)
         .status()
         .context("running ffmpeg")?;
     anyhow::ensure!(
         st.success(),
-        "ffmpeg could not make the {w}x{h} twin of {}",
+        "ffmpeg could not make the {tag} copy of {}",
         video.display()
     );
     std::fs::rename(&tmp, &out)?;
@@ -247,6 +257,11 @@ pub fn resolve(
             gt_size = gt_size.or(Some((w, h)));
             twin(&video, &s.name, size)?
         }
+        None => video,
+    };
+    // The post keeps the picture's size: the ground truth applies as it is.
+    let video = match over.post {
+        Some(post) => with_post(&video, &s.name, post)?,
         None => video,
     };
     Ok(Sequence {
