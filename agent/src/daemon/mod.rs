@@ -220,7 +220,7 @@ impl ControlState<'_> {
                 }
                 Control::Save(text, answer) => {
                     let cfg = remote::current(self.current);
-                    let saved = self.remote.save(&cfg, &text);
+                    let saved = self.remote.try_setup_save(&cfg, &text);
                     let reload = saved.is_ok();
                     let _ = answer.send(saved);
                     if reload {

@@ -105,7 +105,7 @@ impl Remote {
 
     /// A save of the setup page (`text`, the whole new file): put on trial like a remote
     /// request. Returns the save's number (its state is in `saves`); the caller reloads.
-    pub fn save(&mut self, cfg: &Config, text: &str) -> Result<u64, String> {
+    pub fn try_setup_save(&mut self, cfg: &Config, text: &str) -> Result<u64, String> {
         if let Some(t) = &self.trial {
             return Err(format!(
                 "busy: {} is still being tried; save again in a moment",
