@@ -348,6 +348,50 @@ fn ffmpeg_and_openh264_decode_an_ip_camera_to_the_same_pictures() {
     }
 }
 
+/// A camera that streams B-frames (frames no other refers to), analysed at a third of its
+/// rate: those not due are never decoded (`h264::disposable`), with every decoder, and the
+/// analysed pictures still come at the analysis rate with no decode error. (That the pictures
+/// are exactly those decoded with every frame is `sensors/tests/disposable_real.rs`.)
+#[test]
+fn frames_no_other_refers_to_are_not_decoded_unless_due() {
+    use vitrine_sensors::h264::{DecoderChoice, DecoderKind};
+    use vitrine_sensors::live::LiveRequest;
+    use vitrine_sensors::rtsp::{RtspCamera, RtspTransport};
+    use vitrine_sensors::FrameSource;
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("b-frames.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(media("vtest.avi"))
+        .args(["-t", "20", "-vf", "scale=640:480,fps=30", "-c:v", "libx264"])
+        .args(["-preset", "veryfast", "-g", "30", "-bf", "2"])
+        .args(["-x264-params", "b-pyramid=0", "-pix_fmt", "yuv420p"])
+        .arg(&mp4)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let server = RtspServer::start(free_port(), &mp4);
+    for kind in [DecoderKind::Openh264, DecoderKind::Ffmpeg] {
+        let req = LiveRequest::new(10.0, None, Instant::now());
+        let url = server.url(PASSWORD_IN_URL);
+        let mut cam =
+            RtspCamera::open(&url, RtspTransport::Tcp, DecoderChoice::Prefer(kind), &req).unwrap();
+        let frames: Vec<u64> = (0..20)
+            .map(|_| cam.next_frame().unwrap().unwrap().t_ms)
+            .collect();
+        let span = (frames[19] - frames[0]) as f64 / 1000.0;
+        assert!(
+            (1.4..=2.6).contains(&span),
+            "{kind:?}: 20 frames at 10 fps took {span} s"
+        );
+        assert_eq!(cam.decode_errors, 0, "{kind:?}");
+        // About two in three of the 30 fps stream's frames are B-frames; of the ~57 frames
+        // received, at least a third were left undecoded.
+        assert!(cam.skipped >= 15, "{kind:?}: {} skipped", cam.skipped);
+        eprintln!("{kind:?}: {} access units not decoded", cam.skipped);
+    }
+}
+
 /// A decoder that breaks hands over to the next one and the camera keeps being analysed. The
 /// ffmpeg here answers what it can do but dies on the stream (a stand-in for a hardware decoder
 /// whose driver fails); the real ffmpeg path is the restart test's and the one above.

@@ -168,8 +168,10 @@ pub struct EvalKnobs {
     /// made behind it (the ground truth still sees them).
     #[arg(long, value_parser = parse_post)]
     post: Option<[f32; 2]>,
-    /// How videos are decoded: full (ffmpeg's defaults) or cheap (one thread, no deblocking).
-    #[arg(long, value_parser = ["full", "cheap"])]
+    /// How videos are decoded: analysis (the default: frames nobody refers to skipped when
+    /// the rate is cut, no deblocking from 720p), full (ffmpeg's defaults) or cheap (one
+    /// thread, no deblocking at any size).
+    #[arg(long, value_parser = ["analysis", "full", "cheap"])]
     decode: Option<String>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).
     #[arg(long, env = "VITRINE_MODELS_DIR")]
@@ -217,7 +219,8 @@ impl EvalKnobs {
             post: self.post.map(|[x, w]| (x, w)),
             decode: match self.decode.as_deref() {
                 Some("cheap") => vitrine_sensors::video_file::Decode::Cheap,
-                _ => vitrine_sensors::video_file::Decode::Full,
+                Some("full") => vitrine_sensors::video_file::Decode::Full,
+                _ => vitrine_sensors::video_file::Decode::Analysis,
             },
         }
     }

@@ -541,6 +541,31 @@ pub fn nal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
     openh264::nal_units(stream)
 }
 
+/// Whether an Annex B access unit can be left undecoded: it holds picture slices and every one
+/// of them is a non-reference slice (`nal_ref_idc` 0: a B-frame of most encoders, the
+/// non-reference P-frames of a camera's temporal layers), and no parameter set or IDR picture.
+/// No later picture refers to it, so the pictures decoded without it are exactly those decoded
+/// with it: a camera analysed at a lower rate than it streams skips such units when they are
+/// not due (ffmpeg's `-skip_frame noref`, done before the decoder so it works for every one).
+pub fn disposable(unit: &[u8]) -> bool {
+    let mut slices = 0;
+    for nal in nal_units(unit) {
+        let Some(&header) = nal.iter().skip_while(|&&b| b == 0).nth(1) else {
+            continue;
+        };
+        let (ref_idc, kind) = ((header >> 5) & 3, header & 0x1f);
+        match kind {
+            // A non-IDR slice, or its data partition A.
+            1 | 2 if ref_idc == 0 => slices += 1,
+            // Partitions B and C, SEI, delimiters, end of sequence/stream, filler.
+            3 | 4 | 6 | 9..=12 => {}
+            // A reference slice, an IDR picture, parameter sets, anything else: keep.
+            _ => return false,
+        }
+    }
+    slices > 0
+}
+
 fn yuv_to_rgb(yuv: &DecodedYUV<'_>, rgb: &mut Vec<u8>) -> (u32, u32) {
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
@@ -824,6 +849,35 @@ mod tests {
                 .is_ok(),
             "dropping the decoder hung"
         );
+    }
+
+    /// An Annex B unit of NAL units with these header bytes (and a byte of payload each).
+    fn unit(headers: &[u8]) -> Vec<u8> {
+        headers
+            .iter()
+            .flat_map(|&h| [0, 0, 0, 1, h, 0x88])
+            .collect()
+    }
+
+    #[test]
+    fn only_units_of_non_reference_slices_are_disposable() {
+        // nal_ref_idc in bits 5-6, the type in bits 0-4.
+        let (b_slice, p_slice, idr, sps, pps, sei, aud) =
+            (0x01, 0x41, 0x65, 0x67, 0x68, 0x06, 0x09);
+        assert!(disposable(&unit(&[b_slice])));
+        assert!(disposable(&unit(&[aud, sei, b_slice, b_slice])));
+        assert!(!disposable(&unit(&[p_slice])));
+        assert!(
+            !disposable(&unit(&[b_slice, p_slice])),
+            "one reference slice keeps it"
+        );
+        assert!(!disposable(&unit(&[sps, pps, idr])));
+        assert!(
+            !disposable(&unit(&[sps, b_slice])),
+            "parameter sets must reach the decoder"
+        );
+        assert!(!disposable(&unit(&[sei])), "no picture: nothing to skip");
+        assert!(!disposable(&[]));
     }
 
     #[test]

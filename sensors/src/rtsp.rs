@@ -3,8 +3,9 @@
 //!
 //! A source owns a small current-thread tokio runtime and is driven from its reader thread
 //! (`next_frame` blocks), so the network and the decoder never run on the agent's async
-//! workers. Every frame is decoded (H.264 needs its references) but only the frames that are
-//! due are converted to RGB. Frames before the first keyframe are skipped. A stalled or closed
+//! workers. Every frame another frame refers to is decoded (H.264 needs its references), the
+//! others only when due (`h264::disposable`), and only the frames that are due are converted
+//! to RGB. Frames before the first keyframe are skipped. A stalled or closed
 //! stream ends the source with an error; the agent reopens it with backoff (retina does not
 //! reconnect by itself). Credentials come from the URL (`rtsp://user:pass@host/...`) and are
 //! never logged: `redact` is what logs and errors show.
@@ -99,6 +100,8 @@ pub struct RtspCamera {
     /// The stream's own frame rate, measured from its timestamps (every frame is decoded).
     rate: RateMeter,
     rate_checked: bool,
+    /// Access units left undecoded: not due, and no other picture refers to them.
+    pub skipped: u64,
 }
 
 fn err_open(what: &str, e: impl std::fmt::Display, fix: &str) -> SourceError {
@@ -174,6 +177,7 @@ impl RtspCamera {
             decode_errors: 0,
             rate: RateMeter::default(),
             rate_checked: false,
+            skipped: 0,
         })
     }
 
@@ -300,6 +304,11 @@ impl FrameSource for RtspCamera {
         loop {
             let frame = self.next_video()?;
             let now = self.req.epoch.elapsed();
+            if !self.gate.due(now) && crate::h264::disposable(frame.data()) {
+                // No picture refers to it and analysis does not want it: not decoded at all.
+                self.skipped += 1;
+                continue;
+            }
             let gate = &mut self.gate;
             match self
                 .decoder
@@ -342,6 +351,9 @@ pub struct RtspReport {
     pub fps: Option<f64>,
     /// CPU seconds spent receiving and decoding per second of stream (a share of one core).
     pub core_share: Option<f64>,
+    /// The share of the stream's frames no other frame refers to (B-frames, a camera's
+    /// temporal layers): the agent decodes those only when analysis wants them.
+    pub disposable: Option<f64>,
     /// The decoder that decoded the measured stream.
     pub decoder: &'static str,
     /// Decoders tried before it, and why each was given up.
@@ -369,10 +381,13 @@ pub fn check(
     let cpu = |cam: &RtspCamera| process_cpu_secs().map(|s| s + cam.decoder.child_cpu_secs());
     let cpu0 = cpu(&cam);
     let mut meter = RateMeter::default();
+    let (mut units, mut disposable) = (0u64, 0u64);
     let deadline = started.elapsed() + MEASURE + Duration::from_secs(2);
     while meter.span() < MEASURE.as_secs_f64() && started.elapsed() < deadline {
         let v = cam.next_video()?;
         meter.frame(v.timestamp().elapsed_secs());
+        units += 1;
+        disposable += u64::from(crate::h264::disposable(v.data()));
         match cam.decoder.decode(v.data(), || false, &mut cam.rgb) {
             Step::Corrupt(_) => cam.decode_errors += 1,
             Step::Failed(e) => return Err(cam.read_err(e)),
@@ -391,6 +406,7 @@ pub fn check(
         first_frame_ms,
         fps,
         core_share,
+        disposable: (units > 0).then(|| disposable as f64 / units as f64),
         decoder: cam.decoder.kind().describe(),
         given_up: cam
             .decoder

@@ -100,19 +100,42 @@ pub const MIN_FPS: f32 = 1e-4;
 /// frame-rate filter then drops, so the decoder's own cost is paid per camera-second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Decode {
-    /// ffmpeg's defaults: the in-loop deblocking filter, frame threads.
-    #[default]
+    /// ffmpeg's defaults: every frame, the in-loop deblocking filter, frame threads.
     Full,
+    /// What analysis needs (the default): a picture of 720p or more, which analysis scales
+    /// down at least twice per side anyway, is decoded without the deblocking filter
+    /// (`-skip_loop_filter all`). Smaller pictures are decoded as in `Full`. (Skipping the
+    /// frames no other frame refers to, `-skip_frame noref`, was measured and left out for
+    /// files: ffmpeg's rate filter then hands over a neighbouring frame, up to two frames off
+    /// its time, and that jitter cost MOT17-02's grid 9 of 72 lines; live cameras skip them
+    /// exactly, see `h264::disposable`.)
+    #[default]
+    Analysis,
     /// One thread (no frame-threading overhead; cameras run in parallel anyway) and the
-    /// deblocking filter skipped (`-skip_loop_filter all`: blockier edges, less CPU).
+    /// deblocking filter skipped at every size (blockier edges, less CPU).
     Cheap,
 }
 
+/// Pictures at least this large (720p) are decoded without the deblocking filter for analysis.
+pub const SKIP_DEBLOCKING_PIXELS: u64 = 1280 * 720;
+
+/// Whether a picture of `source` pixels, analysed at `analysed` pixels (a quarter or less), is
+/// decoded without the deblocking filter: its block edges are smoothed away by the scaling.
+pub fn skip_deblocking(source: u64, analysed: u64) -> bool {
+    source >= SKIP_DEBLOCKING_PIXELS && analysed.saturating_mul(4) <= source
+}
+
 impl Decode {
-    fn input_options(self) -> &'static [&'static str] {
+    /// ffmpeg's input options for a `source`-sized video delivered at `size`.
+    fn input_options(self, source: (u32, u32), size: (u32, u32)) -> Vec<&'static str> {
+        let pixels = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
         match self {
-            Decode::Full => &[],
-            Decode::Cheap => &["-threads", "1", "-skip_loop_filter", "all"],
+            Decode::Full => Vec::new(),
+            Decode::Analysis if skip_deblocking(pixels(source), pixels(size)) => {
+                vec!["-skip_loop_filter", "all"]
+            }
+            Decode::Analysis => Vec::new(),
+            Decode::Cheap => vec!["-threads", "1", "-skip_loop_filter", "all"],
         }
     }
 }
@@ -126,7 +149,7 @@ impl VideoFile {
         size: Option<(u32, u32)>,
         pacing: Pacing,
     ) -> Result<VideoFile, SourceError> {
-        Self::open_with(path, fps, size, pacing, Decode::Full)
+        Self::open_with(path, fps, size, pacing, Decode::default())
     }
 
     /// As [`VideoFile::open`], decoding as `decode` says.
@@ -154,7 +177,7 @@ impl VideoFile {
         };
         let mut child = Command::new("ffmpeg")
             .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
-            .args(decode.input_options())
+            .args(decode.input_options((w0, h0), (width, height)))
             .arg("-i")
             .arg(path)
             .args([
@@ -272,5 +295,29 @@ impl Drop for VideoFile {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysis_skips_deblocking_only_for_large_pictures_scaled_down() {
+        let opts = |src, size| Decode::Analysis.input_options(src, size);
+        assert_eq!(opts((1920, 1080), (448, 256)), ["-skip_loop_filter", "all"]);
+        assert!(
+            opts((1280, 720), (640, 360)).len() == 2,
+            "720p to a quarter"
+        );
+        assert!(
+            opts((1920, 1080), (1920, 1080)).is_empty(),
+            "analysed whole"
+        );
+        assert!(opts((960, 540), (448, 256)).is_empty(), "below 720p");
+        assert!(Decode::Full
+            .input_options((1920, 1080), (448, 256))
+            .is_empty());
+        assert_eq!(Decode::default(), Decode::Analysis);
     }
 }

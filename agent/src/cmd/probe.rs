@@ -315,6 +315,14 @@ fn rtsp_check(
                     r.decoder, share
                 );
             }
+            if let Some(d) = r.disposable.filter(|&d| d > 0.0) {
+                let _ = writeln!(
+                    out,
+                    "  {:.0} % of its frames are referred to by no other: the agent decodes \
+                     those only when analysis takes them",
+                    d * 100.0
+                );
+            }
             for a in &r.advice {
                 let _ = writeln!(out, "  advice: {a}");
             }
