@@ -31,15 +31,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi; }
 
 need=()
+pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+# The demo (VITRINE_SETUP=demo, set by scripts/demo.sh) needs only the media tools, the broker,
+# a C compiler and pip: it builds the agent without the live-capture back ends.
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v sox >/dev/null || need+=(sox)
 [ -d /usr/share/sounds/alsa ] || need+=(alsa-utils)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v cc >/dev/null || need+=(build-essential)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+pkg_missing tzdata && need+=(tzdata)
+if [ "${VITRINE_SETUP:-all}" != demo ]; then
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
@@ -49,12 +54,12 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
-pkg_missing() { ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in tzdata libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
+for p in libfaketime libclang-dev pkg-config libasound2-dev nasm pulseaudio pulseaudio-utils libasound2-plugins \
          gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
          gstreamer1.0-plugins-bad; do
   pkg_missing "$p" && need+=("$p")
 done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq
@@ -66,12 +71,12 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 "$root/scripts/fetch-media.sh" "$root/.cache/media" >/dev/null
 
 # The AsyncAPI parser, pinned by the lockfile; install scripts off (one would phone home).
-if [ ! -d "$root/tests/support/asyncapi/node_modules/@asyncapi/parser" ]; then
+if [ "${VITRINE_SETUP:-all}" != demo ] && [ ! -d "$root/tests/support/asyncapi/node_modules/@asyncapi/parser" ]; then
   (cd "$root/tests/support/asyncapi" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 # playwright-core drives Debian's chromium in the setup page's tests; it downloads no browser.
-if [ ! -d "$root/tests/support/browser/node_modules/playwright-core" ]; then
+if [ "${VITRINE_SETUP:-all}" != demo ] && [ ! -d "$root/tests/support/browser/node_modules/playwright-core" ]; then
   (cd "$root/tests/support/browser" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
