@@ -379,9 +379,11 @@ fn frames_no_other_refers_to_are_not_decoded_unless_due() {
         let frames: Vec<u64> = (0..20)
             .map(|_| cam.next_frame().unwrap().unwrap().t_ms)
             .collect();
+        // 19 gaps of 100 ms; never a burst (the gate spaces them by arrival), and a loaded
+        // test machine may hold the stream back a little.
         let span = (frames[19] - frames[0]) as f64 / 1000.0;
         assert!(
-            (1.4..=2.6).contains(&span),
+            (1.6..=5.0).contains(&span),
             "{kind:?}: 20 frames at 10 fps took {span} s"
         );
         assert_eq!(cam.decode_errors, 0, "{kind:?}");
