@@ -6,38 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use vitrine_sensors::convert::{to_rgb, PixelFormat};
 
-fn media(name: &str) -> PathBuf {
-    let dir = std::env::var_os("VITRINE_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/media"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "test media {} is missing: run scripts/fetch-media.sh first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin"])
-        .args(args)
-        .args(["pipe:1"])
-        .output()
-        .expect("ffmpeg runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+mod common;
+use common::{ffmpeg, media};
 
 /// Frame 200 of the video at `w`x`h`, as `pix_fmt` raw bytes.
 fn raw_frame(w: usize, h: usize, pix_fmt: &str) -> Vec<u8> {

@@ -7,37 +7,10 @@
 #![cfg(feature = "rtsp")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use vitrine_sensors::h264::{disposable, nal_units, H264Decoder};
 
-fn media(name: &str) -> PathBuf {
-    let dir = std::env::var_os("VITRINE_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/media"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "test media {} is missing: run scripts/fetch-media.sh first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+mod common;
+use common::{ffmpeg, media};
 
 /// The stream's access units: each picture's slice with the parameter sets and SEI before it.
 fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
@@ -83,7 +56,6 @@ fn non_reference_frames_are_found_and_decoding_without_them_changes_no_other_pic
         "b-pyramid=0:scenecut=0:keyint=30",
         "-f",
         "h264",
-        "pipe:1",
     ]);
     let units = access_units(&stream);
     assert_eq!(units.len(), 60, "one access unit per frame");

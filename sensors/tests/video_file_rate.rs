@@ -4,24 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vitrine_sensors::video_file::VideoFile;
 use vitrine_sensors::{FrameSource, Pacing};
 
-fn media(name: &str) -> PathBuf {
-    let dir = std::env::var_os("VITRINE_MEDIA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/media"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "test media {} is missing: run scripts/fetch-media.sh first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::media;
 
 #[test]
 fn slow_time_lapse_is_delivered_at_its_own_rate_not_a_floor() {
