@@ -97,7 +97,7 @@ pub struct RtspCamera {
     scratch: Vec<u8>,
     /// Frames the decoder rejected (packet loss on UDP, a corrupt stream); skipped, counted.
     pub decode_errors: u64,
-    /// The stream's own frame rate, measured from its timestamps (every frame is decoded).
+    /// The stream's own frame rate, measured from its timestamps (every frame is received).
     rate: RateMeter,
     rate_checked: bool,
     /// Access units left undecoded: not due, and no other picture refers to them.
