@@ -168,9 +168,9 @@ pub struct EvalKnobs {
     /// made behind it (the ground truth still sees them).
     #[arg(long, value_parser = parse_post)]
     post: Option<[f32; 2]>,
-    /// How videos are decoded: analysis (the default: frames nobody refers to skipped when
-    /// the rate is cut, no deblocking from 720p), full (ffmpeg's defaults) or cheap (one
-    /// thread, no deblocking at any size).
+    /// How videos are decoded: analysis (the default: no deblocking for pictures of 720p and
+    /// more scaled down to a quarter or less), full (ffmpeg's defaults) or cheap (one thread,
+    /// no deblocking at any size).
     #[arg(long, value_parser = ["analysis", "full", "cheap"])]
     decode: Option<String>,
     /// Model files (default: the config's [models] dir, or $VITRINE_MODELS_DIR).

@@ -117,11 +117,11 @@ pub enum Decode {
 }
 
 /// Pictures at least this large (720p) are decoded without the deblocking filter for analysis.
-pub const SKIP_DEBLOCKING_PIXELS: u64 = 1280 * 720;
+const SKIP_DEBLOCKING_PIXELS: u64 = 1280 * 720;
 
 /// Whether a picture of `source` pixels, analysed at `analysed` pixels (a quarter or less), is
 /// decoded without the deblocking filter: its block edges are smoothed away by the scaling.
-pub fn skip_deblocking(source: u64, analysed: u64) -> bool {
+fn skip_deblocking(source: u64, analysed: u64) -> bool {
     source >= SKIP_DEBLOCKING_PIXELS && analysed.saturating_mul(4) <= source
 }
 
