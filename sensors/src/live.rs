@@ -52,11 +52,6 @@ impl RateGate {
         }
     }
 
-    /// Whether [`RateGate::admit`] would take a frame arriving at `now`, without taking it.
-    pub fn due(&self, now: Duration) -> bool {
-        self.next.is_none_or(|next| now + self.every / 8 >= next)
-    }
-
     /// Whether a frame arriving at `now` (since the epoch) is due. Tolerates an eighth of a
     /// period of jitter so a 25 fps camera analysed at 5 fps takes every 5th frame, not every 6th.
     pub fn admit(&mut self, now: Duration) -> bool {
@@ -335,20 +330,6 @@ mod tests {
             .filter(|i| g.admit(Duration::from_millis(i * 40)))
             .collect();
         assert_eq!(taken, vec![0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
-    }
-
-    #[test]
-    fn rate_gate_due_tells_what_admit_would_do_without_taking_the_frame() {
-        let (mut peek, mut g) = (RateGate::new(5.0), RateGate::new(5.0));
-        for i in 0..50u64 {
-            let now = Duration::from_millis(i * 40);
-            let due = peek.due(now);
-            assert_eq!(due, peek.due(now), "asking twice changes nothing");
-            if due {
-                peek.admit(now);
-            }
-            assert_eq!(due, g.admit(now), "frame {i}");
-        }
     }
 
     #[test]

@@ -91,7 +91,13 @@ pub struct RtspCamera {
     what: String,
     req: LiveRequest,
     info: SourceInfo,
+    /// Admits decoded pictures for analysis.
     gate: RateGate,
+    /// The same schedule on arrival: which access units analysis would want. Separate from
+    /// `gate` because a decoder with output delay (ffmpeg's reorder and thread buffers)
+    /// answers for a picture several units later; asking `gate` on arrival would find it
+    /// still due and send every disposable unit in the meantime.
+    arrivals: RateGate,
     keyframe_seen: bool,
     rgb: Vec<u8>,
     scratch: Vec<u8>,
@@ -171,6 +177,7 @@ impl RtspCamera {
                 duration_ms: None,
             },
             gate: RateGate::new(req.fps),
+            arrivals: RateGate::new(req.fps),
             keyframe_seen: false,
             rgb: Vec::new(),
             scratch: Vec::new(),
@@ -304,7 +311,8 @@ impl FrameSource for RtspCamera {
         loop {
             let frame = self.next_video()?;
             let now = self.req.epoch.elapsed();
-            if !self.gate.due(now) && crate::h264::disposable(frame.data()) {
+            let wanted = self.arrivals.admit(now);
+            if !wanted && crate::h264::disposable(frame.data()) {
                 // No picture refers to it and analysis does not want it: not decoded at all.
                 self.skipped += 1;
                 continue;
