@@ -15,7 +15,7 @@
 #   nasm             openh264's x86 assembly (its bundled C++ source is built by cargo)
 #   pulseaudio pulseaudio-utils libasound2-plugins   the live-microphone test (null sink,
 #                    captured through ALSA's default device)
-#   postgresql       the reference ingest's tests and `vitrine bench fleet` (a throwaway server
+#   postgresql       the reference ingest's tests and `vitrine-lab bench fleet` (a throwaway server
 #                    in a temp directory; the package's own cluster is not used)
 #   nodejs npm       the official AsyncAPI parser that checks the MQTT contract (tests/central.rs;
 #                    `npm ci` into tests/support/asyncapi, from the lockfile, no install scripts)

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Mosquitto;
-use vitrine::tools::fleet::{box_ids, Fleet};
 use vitrine_ingest::consumer::{self, Options};
 use vitrine_ingest::local::LocalPostgres;
+use vitrine_lab::fleet::{box_ids, Fleet};
 
 fn ingest_options(port: u16, dsn: &str, id: &str) -> Options {
     Options {
@@ -127,7 +127,7 @@ fn ingest_stores_every_event_once_accounts_for_gaps_and_marks_vanished_boxes_off
     // Instance a dies half-way without a goodbye and comes back under the same client id, as
     // systemd would restart it. These instances keep persistent sessions (`session_expiry_secs`),
     // so what a held unacknowledged is redelivered to it, and the redelivery adds no row. (With
-    // the default clean sessions the survivor takes the share at once; `vitrine bench fleet
+    // the default clean sessions the survivor takes the share at once; `vitrine-lab bench fleet
     // --kill-one` measures both at scale.)
     let mut killed = Some(a);
     let emitted = fleet

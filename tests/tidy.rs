@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The agent crate's layers: a module may import only from the modules listed for it.
-/// Leaves first; developer tooling (`tools`) is imported by nothing but `main`.
+/// Leaves first. The laboratory (benchmarks, the accuracy suite, the demo harness) is its own
+/// crate, `lab/`, on top of this one (`the_daemon_never_depends_on_the_lab`).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("telemetry", &["clock"]),
@@ -39,20 +40,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "uplink",
             "observe",
             "daemon",
-        ],
-    ),
-    (
-        "tools",
-        &[
-            "clock",
-            "telemetry",
-            "outbox",
-            "pipeline",
-            "remote",
-            "uplink",
-            "observe",
-            "daemon",
-            "cmd",
         ],
     ),
 ];
@@ -104,8 +91,8 @@ fn agent_modules_import_only_from_the_layers_below() {
     let mut wrong = Vec::new();
     for f in &files {
         let Some(module) = module_of(f) else { continue };
-        // The binary's own files (the CLI, and the developer tooling's commands) sit on top.
-        if ["main", "lib", "devtools"].contains(&module.as_str()) {
+        // The binary's own file (the CLI) sits on top.
+        if ["main", "lib"].contains(&module.as_str()) {
             continue;
         }
         let Some(ok) = allowed.get(module.as_str()) else {
@@ -135,25 +122,59 @@ fn agent_modules_import_only_from_the_layers_below() {
 
 #[test]
 fn the_daemon_forbids_unsafe_code() {
-    // A build without the tooling forbids it crate-wide (CI lints that build); with the
-    // tooling it is denied, and allowed again only in the tooling's CPU-time helper.
+    // The daemon's library forbids it crate-wide (its `main` makes one mallopt call); the lab
+    // denies it and allows it only in its CPU-time helper (getrusage).
     let lib = std::fs::read_to_string(src().join("lib.rs")).expect("lib.rs");
     assert!(
-        lib.contains("#![cfg_attr(not(feature = \"tools\"), forbid(unsafe_code))]"),
-        "lib.rs must forbid unsafe code in the daemon-only build"
+        lib.contains("#![forbid(unsafe_code)]"),
+        "agent/src/lib.rs must forbid unsafe code"
+    );
+    let lab = src().join("../../lab/src");
+    let lab_lib = std::fs::read_to_string(lab.join("lib.rs")).expect("lab/src/lib.rs");
+    assert!(
+        lab_lib.contains("#![deny(unsafe_code)]"),
+        "lab/src/lib.rs must deny unsafe code"
+    );
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    rust_files(&lab, &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        if text.contains("allow(unsafe_code)") {
+            assert!(
+                f.ends_with("lab/src/cputime.rs"),
+                "{}: unsafe code outside the lab's CPU-time helper",
+                f.display()
+            );
+        }
+    }
+}
+
+/// The lab links the daemon's library, never the other way: the agent's package (and so its
+/// Debian package) builds without it.
+#[test]
+fn the_daemon_never_depends_on_the_lab() {
+    let root = src().join("../..");
+    let manifest = std::fs::read_to_string(root.join("agent/Cargo.toml")).expect("Cargo.toml");
+    let deps = manifest.split("[package.metadata").next().unwrap_or("");
+    assert!(
+        !deps.contains("vitrine-lab") && !deps.contains("../lab"),
+        "agent/Cargo.toml depends on the lab"
     );
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
-        if text.contains("allow(unsafe_code)") {
-            assert!(
-                f.ends_with("tools/cputime.rs"),
-                "{}: unsafe code outside the tooling's CPU-time helper",
-                f.display()
-            );
-        }
+        assert!(
+            !text.contains("vitrine_lab"),
+            "{}: uses the lab",
+            f.display()
+        );
     }
+    assert!(
+        !manifest.contains("release/vitrine-lab"),
+        "the Debian package ships the lab's binary"
+    );
 }
 
 /// The top-level modules of a crate's `src/` that each module's non-test code names
@@ -221,6 +242,7 @@ fn library_crates_have_no_import_circles() {
         "firmware-config",
         "ingest",
         "agent",
+        "lab",
     ] {
         let graph = module_graph(&root.join(krate).join("src"));
         let (mut path, mut done) = (Vec::new(), Vec::new());

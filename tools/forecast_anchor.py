@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The library side of `vitrine eval forecast`: statsmodels' Holt-Winters (additive weekly
+"""The library side of `vitrine-lab eval forecast`: statsmodels' Holt-Winters (additive weekly
 season, period 168 hours, parameters estimated by maximum likelihood) refitted at every
 origin of the backtest on the 8 weeks before it, forecasting the next 24 hours.
 

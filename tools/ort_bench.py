@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """onnxruntime latency (1 thread, median of N runs) of the models in a spec written by
-`vitrine bench models`: [{"name", "variant", "path", "inputs": [{"name"?, "shape", "file"}]}].
+`vitrine-lab bench models`: [{"name", "variant", "path", "inputs": [{"name"?, "shape", "file"}]}].
 Inputs are raw little-endian f32 files made by the Rust side (the same tensors tract ran).
 Prints one JSON line per model: {"name", "variant", "ms"} or {"name", "variant", "error"}."""
 import json, sys, time

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The anchors `vitrine eval` compares against: what a user would assemble in an afternoon.
+"""The anchors `vitrine-lab eval` compares against: what a user would assemble in an afternoon.
 
 YOLOX-nano (416x416 letterbox, the float ONNX file Vitrine uses) in onnxruntime on one thread,
 then, on the very same detections, one or more trackers, each with supervision's LineZone

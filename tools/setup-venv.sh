@@ -7,7 +7,7 @@
 # `tools/setup-venv.sh --boxmot` makes a second venv, .cache/pyenv-boxmot, for the accuracy
 # suite's further anchors: BoxMOT's OC-SORT, BoT-SORT, Hybrid-SORT and Deep OC-SORT (and
 # TrackEval, HOTA's reference implementation). It pulls PyTorch (several GB); CI does not make
-# it, `vitrine eval suite` runs those anchors when it is there.
+# it, `vitrine-lab eval suite` runs those anchors when it is there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 ensure_python() {

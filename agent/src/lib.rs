@@ -4,15 +4,14 @@
 //! 1. leaves: [`clock`], [`telemetry`];
 //! 2. components: [`outbox`], [`pipeline`], [`remote`], [`uplink`], [`observe`];
 //! 3. [`daemon`]: wires the components into the running agent;
-//! 4. [`cmd`]: the commands;
-//! 5. [`tools`]: developer tooling (benchmarks, the accuracy suite, the demo harness), kept
-//!    out of the daemon's code paths.
+//! 4. [`cmd`]: the commands.
+//!
+//! The laboratory (benchmarks, the accuracy suite, the demo harness) is its own crate,
+//! `lab/` (`vitrine-lab`), which links this library; nothing here knows it.
 
-// No unsafe code in the daemon: a build without the `tools` feature forbids it crate-wide.
-// With the tooling, unsafe is denied everywhere but `tools::cputime` (getrusage); `main`
-// makes one libc call (mallopt) before anything else runs. CI lints both builds.
-#![cfg_attr(not(feature = "tools"), forbid(unsafe_code))]
-#![cfg_attr(feature = "tools", deny(unsafe_code))]
+// No unsafe code in the daemon's library; `main` makes one libc call (mallopt) before
+// anything else runs.
+#![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod telemetry;
@@ -26,6 +25,3 @@ pub mod uplink;
 pub mod daemon;
 
 pub mod cmd;
-
-#[cfg(feature = "tools")]
-pub mod tools;

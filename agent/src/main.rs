@@ -4,9 +4,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use vitrine::cmd::{self as commands, ReplayArgs, RunArgs};
 
-#[cfg(feature = "tools")]
-mod devtools;
-
 /// Vitrine: privacy-preserving in-store analytics. Only aggregates leave the box.
 #[derive(Parser)]
 #[command(name = "vitrine", version, about)]
@@ -150,10 +147,6 @@ enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
-    /// Developer tooling: demo, benchmarks, accuracy evaluation (feature `tools`, default on).
-    #[cfg(feature = "tools")]
-    #[command(flatten)]
-    Tools(devtools::ToolCommand),
 }
 
 #[derive(Subcommand)]
@@ -350,8 +343,6 @@ fn main() -> ExitCode {
             out: out.as_deref(),
         })
         .map(|_| ExitCode::SUCCESS),
-        #[cfg(feature = "tools")]
-        Command::Tools(t) => devtools::run(t),
         Command::Models { action } => match action {
             ModelsAction::Fetch { dir } => {
                 commands::models::fetch(&dir, true).map(|_| ExitCode::SUCCESS)

@@ -36,7 +36,7 @@ pub struct Config {
     pub cameras: Vec<Camera>,
     pub microphones: Vec<Microphone>,
     pub models: Models,
-    /// `None`: no broker configured (events stay in the outbox; `vitrine demo` starts one).
+    /// `None`: no broker configured (events stay in the outbox; `vitrine-lab demo` starts one).
     pub mqtt: Option<Mqtt>,
     pub privacy: Privacy,
     pub outbox: Outbox,
@@ -333,7 +333,7 @@ pub struct DisplayArea {
 }
 
 /// The smallest face (box side, px) the config lets a display read: on FER2013's test split
-/// (`vitrine eval expressions`) the model reads 57-59 % right from crops of 32 px up (a face box
+/// (`vitrine-lab eval expressions`) the model reads 57-59 % right from crops of 32 px up (a face box
 /// of ~27 px) and 51 % from 24 px crops (a 20 px box); under 32 px it is refused.
 pub const EXPRESSIONS_MIN_FACE_PX: u32 = 32;
 

@@ -1,6 +1,6 @@
 //! The people detector in f32 and f16 on the same real frames: time per frame and how far the
 //! f16 detections are from the f32 ones (developer check; the proof on counts is
-//! `vitrine eval suite --precision f16`).
+//! `vitrine-lab eval suite --precision f16`).
 //!   cargo run --release -p vitrine-models --example precision -- MODELS_DIR VIDEO [FRAMES]
 use std::io::Read;
 use std::process::{Command, Stdio};

@@ -1,5 +1,5 @@
 //! Time the people detector's preprocessing and model at several input shapes (developer
-//! check; `vitrine eval suite` reports the same split on real video).
+//! check; `vitrine-lab eval suite` reports the same split on real video).
 use std::time::Instant;
 
 fn median(mut t: Vec<f64>) -> f64 {

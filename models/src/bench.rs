@@ -1,4 +1,4 @@
-//! Latency of a model file on given inputs, for `vitrine bench models` (any ONNX file: the
+//! Latency of a model file on given inputs, for `vitrine-lab bench models` (any ONNX file: the
 //! pinned float models and the int8 variants `tools/quantize.py` makes).
 
 use std::path::Path;
@@ -128,7 +128,7 @@ pub const CORE_CLASSES: [CoreClass; 3] = [
 
 /// The share of a core's peak multiply-accumulate rate a small convolutional detector reaches
 /// in tract (im2col, packing, depthwise layers and activations in between): an assumption,
-/// replaced by a measurement once `vitrine bench models` runs on the box.
+/// replaced by a measurement once `vitrine-lab bench models` runs on the box.
 pub const ASSUMED_EFFICIENCY: f64 = 0.3;
 
 /// Estimated milliseconds of one run of `fmas` multiply-accumulates on one core doing

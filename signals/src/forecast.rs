@@ -6,7 +6,7 @@
 //! with the hour of day over all days as the fallback while a weekday hour has not been seen
 //! yet, plus a damped correction: how far the last hours ran above or below their profile,
 //! fading by [`PHI`] per hour ahead (a busy morning says something about the afternoon, little
-//! about next week). Measured against seasonal-naive and a library model by `vitrine eval
+//! about next week). Measured against seasonal-naive and a library model by `vitrine-lab eval
 //! forecast` (docs/data-team.md). An hour covered less than half (the box started, the camera was down)
 //! is not learned; its count is scaled to the hour when it is.
 //!
@@ -35,7 +35,7 @@ pub const MIN_COVERED: f64 = 0.5;
 /// Hours ahead published with each window.
 pub const AHEAD: usize = 3;
 /// In a weekday hour the box has seen, a chain prior weighs as much as this many weeks of its
-/// own data (`vitrine eval federated`: 1 beat 2 and 4 at every history, mature stores included).
+/// own data (`vitrine-lab eval federated`: 1 beat 2 and 4 at every history, mature stores included).
 pub const PRIOR_WEEKS: f64 = 1.0;
 /// In a weekday hour the box has not seen yet, its own hour of day (carried to that weekday by
 /// the prior) weighs one per day seen against the prior's this many.

@@ -31,7 +31,7 @@ use crate::track::TrackView;
 /// A person shorter than this at the detector's input is found unreliably: on the accuracy
 /// suite YOLOX-nano found 38–70 % of the people 26–52 px tall at its input in street scenes
 /// at eye level (KITTI-17, MOT17-02), 92–95 % of those 43–105 px tall (recall by person
-/// height, `vitrine eval suite`); from above (PETS09-S2L1), 93 % already at 32–54 px.
+/// height, `vitrine-lab eval suite`); from above (PETS09-S2L1), 93 % already at 32–54 px.
 pub const MIN_HEIGHT_PX: f32 = 32.0;
 /// The height the size check's recommended input size brings people to.
 pub const GOOD_HEIGHT_PX: f32 = 40.0;

@@ -1,5 +1,5 @@
 //! Shared harness for the integration tests: where the real media and models are, the
-//! `vitrine` binary, a real Mosquitto on a free port, and the published JSON Schema.
+//! `vitrine` and `vitrine-lab` binaries, a real Mosquitto on a free port, and the published JSON Schema.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
@@ -57,10 +57,49 @@ pub fn models() -> PathBuf {
     dir
 }
 
+/// A binary of the workspace: the test's own package's (Cargo names it), else the one beside
+/// the test's directory (same profile: `cargo test --workspace` builds every package's binaries).
+fn workspace_bin(own: Option<&'static str>, name: &str) -> PathBuf {
+    if let Some(p) = own {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing; fix: cargo build -p {name}",
+        p.display()
+    );
+    p
+}
+
+/// The agent (`vitrine`).
 pub fn vitrine() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vitrine"));
+    let mut c = Command::new(workspace_bin(
+        option_env!("CARGO_BIN_EXE_vitrine"),
+        "vitrine",
+    ));
     c.env("VITRINE_LOG", "info");
     c
+}
+
+/// The laboratory (`vitrine-lab`: demo, bench, eval).
+pub fn lab() -> Command {
+    let bin = workspace_bin(option_env!("CARGO_BIN_EXE_vitrine-lab"), "vitrine-lab");
+    let mut c = Command::new(bin);
+    c.env("VITRINE_LOG", "info");
+    c
+}
+
+/// A command's standard output, once it is known to have succeeded (else both outputs shown).
+pub fn succeeded(o: &std::process::Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
 }
 
 /// `vitrine run --config cfg` to the end of its recordings; panics with its log on failure.

@@ -1,5 +1,5 @@
 //! One camera frame's analysis, the one definition the daemon's pipeline, `vitrine replay` and
-//! `vitrine eval` share: motion gating and the detection cadence decide whether the detector
+//! `vitrine-lab eval` share: motion gating and the detection cadence decide whether the detector
 //! runs, its detections (or the tracker's prediction) feed the camera's signals, and faces are
 //! analysed where a display wants them. Synchronous and free of threads and clocks: the caller
 //! gives each frame and its time.

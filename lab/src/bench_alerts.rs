@@ -1,4 +1,4 @@
-//! `vitrine bench alerts`: how long an alert takes from the frame that raised it to the
+//! `vitrine-lab bench alerts`: how long an alert takes from the frame that raised it to the
 //! broker's PUBACK, with N busy cameras in real time. Runs the real daemon (`vitrine run
 //! --realtime`) on N copies of the busy pedestrian video, each camera with two line-rate and
 //! three zone-occupancy alerts at low thresholds (many raises and clears), and the store's
@@ -28,16 +28,16 @@ fn field(line: &str, key: &str) -> Option<u64> {
 }
 
 pub fn alerts(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::sibling_bin("vitrine")?;
     let models =
         std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
     let media =
         std::fs::canonicalize(media).with_context(|| format!("media {}", media.display()))?;
     let dir = std::env::temp_dir().join(format!("vitrine-bench-alerts-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (_broker, port) = crate::tools::demo::start_mosquitto(&dir)?
+    let (_broker, port) = crate::demo::start_mosquitto(&dir)?
         .context("mosquitto is not installed (scripts/setup.sh installs it)")?;
-    let clip = crate::tools::bench_capacity::busy_clip(&media, &dir, seconds)?;
+    let clip = crate::bench_capacity::busy_clip(&media, &dir, seconds)?;
     let mut cfg = String::from("[device]\nid = \"bench\"\nstore_id = \"bench\"\n");
     for i in 1..=cameras {
         cfg += &format!(

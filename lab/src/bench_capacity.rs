@@ -1,4 +1,4 @@
-//! `vitrine bench capacity`: can this box carry N busy cameras and a microphone in real time?
+//! `vitrine-lab bench capacity`: can this box carry N busy cameras and a microphone in real time?
 //! Runs the real daemon (`vitrine run --realtime`) on N copies of the busy pedestrian video and
 //! the demo microphone recording at the documented defaults, then reads what it stored: frames
 //! expected, analysed and dropped per camera, the CPU it took (decoders included) and its peak
@@ -41,7 +41,7 @@ pub fn busy_clip(media: &Path, dir: &Path, seconds: u32) -> anyhow::Result<std::
 }
 
 pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::sibling_bin("vitrine")?;
     let models =
         std::fs::canonicalize(models).with_context(|| format!("models {}", models.display()))?;
     let media =
@@ -64,7 +64,7 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
     );
     let cfg_path = dir.join("capacity.toml");
     std::fs::write(&cfg_path, cfg)?;
-    let cpu0 = crate::tools::cputime::process_and_children_s();
+    let cpu0 = crate::cputime::process_and_children_s();
     let started = Instant::now();
     let mut child = Command::new(&exe)
         .args(["run", "--realtime", "--config"])
@@ -89,9 +89,9 @@ pub fn capacity(models: &Path, media: &Path, cameras: u32, seconds: u32) -> anyh
         "the agent failed: {}",
         std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
     );
-    let cpu = crate::tools::cputime::process_and_children_s() - cpu0;
+    let cpu = crate::cputime::process_and_children_s() - cpu0;
     let (mut analysed, mut dropped) = (0u64, 0u64);
-    for (_, bytes) in crate::outbox::inspect(&dir.join("state"))? {
+    for (_, bytes) in vitrine::outbox::inspect(&dir.join("state"))? {
         let v: serde_json::Value = serde_json::from_slice(&bytes)?;
         if v["kind"] == "camera" {
             let c = &v["coverage"];

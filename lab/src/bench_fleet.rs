@@ -1,4 +1,4 @@
-//! `vitrine bench fleet`: N simulated boxes (real outbox + uplink each) against one local
+//! `vitrine-lab bench fleet`: N simulated boxes (real outbox + uplink each) against one local
 //! Mosquitto, with 1–4 `vitrine-ingest` processes writing into a local PostgreSQL. Per
 //! instance count: events/s end to end, publish-to-row latency, rows lost or duplicated,
 //! broker / ingest / database CPU and memory; optionally one ingest killed (SIGKILL) mid-run
@@ -83,17 +83,6 @@ struct Ingest {
     id: String,
 }
 
-fn ingest_bin() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let p = me.with_file_name("vitrine-ingest");
-    anyhow::ensure!(
-        p.is_file(),
-        "{} is missing; fix: cargo build -p vitrine-ingest (same profile as vitrine)",
-        p.display()
-    );
-    Ok(p)
-}
-
 fn start_ingest(bin: &Path, port: u16, dsn: &str, id: &str) -> anyhow::Result<Ingest> {
     let child = Command::new(bin)
         .args(["run", "--broker", &format!("127.0.0.1:{port}"), "--db", dsn])
@@ -137,7 +126,7 @@ struct Row {
 }
 
 pub fn fleet(b: &FleetBench) -> anyhow::Result<()> {
-    let bin = ingest_bin()?;
+    let bin = crate::sibling_bin("vitrine-ingest")?;
     println!(
         "fleet benchmark: {} boxes × {} window/s for {} s (real outbox + uplink each, QoS 1) → one Mosquitto → vitrine-ingest (shared subscription) → PostgreSQL{}",
         b.boxes,

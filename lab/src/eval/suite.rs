@@ -23,7 +23,7 @@ use super::crossings::{CrossingScore, GroupScore, TruthCrossing};
 use super::gt::{GroundTruth, VideoFacts};
 use super::hota::{Hota, HotaScore};
 use super::mot::{Detections, Mot, VISIBLE};
-use crate::pipeline::analyser::{CameraAnalyser, LOW_SCORE};
+use vitrine::pipeline::analyser::{CameraAnalyser, LOW_SCORE};
 
 /// `eval/suite.toml`.
 #[derive(Debug, Deserialize)]
@@ -61,7 +61,7 @@ pub struct SequenceFile {
     pub source: String,
 }
 
-/// Settings applied to every sequence's config (what `vitrine eval suite` is asked to try).
+/// Settings applied to every sequence's config (what `vitrine-lab eval suite` is asked to try).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub fps: Option<f32>,
@@ -429,10 +429,10 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         m.input_size.map(|s| s as usize),
         LOW_SCORE,
         m.nms_iou,
-        crate::pipeline::analyser::precision(m),
+        vitrine::pipeline::analyser::precision(m),
     )?;
     let (_, _, native, _) = probe(&seq.video)?;
-    let size = crate::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
+    let size = vitrine::pipeline::analyser::decode_size(&seq.camera, &detector, &seq.video)?;
     let pacing = Pacing::AsFastAsPossible;
     let mut video = VideoFile::open_with(&seq.video, seq.camera.fps, size, pacing, seq.decode)?;
     let info = video.info().clone();
@@ -446,7 +446,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let mut detector_frames = 0;
     let mut model_s = 0.0;
     let high = m.detector_threshold;
-    let cpu0 = crate::tools::cputime::process_and_children_s();
+    let cpu0 = crate::cputime::process_and_children_s();
     let mut k = 0u64;
     while let Some(f) = video.next_frame()? {
         placed
@@ -464,7 +464,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
         k += 1;
     }
     drop(video);
-    let cpu_s = crate::tools::cputime::process_and_children_s() - cpu0;
+    let cpu_s = crate::cputime::process_and_children_s() - cpu0;
     let end = (k as f64 * 1000.0 / f64::from(info.fps)) as u64 + 1;
     analyser.signals_mut().finish();
     placed.collect(analyser.signals_mut(), &ids, &mut crossings);

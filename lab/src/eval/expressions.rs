@@ -1,4 +1,4 @@
-//! `vitrine eval expressions`: the expression model's accuracy on a labelled set of face crops
+//! `vitrine-lab eval expressions`: the expression model's accuracy on a labelled set of face crops
 //! at the face sizes a display camera sees.
 //!
 //! The set is a directory with one folder per class (`angry`, `disgust`, `fear`, `happy`,

@@ -1,4 +1,4 @@
-//! `vitrine bench models` and `vitrine bench pipeline`: what inference and the whole camera
+//! `vitrine-lab bench models` and `vitrine-lab bench pipeline`: what inference and the whole camera
 //! pipeline cost on this machine, in one run.
 //!
 //! - models: per model, the median latency (1 thread) of tract on the pinned float file and on
@@ -325,12 +325,12 @@ fn arm_estimates(dir: &Path) -> anyhow::Result<()> {
             f16_ms.map_or("—".into(), |m| format!("{:.2}x", m / f32_ms)),
         );
     }
-    println!("int8 needs a verified int8 file (none passes for yolox-nano yet). Replace these with measurements: run `vitrine bench models --variants` on the box.");
+    println!("int8 needs a verified int8 file (none passes for yolox-nano yet). Replace these with measurements: run `vitrine-lab bench models --variants` on the box.");
     Ok(())
 }
 
 pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::sibling_bin("vitrine")?;
     let models_dir = &std::fs::canonicalize(models_dir)
         .with_context(|| format!("models directory {}", models_dir.display()))?;
     let tmp = Scratch::new("pipeline")?;
@@ -419,7 +419,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                 ),
             )?;
             let run = |clip: &Path| -> anyhow::Result<(u64, u64, f64)> {
-                let before = crate::tools::cputime::children_s();
+                let before = crate::cputime::children_s();
                 let out = Command::new(&exe)
                     .args([
                         "replay",
@@ -432,7 +432,7 @@ pub fn pipeline(models_dir: &Path, media: &Path, fps: u32, seconds: u32) -> anyh
                     .arg("--input")
                     .arg(clip)
                     .output()?;
-                let cpu = crate::tools::cputime::children_s() - before;
+                let cpu = crate::cputime::children_s() - before;
                 anyhow::ensure!(
                     out.status.success(),
                     "replay failed: {}",

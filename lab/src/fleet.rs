@@ -1,6 +1,6 @@
 //! A fleet of simulated boxes on one machine: each box is the real outbox (its own state
 //! directory) and the real uplink (its own MQTT client id and last will), fed synthetic camera
-//! windows at a set rate. Used by `vitrine bench fleet` (1,000 boxes against one Mosquitto and
+//! windows at a set rate. Used by `vitrine-lab bench fleet` (1,000 boxes against one Mosquitto and
 //! 1–4 `vitrine-ingest` processes) and by the central-side tests (a few boxes).
 //!
 //! Bounded: the number of boxes, the rate and the run time are given; everything runs on
@@ -15,11 +15,11 @@ use tokio::sync::{watch, Notify};
 use vitrine_config::Config;
 use vitrine_signals::event::{EventMeta, WindowEvent};
 
-use crate::clock::{mono_ms, now_ms};
-use crate::daemon::open_outbox;
-use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::telemetry::UplinkStats;
-use crate::uplink::Uplink;
+use vitrine::clock::{mono_ms, now_ms};
+use vitrine::daemon::open_outbox;
+use vitrine::outbox::{lock_outbox, SharedOutbox};
+use vitrine::telemetry::UplinkStats;
+use vitrine::uplink::Uplink;
 
 /// Most boxes one fleet runs (threads: one outbox IO thread per box).
 pub const MAX_BOXES: usize = 2_000;

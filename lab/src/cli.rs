@@ -1,6 +1,4 @@
-//! The developer tooling's commands (`vitrine demo`, `vitrine bench ...`, `vitrine eval ...`),
-//! compiled with the `tools` feature (default on). A daemon-only build leaves them out:
-//! `cargo build -p vitrine --no-default-features --features v4l,rtsp,alsa`.
+//! The lab's commands (`vitrine-lab demo`, `vitrine-lab bench ...`, `vitrine-lab eval ...`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +8,7 @@ use clap::Subcommand;
 #[derive(Subcommand)]
 pub enum ToolCommand {
     /// Demo: real people video and speech through the real models, to a local broker.
-    Demo(vitrine::tools::demo::DemoArgs),
+    Demo(vitrine_lab::demo::DemoArgs),
     /// Benchmarks (one run, ratios and rates on this machine).
     Bench {
         #[command(subcommand)]
@@ -131,7 +129,7 @@ pub enum BenchWhat {
     },
 }
 
-/// Settings `vitrine eval` can try instead of the configs' (to measure a knob).
+/// Settings `vitrine-lab eval` can try instead of the configs' (to measure a knob).
 #[derive(clap::Args, Debug, Clone)]
 pub struct EvalKnobs {
     /// Frames analysed per second.
@@ -205,8 +203,8 @@ fn parse_precision(s: &str) -> Result<vitrine_config::ModelPrecision, String> {
 }
 
 impl EvalKnobs {
-    fn overrides(&self) -> vitrine::tools::eval::suite::Overrides {
-        vitrine::tools::eval::suite::Overrides {
+    fn overrides(&self) -> vitrine_lab::eval::suite::Overrides {
+        vitrine_lab::eval::suite::Overrides {
             fps: self.fps,
             detect_every: self.detect_every,
             input_size: self.input_size,
@@ -347,7 +345,7 @@ fn parse_size(s: &str) -> Result<[u32; 2], String> {
 
 pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
     match t {
-        ToolCommand::Demo(args) => vitrine::tools::demo::demo(args),
+        ToolCommand::Demo(args) => vitrine_lab::demo::demo(args),
         ToolCommand::Bench {
             what:
                 BenchWhat::Delivery {
@@ -355,9 +353,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     interval_ms,
                     broker,
                 },
-        } => {
-            vitrine::tools::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS)
-        }
+        } => vitrine_lab::bench::delivery(events, interval_ms, broker).map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what:
                 BenchWhat::Fleet {
@@ -368,7 +364,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     kill_one,
                     dir,
                 },
-        } => vitrine::tools::bench_fleet::fleet(&vitrine::tools::bench_fleet::FleetBench {
+        } => vitrine_lab::bench_fleet::fleet(&vitrine_lab::bench_fleet::FleetBench {
             boxes,
             per_box_per_s: rate,
             secs,
@@ -379,7 +375,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
         .map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what: BenchWhat::Capture { media, frames },
-        } => vitrine::tools::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
+        } => vitrine_lab::bench::capture(&media, frames).map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what:
                 BenchWhat::Models {
@@ -398,13 +394,13 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     p.is_file().then_some(p)
                 })
                 .filter(|_| !variants);
-            vitrine::tools::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
+            vitrine_lab::bench_models::models(&models, &media, python.as_deref(), &tools, runs)
                 .and_then(|_| {
                     if no_pipeline || variants {
                         return Ok(());
                     }
                     println!();
-                    vitrine::tools::bench_models::pipeline(&models, &media, 10, 30)
+                    vitrine_lab::bench_models::pipeline(&models, &media, 10, 30)
                 })
                 .map(|_| ExitCode::SUCCESS)
         }
@@ -416,7 +412,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     cameras,
                     seconds,
                 },
-        } => vitrine::tools::bench_capacity::capacity(&models, &media, cameras, seconds)
+        } => vitrine_lab::bench_capacity::capacity(&models, &media, cameras, seconds)
             .map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what:
@@ -426,7 +422,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     cameras,
                     seconds,
                 },
-        } => vitrine::tools::bench_alerts::alerts(&models, &media, cameras, seconds)
+        } => vitrine_lab::bench_alerts::alerts(&models, &media, cameras, seconds)
             .map(|_| ExitCode::SUCCESS),
         ToolCommand::Bench {
             what:
@@ -436,7 +432,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     fps,
                     seconds,
                 },
-        } => vitrine::tools::bench_models::pipeline(&models, &media, fps, seconds)
+        } => vitrine_lab::bench_models::pipeline(&models, &media, fps, seconds)
             .map(|_| ExitCode::SUCCESS),
         ToolCommand::Eval {
             what:
@@ -448,7 +444,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     only,
                     knobs,
                 },
-        } => vitrine::tools::eval::suite(vitrine::tools::eval::SuiteArgs {
+        } => vitrine_lab::eval::suite(vitrine_lab::eval::SuiteArgs {
             suite,
             media: vec![media, data],
             models: knobs.models.clone(),
@@ -469,7 +465,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     gt_size,
                     knobs,
                 },
-        } => vitrine::tools::eval::tracking(vitrine::tools::eval::TrackingArgs {
+        } => vitrine_lab::eval::tracking(vitrine_lab::eval::TrackingArgs {
             config,
             video,
             gt,
@@ -494,7 +490,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
             let python = std::env::var_os("VITRINE_PYTHON")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join(".cache/pyenv/bin/python"));
-            vitrine::tools::eval::forecast::forecast(vitrine::tools::eval::forecast::ForecastArgs {
+            vitrine_lab::eval::forecast::forecast(vitrine_lab::eval::forecast::ForecastArgs {
                 csv: &csv,
                 test_days,
                 skip_days,
@@ -511,8 +507,9 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     noise,
                     snr_db,
                 },
-        } => vitrine::tools::eval::vad(&models, &speech, &noise, snr_db, 0.5)
-            .map(|_| ExitCode::SUCCESS),
+        } => {
+            vitrine_lab::eval::vad(&models, &speech, &noise, snr_db, 0.5).map(|_| ExitCode::SUCCESS)
+        }
         ToolCommand::Eval {
             what:
                 EvalWhat::Expressions {
@@ -520,7 +517,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     data,
                     sizes,
                 },
-        } => vitrine::tools::eval::expressions::expressions(&models, &data, &sizes)
+        } => vitrine_lab::eval::expressions::expressions(&models, &data, &sizes)
             .map(|_| ExitCode::SUCCESS),
         ToolCommand::Eval {
             what:
@@ -529,7 +526,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     cohorts,
                     mature_weeks,
                 },
-        } => vitrine::tools::eval::federated::federated(&csv, cohorts, mature_weeks)
+        } => vitrine_lab::eval::federated::federated(&csv, cohorts, mature_weeks)
             .map(|_| ExitCode::SUCCESS),
     }
 }

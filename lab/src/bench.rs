@@ -1,4 +1,4 @@
-//! `vitrine bench delivery`: events per second through the durable outbox and the MQTT uplink
+//! `vitrine-lab bench delivery`: events per second through the durable outbox and the MQTT uplink
 //! into a real Mosquitto, and what that costs the disk (SD cards wear).
 
 use std::path::Path;
@@ -11,10 +11,10 @@ use vitrine_signals::event::{
     WindowEvent,
 };
 
-use crate::clock::now_ms;
-use crate::daemon::open_outbox;
-use crate::outbox::lock_outbox;
-use crate::uplink::Uplink;
+use vitrine::clock::now_ms;
+use vitrine::daemon::open_outbox;
+use vitrine::outbox::lock_outbox;
+use vitrine::uplink::Uplink;
 
 /// Bytes this process caused to be written to storage (Linux `/proc/self/io`).
 fn write_bytes() -> Option<u64> {
@@ -71,7 +71,7 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let url = match broker {
         Some(u) => u,
         None => {
-            let (b, port) = crate::tools::demo::start_mosquitto(&state)?
+            let (b, port) = crate::demo::start_mosquitto(&state)?
                 .ok_or_else(|| anyhow::anyhow!("mosquitto is not installed; pass --broker"))?;
             _mosquitto = Some(b);
             format!("mqtt://127.0.0.1:{port}")
@@ -109,7 +109,7 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     let t0 = now_ms();
     for i in 0..events {
         let (s, e) = (t0 + i * 60_000, t0 + (i + 1) * 60_000);
-        lock_outbox(&outbox).try_append(crate::clock::mono_ms(), |seq| {
+        lock_outbox(&outbox).try_append(vitrine::clock::mono_ms(), |seq| {
             serde_json::to_vec(&WindowEvent::new(&meta, seq, s, e, body.clone()))
         })?;
         wake.notify_one();
@@ -155,7 +155,7 @@ pub fn delivery(events: u64, interval_ms: u64, broker: Option<String>) -> anyhow
     println!(
         "  fsyncs / event        {:>10.3}  (group commit: at most one per {} ms)",
         stats.syncs as f64 / events.max(1) as f64,
-        crate::outbox::Limits::for_cap(1).sync_interval_ms
+        vitrine::outbox::Limits::for_cap(1).sync_interval_ms
     );
     let _ = std::fs::remove_dir_all(&state);
     Ok(())
@@ -198,7 +198,7 @@ fn split_jpegs(data: &[u8]) -> Vec<&[u8]> {
     starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
 }
 
-/// `vitrine bench capture`: decode + preprocess cost per frame for each camera type
+/// `vitrine-lab bench capture`: decode + preprocess cost per frame for each camera type
 /// (USB YUYV, NV12, MJPEG; RTSP H.264) at 640x480 and 1080p, on frames of a real video, and
 /// what an idle camera costs the live path at 10 analysed frames/s: each due frame is decoded
 /// and motion-gated, never letterboxed or detected (an RTSP stream decodes all of its 25 fps).
