@@ -14,7 +14,7 @@ step "1/4 packages and media (ffmpeg, mosquitto, espeak-ng, sox; Debian's PETS20
 export VITRINE_SETUP=demo
 source "$root/scripts/setup.sh"
 cd "$root"
-step "2/4 building the agent (about 5-10 minutes the first time on a 2-core box; cargo shows its progress)"
+step "2/4 building the agent and the lab (about 5-10 minutes the first time on a 2-core box; cargo shows its progress)"
 # `vitrine` fetches the models (step 3); `vitrine-lab` runs the demo.
 cargo build --locked -p vitrine -p vitrine-lab --no-default-features
 step "3/4 models (pinned, sha256-checked)"

@@ -467,12 +467,7 @@ fn the_asyncapi_contract_is_valid_and_describes_every_real_payload() {
     );
     std::fs::write(&cfg, text).unwrap();
     seed_forecast(&tmp.path().join("state"));
-    let child = common::vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::spawn_realtime(&cfg);
     // A technician audits the line meanwhile (`vitrine audit`, taps on stdin, published).
     let socket = tmp.path().join("state/control.sock");
     while !socket.exists() {

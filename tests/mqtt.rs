@@ -55,16 +55,7 @@ fn run_publishes_every_window_to_a_real_broker() {
     let sub = Subscriber::start(broker.port, "vitrine/#");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), broker.port, 2, "speech.wav");
-    let out = vitrine()
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_to_end(&cfg);
     let msgs = sub.drain(Duration::from_secs(2));
     let events = windows(&msgs);
     let schema = schema();
@@ -152,21 +143,9 @@ fn sequence_numbers_continue_across_restarts() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("noise.wav").display(), broker.port),
-    );
+    let cfg = mic_to_broker(dir.path(), "noise.wav", broker.port, "");
     for _ in 0..2 {
-        let out = vitrine()
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_to_end(&cfg);
     }
     let seqs: Vec<u64> = windows(&sub.drain(Duration::from_secs(1)))
         .iter()
@@ -186,12 +165,7 @@ fn sigterm_drains_the_open_windows_and_says_goodbye() {
     let sub = Subscriber::start(broker.port, "vitrine/#");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), broker.port, 2, "demo-mic.wav");
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     let (_, online, _) = sub
         .rx
         .recv_timeout(Duration::from_secs(20))
@@ -249,12 +223,7 @@ fn sighup_reloads_the_config_restarts_only_changed_sources_and_loses_nothing() {
     let demo = media("demo-mic.wav");
     let first = format!("{}{}{common}", mic("floor", &demo), mic("till", &demo));
     let cfg = write_config(dir.path(), &first);
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     let hup = |pid: u32| {
         assert!(Command::new("kill")
             .args(["-HUP", &pid.to_string()])
@@ -294,12 +263,7 @@ fn sighup_reloads_the_config_restarts_only_changed_sources_and_loses_nothing() {
     let msgs = sub.drain(Duration::from_secs(1));
     let events = windows(&msgs);
     let seqs = window_seqs(&msgs);
-    assert_contiguous(
-        &seqs,
-        8,
-        "every window delivered, including those the reload closed",
-    );
-    assert!(outbox_events(&dir.path().join("state")).is_empty());
+    assert_all_delivered(&seqs, 8, dir.path());
     let of = |id: &str| -> Vec<&Value> {
         events
             .iter()
@@ -500,16 +464,13 @@ fn broker_kill_and_restart_loses_nothing() {
     let mut broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = mic_to_broker(
         dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
+        "demo-mic.wav",
+        broker.port,
+        "keep_alive_secs = 5\n",
     );
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     std::thread::sleep(Duration::from_secs(7));
     broker.kill9();
     std::thread::sleep(Duration::from_secs(8));
@@ -522,14 +483,10 @@ fn broker_kill_and_restart_loses_nothing() {
         log.contains("MQTT connection lost"),
         "the outage was noticed: {log}"
     );
-    assert_contiguous(
+    assert_all_delivered(
         &window_seqs(&sub.drain(Duration::from_secs(2))),
         5,
-        "every seq delivered at least once",
-    );
-    assert!(
-        outbox_events(&dir.path().join("state")).is_empty(),
-        "everything was acknowledged"
+        dir.path(),
     );
 }
 
@@ -538,10 +495,7 @@ fn health_reports_uptime_outbox_uplink_and_sources() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "vitrine/+/+/health");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhealth_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
-    );
+    let cfg = mic_to_broker(dir.path(), "demo-mic.wav", broker.port, "health_secs = 5\n");
     let child = vitrine()
         .args(["run", "--realtime", "--config"])
         .arg(&cfg)
@@ -584,10 +538,7 @@ fn agent_kill9_loop_loses_nothing() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
-    );
+    let cfg = mic_to_broker(dir.path(), "demo-mic.wav", broker.port, "");
     for round in 0..20u64 {
         let mut child = vitrine()
             .args(["run", "--realtime", "--config"])
@@ -602,12 +553,7 @@ fn agent_kill9_loop_loses_nothing() {
         child.wait().unwrap();
     }
     // A last, clean run delivers whatever is left.
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     std::thread::sleep(Duration::from_secs(3));
     let out = sigterm_and_wait(child);
     assert!(
@@ -615,14 +561,10 @@ fn agent_kill9_loop_loses_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_contiguous(
+    assert_all_delivered(
         &window_seqs(&sub.drain(Duration::from_secs(2))),
         6,
-        "every seq delivered at least once, none skipped",
-    );
-    assert!(
-        outbox_events(&dir.path().join("state")).is_empty(),
-        "nothing left behind"
+        dir.path(),
     );
 }
 
@@ -633,16 +575,13 @@ fn broker_hang_loses_nothing() {
     let broker = Mosquitto::start();
     let sub = Subscriber::start(broker.port, "vitrine/+/+/window/#");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
+    let cfg = mic_to_broker(
         dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_secs = 5\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
+        "demo-mic.wav",
+        broker.port,
+        "keep_alive_secs = 5\n",
     );
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     std::thread::sleep(Duration::from_secs(6));
     broker.pause(true);
     std::thread::sleep(Duration::from_secs(15));
@@ -654,12 +593,11 @@ fn broker_hang_loses_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_contiguous(
+    assert_all_delivered(
         &window_seqs(&sub.drain(Duration::from_secs(2))),
         7,
-        "every seq delivered at least once",
+        dir.path(),
     );
-    assert!(outbox_events(&dir.path().join("state")).is_empty());
 }
 
 /// Fault: the broker's ACL refuses the device's window topic. PUBACK 135 (not authorized):
@@ -672,10 +610,7 @@ fn acl_denial_keeps_events_and_raises_an_alarm() {
     std::fs::write(&acl, "topic readwrite vitrine/test-store/test-box/status\ntopic readwrite vitrine/test-store/test-box/health\ntopic read #\n").unwrap();
     broker.restart_with(&format!("acl_file {}\n", acl.display()));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("noise.wav").display(), broker.port),
-    );
+    let cfg = mic_to_broker(dir.path(), "noise.wav", broker.port, "");
     let out = vitrine()
         .args(["run", "--config"])
         .arg(&cfg)
@@ -758,19 +693,11 @@ fn disk_full_is_counted_and_reported_in_a_gap_record() {
         while f.write_all(&[0u8; 4096]).is_ok() {}
         let _ = f.sync_all();
     }
-    let cfg = write_config(
-        dir.path(),
-        &format!("[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[privacy]\nwindow_secs = 5\n", media("demo-mic.wav").display(), broker.port),
-    );
+    let cfg = mic_to_broker(dir.path(), "demo-mic.wav", broker.port, "");
     // write_config puts [outbox] last: add the reserve there.
     let text = std::fs::read_to_string(&cfg).unwrap() + "reserve_mb = 0\n";
     std::fs::write(&cfg, text).unwrap();
-    let child = vitrine()
-        .args(["run", "--realtime", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_realtime(&cfg);
     std::thread::sleep(Duration::from_secs(12));
     std::fs::remove_file(&filler).unwrap();
     std::thread::sleep(Duration::from_secs(9));

@@ -305,20 +305,13 @@ fn heatmap_over_a_still(dir: &std::path::Path, windows: &[(usize, &(String, Valu
         .unwrap();
     assert!(st.success());
     let out = dir.join("heat.png");
-    let run = vitrine()
+    let run = ok(vitrine()
         .args(["heatmap", "--events"])
         .arg(&events)
         .arg("--still")
         .arg(&still)
         .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .arg(&out));
     let said = String::from_utf8_lossy(&run.stdout);
     assert!(
         said.contains(&format!("{} window(s)", windows.len())),
@@ -355,21 +348,14 @@ fn people_walking_up_to_a_counter_are_served_one_by_one() {
         ),
     );
     let out = dir.path().join("events.jsonl");
-    let st = vitrine()
+    ok(vitrine()
         .args(["replay", "--config"])
         .arg(&cfg)
         .arg("--input")
         .arg(&video)
         .arg("--out")
         .arg(&out)
-        .args(["--start", "2026-11-30T10:00:00Z", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+        .args(["--start", "2026-11-30T10:00:00Z", "--quiet"]));
     let events = read_jsonl(&out);
     let (mut served, mut abandoned, mut waits, mut visits, mut long_stays) = (0, 0, vec![], 0, 0);
     for e in &events {

@@ -22,16 +22,7 @@ struct Central {
 impl Central {
     fn new(dir: &Path, port: u16) -> Central {
         let key = dir.join("central.key");
-        let out = vitrine()
-            .args(["config-keygen", "--out"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = ok(vitrine().args(["config-keygen", "--out"]).arg(&key));
         let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
         Central {
             dir: dir.to_path_buf(),
@@ -45,7 +36,7 @@ impl Central {
     fn request(&self, key: &Path, version: u64, body: &str) -> String {
         let file = self.dir.join(format!("request-{version}.toml"));
         std::fs::write(&file, body).unwrap();
-        let out = vitrine()
+        let out = ok(vitrine()
             .args([
                 "config-request",
                 "--store",
@@ -56,14 +47,7 @@ impl Central {
             .arg("--key")
             .arg(key)
             .args(["--version", &version.to_string(), "--config"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(&file));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 

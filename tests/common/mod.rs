@@ -104,16 +104,35 @@ pub fn succeeded(o: &std::process::Output) -> String {
 
 /// `vitrine run --config cfg` to the end of its recordings; panics with its log on failure.
 pub fn run_to_end(cfg: &Path) -> std::process::Output {
-    let out = vitrine()
-        .args(["run", "--config"])
+    ok(vitrine().args(["run", "--config"]).arg(cfg))
+}
+
+/// `vitrine run --realtime --config cfg` started, its log piped (read it after the end).
+pub fn spawn_realtime(cfg: &Path) -> Child {
+    vitrine()
+        .args(["run", "--realtime", "--config"])
         .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A config with one microphone (id `floor`) playing `file` of the media to the broker on
+/// `port`, with `mqtt` added to its `[mqtt]` section (`"keep_alive_secs = 5\n"`), 5 s windows.
+pub fn mic_to_broker(dir: &Path, file: &str, port: u16, mqtt: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "[[microphones]]\nid = \"floor\"\nfile = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n{mqtt}[privacy]\nwindow_secs = 5\n",
+            media(file).display()
+        ),
+    )
+}
+
+/// Runs a command to its end; panics with both outputs if it failed.
+pub fn ok(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
+    succeeded(&out);
     out
 }
 
@@ -196,6 +215,20 @@ pub fn assert_contiguous(seqs: &std::collections::BTreeSet<u64>, min_max: u64, w
     assert!(max >= min_max, "{seqs:?}");
     assert_eq!(*seqs, (1..=max).collect(), "{what}");
     max
+}
+
+/// Nothing lost and nothing left behind: the window seqs received are 1..=n without a gap
+/// (n at least `min_max`), and the outbox under `dir/state` is empty (every event acknowledged).
+pub fn assert_all_delivered(seqs: &std::collections::BTreeSet<u64>, min_max: u64, dir: &Path) {
+    assert_contiguous(
+        seqs,
+        min_max,
+        "every seq delivered at least once, none skipped",
+    );
+    assert!(
+        outbox_events(&dir.join("state")).is_empty(),
+        "events left in the outbox: not everything was acknowledged"
+    );
 }
 
 /// A loopback port nobody listens on (bound, read, released).
