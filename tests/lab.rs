@@ -164,13 +164,7 @@ fn eval_suite(data: &std::path::Path, extra: &[&str]) -> String {
         .args(extra)
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    succeeded(&o)
 }
 
 fn eval_data() -> Option<std::path::PathBuf> {
