@@ -301,6 +301,10 @@ pub enum EvalWhat {
         /// Weeks at the end scored for the mature stores.
         #[arg(long, default_value_t = 12)]
         mature_weeks: usize,
+        /// Make the priors differentially private: (ε, 1e-5)-DP per prior (clipped shapes,
+        /// Gaussian noise on every sum).
+        #[arg(long)]
+        epsilon: Option<f64>,
     },
     /// The expression model's accuracy on a labelled set of face crops (one folder per class,
     /// e.g. FER2013's test split) at the face sizes a display camera sees.
@@ -525,8 +529,9 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     csv,
                     cohorts,
                     mature_weeks,
+                    epsilon,
                 },
-        } => vitrine_lab::eval::federated::federated(&csv, cohorts, mature_weeks)
+        } => vitrine_lab::eval::federated::federated(&csv, cohorts, mature_weeks, epsilon)
             .map(|_| ExitCode::SUCCESS),
     }
 }

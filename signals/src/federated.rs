@@ -118,10 +118,40 @@ pub fn priors_from_blocks(sum: &[f64]) -> Vec<Prior> {
 /// then four clusters by weekend and evening, then `rounds` k-means rounds. The chain's average
 /// comes first and always (a store that has seen nothing yet uses it).
 pub fn chain_priors(updates: &[(Vec<f64>, f64)], rounds: usize) -> Vec<Prior> {
-    let Some(chain) = fedavg(updates) else {
-        return Vec::new();
-    };
-    let sum_of = |assign: &dyn Fn(&[f64]) -> usize, k: usize| -> Vec<f64> {
+    chain_priors_noisy(updates, rounds, &mut |_| {})
+}
+
+/// The sums a chain prior takes: the average, the first clustering, and each k-means round.
+pub fn sums(rounds: usize) -> usize {
+    rounds + 2
+}
+
+/// [`chain_priors`] with differential privacy ([`dp`]): shapes clipped, and Gaussian noise of
+/// `sigma` on every sum (as the boxes' shares add it up), negative values then set to zero.
+pub fn chain_priors_private(
+    updates: &[(Vec<f64>, f64)],
+    rounds: usize,
+    sigma: f64,
+    normal: &mut dyn FnMut() -> f64,
+) -> Vec<Prior> {
+    let clipped: Vec<(Vec<f64>, f64)> = updates
+        .iter()
+        .map(|(s, w)| (dp::clip(s), w.min(crate::forecast::PRIOR_CAP)))
+        .collect();
+    chain_priors_noisy(&clipped, rounds, &mut |sum| {
+        dp::share(sum, sigma, 1, normal);
+        for v in sum.iter_mut() {
+            *v = v.max(0.0);
+        }
+    })
+}
+
+fn chain_priors_noisy(
+    updates: &[(Vec<f64>, f64)],
+    rounds: usize,
+    noise: &mut dyn FnMut(&mut [f64]),
+) -> Vec<Prior> {
+    let mut sum_of = |assign: &dyn Fn(&[f64]) -> usize, k: usize| -> Vec<f64> {
         let mut sum = vec![0.0; k * BLOCK];
         for (shape, w) in updates {
             let b = block_update(assign(shape), k, shape, *w);
@@ -129,7 +159,12 @@ pub fn chain_priors(updates: &[(Vec<f64>, f64)], rounds: usize) -> Vec<Prior> {
                 *s += x;
             }
         }
+        noise(&mut sum);
         sum
+    };
+    // The chain's average is the one-cluster sum.
+    let Some(chain) = priors_from_blocks(&sum_of(&|_| 0, 1)).into_iter().next() else {
+        return Vec::new();
     };
     let mut clusters = priors_from_blocks(&sum_of(&|s| first_cluster(s, &chain), 4));
     for _ in 0..rounds {
@@ -164,6 +199,8 @@ pub fn choose<'a>(priors: &'a [Prior], series: &crate::forecast::Series) -> Opti
         .map(|(_, p)| p)
         .or(Some(chain))
 }
+
+pub mod dp;
 
 /// Pairwise-masked secure aggregation of fixed-point vectors (see the module's text).
 pub mod secagg {

@@ -11,12 +11,17 @@
 //! **Steady state.** Every store learns its whole history; the last twelve weeks are scored,
 //! the prior refreshed weekly from the other stores: a mature store must not get worse.
 //!
+//! **Differential privacy** (`--epsilon`): the priors are made with `signals::federated::dp`
+//! (shapes clipped, Gaussian noise on every sum for (ε, 10⁻⁵)-DP per prior over all its
+//! rounds), the noise drawn from a fixed seed per store and week (reproducible).
+//!
 //! MASE: MAE over the in-sample MAE of same-hour-last-week on the store's data before the
 //! scored period, per store (and week), then averaged.
 
 use std::path::Path;
 
-use vitrine_signals::federated::{chain_priors, choose, Prior};
+use vitrine_signals::federated::{chain_priors, chain_priors_private, choose, dp, sums, Prior};
+use vitrine_signals::forecast::PRIOR_CAP;
 use vitrine_signals::forecast::{LocalHour, Series, WEEK};
 
 use super::forecast::{read_hourly, Hourly};
@@ -201,17 +206,53 @@ fn snapshots(h: &Hourly, at: &[usize]) -> Vec<Vec<Update>> {
 /// K-means rounds after the first clustering.
 const ROUNDS: usize = 3;
 
-fn priors_without(updates: &[Update], me: usize) -> Vec<Prior> {
+/// δ of the (ε, δ) budget of `--epsilon` (well under one over the stores of a chain).
+const DELTA: f64 = 1e-5;
+
+/// The priors a store gets from the others' updates: in the clear, or with the noise of
+/// `privacy` (σ per sum, and a seed for this store and week).
+fn priors_without(updates: &[Update], me: usize, privacy: Option<(f64, u64)>) -> Vec<Prior> {
     let others: Vec<(Vec<f64>, f64)> = updates
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != me)
         .filter_map(|(_, u)| u.clone())
         .collect();
-    chain_priors(&others, ROUNDS)
+    match privacy {
+        None => chain_priors(&others, ROUNDS),
+        Some((sigma, seed)) => {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut uniform = move || {
+                // SplitMix64: a fixed, reproducible stream (a box draws from the OS instead).
+                x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut normal = || dp::normal_from(&mut uniform);
+            chain_priors_private(&others, ROUNDS, sigma, &mut normal)
+        }
+    }
 }
 
-pub fn federated(csv: &Path, cohorts: usize, mature_weeks: usize) -> anyhow::Result<()> {
+/// σ per sum for an ε (None: no noise).
+fn sigma_for(epsilon: Option<f64>) -> Option<f64> {
+    epsilon.map(|epsilon| {
+        dp::Budget {
+            epsilon,
+            delta: DELTA,
+        }
+        .sigma(sums(ROUNDS), PRIOR_CAP)
+    })
+}
+
+pub fn federated(
+    csv: &Path,
+    cohorts: usize,
+    mature_weeks: usize,
+    epsilon: Option<f64>,
+) -> anyhow::Result<()> {
     let h = read_hourly(csv)?;
     let n = h.midnight.len();
     anyhow::ensure!(
@@ -223,21 +264,35 @@ pub fn federated(csv: &Path, cohorts: usize, mature_weeks: usize) -> anyhow::Res
         "chain prior backtest: {} sensors as stores, {n} hours; MAE in people per hour",
         h.sensors.len()
     );
+    let sigma = sigma_for(epsilon);
+    if let (Some(e), Some(s)) = (epsilon, sigma) {
+        println!(
+            "priors with differential privacy: ({e}, {DELTA})-DP per prior over its {} sums, \
+             noise σ = {s:.1} per value of a sum (one store moves a sum by at most {:.1})",
+            sums(ROUNDS),
+            dp::sensitivity(PRIOR_CAP)
+        );
+    }
     println!("| store's history | horizon | model | points | MAE | MASE |");
     println!("|---|---|---|---|---|---|");
     for weeks in [0usize, 1, 2, 4] {
-        let (models, next, day) = cold_start(&h, cohorts, weeks);
+        let (models, next, day) = cold_start(&h, cohorts, weeks, sigma);
         let label = format!("{weeks} weeks");
         next.row(&label, "next hour", &models);
         day.row(&label, "day-ahead (24 h from 0:00)", &models);
     }
-    mature(&h, mature_weeks);
+    mature(&h, mature_weeks, sigma);
     Ok(())
 }
 
 /// Each store joining with `weeks` of history before each of the last `cohorts` weeks, scored
 /// on that week: the models compared, next-hour and day-ahead tallies.
-fn cold_start(h: &Hourly, cohorts: usize, weeks: usize) -> (Vec<usize>, Tally, Tally) {
+fn cold_start(
+    h: &Hourly,
+    cohorts: usize,
+    weeks: usize,
+    sigma: Option<f64>,
+) -> (Vec<usize>, Tally, Tally) {
     let n = h.midnight.len();
     let starts: Vec<usize> = (0..cohorts).rev().map(|k| n - (k + 1) * WEEK).collect();
     let snaps = snapshots(h, &starts);
@@ -251,7 +306,7 @@ fn cold_start(h: &Hourly, cohorts: usize, weeks: usize) -> (Vec<usize>, Tally, T
     for (k, &from) in starts.iter().enumerate() {
         for (s, ys) in h.values.iter().enumerate() {
             let Some(sc) = scale(ys, first) else { continue };
-            let p = priors_without(&snaps[k], s);
+            let p = priors_without(&snaps[k], s, sigma.map(|x| (x, (k * 1000 + s) as u64)));
             let (mut m, mut w) = (Series::default(), Series::default());
             let span = (from - weeks * WEEK, from, from + WEEK);
             let (a, b) = score_span(h, ys, (&mut m, &mut w), &|_| p.clone(), span, &models);
@@ -263,7 +318,7 @@ fn cold_start(h: &Hourly, cohorts: usize, weeks: usize) -> (Vec<usize>, Tally, T
 }
 
 /// Every store on its whole history, the last `weeks` weeks scored with a weekly prior.
-fn mature(h: &Hourly, weeks: usize) {
+fn mature(h: &Hourly, weeks: usize, sigma: Option<f64>) {
     let n = h.midnight.len();
     let first_test = n - weeks * WEEK;
     let starts: Vec<usize> = (0..weeks).map(|k| first_test + k * WEEK).collect();
@@ -274,7 +329,11 @@ fn mature(h: &Hourly, weeks: usize) {
         let Some(sc) = scale(ys, first_test) else {
             continue;
         };
-        let priors: Vec<Vec<Prior>> = snaps.iter().map(|u| priors_without(u, s)).collect();
+        let priors: Vec<Vec<Prior>> = snaps
+            .iter()
+            .enumerate()
+            .map(|(k, u)| priors_without(u, s, sigma.map(|x| (x, (k * 1000 + s) as u64 + 7))))
+            .collect();
         let prior = |r: usize| priors[(r.saturating_sub(first_test) / WEEK).min(weeks - 1)].clone();
         let (mut m, mut w) = (Series::default(), Series::default());
         let (a, b) = score_span(h, ys, (&mut m, &mut w), &prior, (0, first_test, n), &models);
@@ -328,7 +387,7 @@ mod tests {
     #[test]
     fn a_new_store_forecasts_its_first_week_better_with_the_chain_prior() {
         let h = chain();
-        let (_, next, day) = cold_start(&h, 4, 0);
+        let (_, next, day) = cold_start(&h, 4, 0, None);
         let (n, d) = ((next.mase(1), next.mase(0)), (day.mase(1), day.mase(0)));
         // A first week cannot tell an office from a mall before its first weekend: the day
         // ahead gains little here; the next hour (the store's own level carried) gains.
