@@ -127,22 +127,17 @@ pub fn sums(rounds: usize) -> usize {
 }
 
 /// [`chain_priors`] with differential privacy ([`dp`]): shapes clipped, and Gaussian noise of
-/// `sigma` on every sum (as the boxes' shares add it up), negative values then set to zero.
+/// `sigma` on every sum (as the boxes' shares add it up; [`round::Chain`] sets negative values
+/// of a sum to zero).
 pub fn chain_priors_private(
     updates: &[(Vec<f64>, f64)],
     rounds: usize,
     sigma: f64,
     normal: &mut dyn FnMut() -> f64,
 ) -> Vec<Prior> {
-    let clipped: Vec<(Vec<f64>, f64)> = updates
-        .iter()
-        .map(|(s, w)| (dp::clip(s), w.min(crate::forecast::PRIOR_CAP)))
-        .collect();
-    chain_priors_noisy(&clipped, rounds, &mut |sum| {
-        dp::share(sum, sigma, 1, normal);
-        for v in sum.iter_mut() {
-            *v = v.max(0.0);
-        }
+    let bounded: Vec<(Vec<f64>, f64)> = updates.iter().map(|(s, w)| dp::bounded(s, *w)).collect();
+    chain_priors_noisy(&bounded, rounds, &mut |sum| {
+        dp::share(sum, sigma, 1, normal)
     })
 }
 
@@ -151,33 +146,19 @@ fn chain_priors_noisy(
     rounds: usize,
     noise: &mut dyn FnMut(&mut [f64]),
 ) -> Vec<Prior> {
-    let mut sum_of = |assign: &dyn Fn(&[f64]) -> usize, k: usize| -> Vec<f64> {
-        let mut sum = vec![0.0; k * BLOCK];
+    let mut chain = round::Chain::new(rounds);
+    let mut stage = Some(round::Stage::Average);
+    while let Some(s) = stage {
+        let mut sum = vec![0.0; s.len()];
         for (shape, w) in updates {
-            let b = block_update(assign(shape), k, shape, *w);
-            for (s, x) in sum.iter_mut().zip(b) {
-                *s += x;
+            for (x, u) in sum.iter_mut().zip(s.update(shape, *w)) {
+                *x += u;
             }
         }
         noise(&mut sum);
-        sum
-    };
-    // The chain's average is the one-cluster sum.
-    let Some(chain) = priors_from_blocks(&sum_of(&|_| 0, 1)).into_iter().next() else {
-        return Vec::new();
-    };
-    let mut clusters = priors_from_blocks(&sum_of(&|s| first_cluster(s, &chain), 4));
-    for _ in 0..rounds {
-        if clusters.is_empty() {
-            break;
-        }
-        let k = clusters.len();
-        let current = clusters.clone();
-        clusters = priors_from_blocks(&sum_of(&|s| nearest(s, &current).unwrap_or(0), k));
+        stage = chain.next(&s, &sum);
     }
-    let mut out = vec![chain];
-    out.extend(clusters);
-    out
+    chain.priors()
 }
 
 /// A cluster's prior replaces the chain's average only when it explains the store's hours this
@@ -201,6 +182,7 @@ pub fn choose<'a>(priors: &'a [Prior], series: &crate::forecast::Series) -> Opti
 }
 
 pub mod dp;
+pub mod round;
 
 /// Pairwise-masked secure aggregation of fixed-point vectors (see the module's text).
 pub mod secagg {
@@ -210,18 +192,29 @@ pub mod secagg {
     /// most 168 (all of a week in one hour) times a weight of at most 6: far inside the range.
     pub const SCALE: f64 = 1e6;
 
-    /// A box's update as it is masked: the weighted shape followed by the weight.
-    pub fn encode(weighted_shape: &[f64], weight: f64) -> Vec<u64> {
-        weighted_shape
+    /// Values in fixed point modulo 2^64.
+    pub fn to_fixed(values: &[f64]) -> Vec<u64> {
+        values
             .iter()
-            .chain(std::iter::once(&weight))
             .map(|v| (v * SCALE).round() as i64 as u64)
             .collect()
     }
 
+    /// A sum in fixed point back in floating point.
+    pub fn from_fixed(sum: &[u64]) -> Vec<f64> {
+        sum.iter().map(|x| *x as i64 as f64 / SCALE).collect()
+    }
+
+    /// A box's update as it is masked: the weighted shape followed by the weight.
+    pub fn encode(weighted_shape: &[f64], weight: f64) -> Vec<u64> {
+        let mut v = weighted_shape.to_vec();
+        v.push(weight);
+        to_fixed(&v)
+    }
+
     /// The aggregate back in floating point: `(Σ w·shape, Σ w)`.
     pub fn decode(sum: &[u64]) -> (Vec<f64>, f64) {
-        let v: Vec<f64> = sum.iter().map(|x| *x as i64 as f64 / SCALE).collect();
+        let v = from_fixed(sum);
         match v.split_last() {
             Some((w, shape)) => (shape.to_vec(), *w),
             None => (Vec::new(), 0.0),

@@ -30,6 +30,12 @@ pub fn clip(shape: &[f64]) -> Vec<f64> {
     shape.iter().map(|v| v * k).collect()
 }
 
+/// A store's update as it travels under a privacy budget: its shape clipped, its weight at
+/// most [`crate::forecast::PRIOR_CAP`].
+pub fn bounded(shape: &[f64], weight: f64) -> (Vec<f64>, f64) {
+    (clip(shape), weight.min(crate::forecast::PRIOR_CAP))
+}
+
 /// How far one store's block update `(w·shape, w, 1)` can move a sum (L2), its weight at most
 /// `cap` and its shape clipped.
 pub fn sensitivity(cap: f64) -> f64 {

@@ -225,3 +225,191 @@ fn states_saved_before_the_prior_count_as_mature() {
     // Capped weeks (6) against the prior's 2: at most a quarter of the way to the flat prior.
     assert!((own - blended).abs() <= 0.25 * (own - 40.0_f64).abs().max(own) + 1e-9);
 }
+
+mod rounds {
+    use super::*;
+    use crate::federated::round::{Aggregator, Announce, BoxRound, Chain, RoundError, Stage};
+    use std::collections::BTreeSet;
+
+    fn stores(n: u64) -> Vec<(Vec<f64>, f64)> {
+        (0..n)
+            .map(|i| learned(20.0 + 30.0 * i as f64, 1 + (i as usize % 4), i))
+            .map(|s| s.shape().unwrap())
+            .collect()
+    }
+
+    fn announce(round: u64, stage: Stage, n: u32, sigma: f64) -> Announce {
+        Announce {
+            round,
+            stage,
+            boxes: (0..n).collect(),
+            sigma,
+        }
+    }
+
+    /// One round over masked updates; `lost`: boxes whose update never arrives.
+    fn play(
+        a: &Announce,
+        stores: &[(Vec<f64>, f64)],
+        lost: &[u32],
+    ) -> Result<Vec<f64>, RoundError> {
+        let mut agg = Aggregator::new(a.clone());
+        let mut sides = Vec::new();
+        let mut normal = noise(9);
+        for (i, (shape, w)) in stores.iter().enumerate() {
+            let me = i as u32;
+            let secret_with = |p: u32| secret(me, p);
+            let (side, m) = BoxRound::mask(a, me, (shape, *w), &secret_with, &mut normal)?;
+            if !lost.contains(&me) {
+                agg.receive(&m)?;
+                sides.push(side);
+            }
+        }
+        let missing = agg.close();
+        for side in &sides {
+            let me = side.me();
+            agg.reveal(&side.reveal(&missing, &|p| secret(me, p))?)?;
+        }
+        agg.finish()
+    }
+
+    fn clear(stage: &Stage, stores: &[(Vec<f64>, f64)], skip: &[u32]) -> Vec<f64> {
+        let mut sum = vec![0.0; stage.len()];
+        for (i, (shape, w)) in stores.iter().enumerate() {
+            if !skip.contains(&(i as u32)) {
+                for (s, u) in sum.iter_mut().zip(stage.update(shape, *w)) {
+                    *s += u;
+                }
+            }
+        }
+        sum
+    }
+
+    #[test]
+    fn rounds_over_masked_updates_make_the_priors_of_the_clear_sums() {
+        let s = stores(7);
+        let mut chain = Chain::new(3);
+        let mut stage = Some(Stage::Average);
+        let mut round = 0;
+        while let Some(st) = stage {
+            round += 1;
+            let sum = play(&announce(round, st.clone(), 7, 0.0), &s, &[]).unwrap();
+            stage = chain.next(&st, &sum);
+        }
+        let want = chain_priors(&s, 3);
+        let got = chain.priors();
+        assert!(round >= 3, "{round} rounds");
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            for (a, b) in g.shape.iter().zip(&w.shape) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_box_lost_after_the_announce_is_unmasked_by_the_survivors_reveals() {
+        let s = stores(5);
+        let a = announce(4, Stage::Average, 5, 0.0);
+        let got = play(&a, &s, &[3]).unwrap();
+        let want = clear(&a.stage, &s, &[3]);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+        }
+        // Three lost of five: two survivors are too few to publish anything.
+        assert_eq!(
+            play(&a, &s, &[0, 1, 3]),
+            Err(RoundError::TooFew { got: 2, min: 3 })
+        );
+    }
+
+    #[test]
+    fn an_aggregator_that_lists_a_box_which_sent_gets_no_secret_of_it() {
+        let s = stores(4);
+        let a = announce(1, Stage::Average, 4, 0.0);
+        let mut agg = Aggregator::new(a.clone());
+        let mut sides = Vec::new();
+        for (i, (shape, w)) in s.iter().enumerate() {
+            let me = i as u32;
+            let (side, m) =
+                BoxRound::mask(&a, me, (shape, *w), &|p| secret(me, p), &mut noise(1)).unwrap();
+            agg.receive(&m).unwrap();
+            assert_eq!(agg.receive(&m), Err(RoundError::Duplicate(me)));
+            sides.push(side);
+        }
+        // A curious aggregator claims box 2 dropped out, to unmask its update.
+        let lie = crate::federated::round::Missing {
+            round: 1,
+            missing: BTreeSet::from([2]),
+        };
+        assert_eq!(
+            sides[2].reveal(&lie, &|p| secret(2, p)),
+            Err(RoundError::ListedButSent(2))
+        );
+        // An honest aggregator lists nobody; a reveal naming a box it did not list is
+        // refused, and so is a message of another round or from a box not taking part.
+        let missing = agg.close();
+        assert!(missing.missing.is_empty());
+        let r = sides[0].reveal(&lie, &|p| secret(0, p)).unwrap();
+        assert_eq!(agg.reveal(&r), Err(RoundError::NotMissing(2)));
+        let other = Announce {
+            round: 9,
+            ..a.clone()
+        };
+        let (_, m) = BoxRound::mask(
+            &other,
+            0,
+            (&s[0].0, s[0].1),
+            &|p| secret(0, p),
+            &mut noise(1),
+        )
+        .unwrap();
+        assert_eq!(
+            Aggregator::new(a.clone()).receive(&m),
+            Err(RoundError::WrongRound { round: 1, got: 9 })
+        );
+        assert!(matches!(
+            BoxRound::mask(&a, 7, (&s[0].0, s[0].1), &|p| secret(7, p), &mut noise(1)),
+            Err(RoundError::NotTakingPart(7))
+        ));
+    }
+
+    #[test]
+    fn a_survivor_that_does_not_reveal_leaves_the_sum_masked() {
+        let s = stores(5);
+        let a = announce(2, Stage::Average, 5, 0.0);
+        let mut agg = Aggregator::new(a.clone());
+        let mut sides = Vec::new();
+        for (i, (shape, w)) in s.iter().enumerate() {
+            let me = i as u32;
+            let (side, m) =
+                BoxRound::mask(&a, me, (shape, *w), &|p| secret(me, p), &mut noise(1)).unwrap();
+            if me != 4 {
+                agg.receive(&m).unwrap();
+                sides.push((me, side));
+            }
+        }
+        let missing = agg.close();
+        for (me, side) in &sides[..3] {
+            agg.reveal(&side.reveal(&missing, &|p| secret(*me, p)).unwrap())
+                .unwrap();
+        }
+        assert_eq!(agg.finish(), Err(RoundError::NotRevealed(vec![3])));
+    }
+
+    #[test]
+    fn the_boxes_shares_of_noise_add_up_to_the_rounds_sigma() {
+        let s = stores(6);
+        let sigma = 2.0;
+        let a = announce(3, Stage::Average, 6, sigma);
+        let got = play(&a, &s, &[]).unwrap();
+        let bounded: Vec<(Vec<f64>, f64)> = s
+            .iter()
+            .map(|(x, w)| crate::federated::dp::bounded(x, *w))
+            .collect();
+        let want = clear(&a.stage, &bounded, &[]);
+        let d: Vec<f64> = got.iter().zip(&want).map(|(g, w)| g - w).collect();
+        let sd = (d.iter().map(|x| x * x).sum::<f64>() / d.len() as f64).sqrt();
+        assert!((0.7 * sigma..1.3 * sigma).contains(&sd), "sd {sd}");
+    }
+}
