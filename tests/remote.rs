@@ -52,6 +52,21 @@ impl Central {
     }
 
     fn send(&self, payload: &str, retain: bool) {
+        self.publish("vitrine/test-store/test-box/config/set", payload, retain);
+    }
+
+    /// A chain prior from the shapes in `priors` (a JSON file), signed with `key`.
+    fn chain_prior(&self, key: &Path, version: u64, priors: &Path) -> String {
+        let out = ok(vitrine()
+            .arg("chain-prior")
+            .arg("--key")
+            .arg(key)
+            .args(["--version", &version.to_string(), "--priors"])
+            .arg(priors));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn publish(&self, topic: &str, payload: &str, retain: bool) {
         let file = self.dir.join("payload.json");
         std::fs::write(&file, payload).unwrap();
         let mut c = Command::new("mosquitto_pub");
@@ -65,7 +80,7 @@ impl Central {
             "-q",
             "1",
         ])
-        .args(["-t", "vitrine/test-store/test-box/config/set", "-f"])
+        .args(["-t", topic, "-f"])
         .arg(&file);
         if retain {
             c.arg("-r");
@@ -325,4 +340,96 @@ fn requests_reach_an_offline_box_and_a_kill_mid_apply_rolls_back_at_the_next_sta
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), first);
     // Clear the retained request (the broker is per test anyway).
     central.send("", true);
+}
+
+/// Waits until the agent's log holds every one of `needles` (on one line).
+fn wait_logged(log: &Path, needles: &[&str]) {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "no log line with {needles:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The chain prior of the federated forecast: shapes signed with the central key
+/// (`vitrine chain-prior`), published retained on `vitrine/chain/prior` before the box starts;
+/// the box takes it at its subscription, refuses a forged one, an older one and a malformed
+/// one with the reason, and takes a newer genuine one.
+#[test]
+fn a_signed_chain_prior_is_taken_and_forged_older_or_malformed_ones_refused() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let central = Central::new(dir.path(), broker.port);
+    let shape = |weekend: f64| -> Vec<f64> {
+        (0..168)
+            .map(|s| {
+                let open = if (8..20).contains(&(s % 24)) {
+                    1.0
+                } else {
+                    0.05
+                };
+                open * if s / 24 >= 5 { weekend } else { 1.0 }
+            })
+            .collect()
+    };
+    let priors = dir.path().join("priors.json");
+    std::fs::write(
+        &priors,
+        serde_json::to_string(&[shape(1.5), shape(0.5)]).unwrap(),
+    )
+    .unwrap();
+    let topic = "vitrine/chain/prior";
+    let first = central.chain_prior(&central.key, 7, &priors);
+    assert_valid(
+        &schema_named("chain-prior.v1.json"),
+        &serde_json::from_str(&first).unwrap(),
+    );
+    central.publish(topic, &first, true);
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        config(dir.path(), broker.port, &central.public, "", 5),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let mut child = start(&cfg, &log);
+    wait_logged(&log, &["chain prior taken", "version=7", "priors=2"]);
+
+    std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+    let stranger = Central::new(&dir.path().join("elsewhere"), broker.port);
+    central.publish(topic, &central.chain_prior(&stranger.key, 8, &priors), true);
+    wait_logged(&log, &["chain prior refused", "bad signature"]);
+    central.publish(topic, &central.chain_prior(&central.key, 5, &priors), true);
+    wait_logged(
+        &log,
+        &[
+            "chain prior refused",
+            "version 5 is older than the one held (7)",
+        ],
+    );
+    central.publish(topic, "{\"schema\": \"vitrine.chain-prior.v1\"}", true);
+    wait_logged(&log, &["chain prior refused", "malformed chain prior"]);
+    central.publish(topic, &central.chain_prior(&central.key, 9, &priors), true);
+    wait_logged(&log, &["chain prior taken", "version=9"]);
+    // The central side refuses to sign shapes a box would refuse.
+    std::fs::write(&priors, "[[1.0, 2.0]]").unwrap();
+    let out = vitrine()
+        .arg("chain-prior")
+        .arg("--key")
+        .arg(&central.key)
+        .args(["--version", "10", "--priors"])
+        .arg(&priors)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prior 0 is not 168"));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

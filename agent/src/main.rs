@@ -142,6 +142,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Federated forecast, central side: a signed chain prior for every box (publish it
+    /// retained to {prefix}/chain/prior).
+    ChainPrior {
+        /// The signing key from `vitrine config-keygen` (the one boxes pin).
+        #[arg(long)]
+        key: PathBuf,
+        /// Higher than every chain prior's version before (e.g. a Unix time).
+        #[arg(long)]
+        version: u64,
+        /// The priors: a JSON array of shapes of 168 values each, the chain's average first
+        /// (`vitrine-lab eval federated --write-priors` writes one).
+        #[arg(long)]
+        priors: PathBuf,
+        /// Write the message here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -327,6 +344,13 @@ fn main() -> ExitCode {
         Command::ConfigKeygen { out } => {
             vitrine::cmd::remote::keygen(&out).map(|_| ExitCode::SUCCESS)
         }
+        Command::ChainPrior {
+            key,
+            version,
+            priors,
+            out,
+        } => vitrine::cmd::remote::chain_prior(&key, version, &priors, out.as_deref())
+            .map(|_| ExitCode::SUCCESS),
         Command::ConfigRequest {
             key,
             store,

@@ -305,6 +305,10 @@ pub enum EvalWhat {
         /// Gaussian noise on every sum).
         #[arg(long)]
         epsilon: Option<f64>,
+        /// Also write the priors of every store's whole history to this file (JSON shapes:
+        /// what `vitrine chain-prior` signs for the boxes).
+        #[arg(long)]
+        write_priors: Option<PathBuf>,
     },
     /// The expression model's accuracy on a labelled set of face crops (one folder per class,
     /// e.g. FER2013's test split) at the face sizes a display camera sees.
@@ -530,8 +534,17 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     cohorts,
                     mature_weeks,
                     epsilon,
+                    write_priors,
                 },
-        } => vitrine_lab::eval::federated::federated(&csv, cohorts, mature_weeks, epsilon)
-            .map(|_| ExitCode::SUCCESS),
+        } => vitrine_lab::eval::federated::federated(
+            &csv,
+            &vitrine_lab::eval::federated::Options {
+                cohorts,
+                mature_weeks,
+                epsilon,
+                write_priors: write_priors.as_deref(),
+            },
+        )
+        .map(|_| ExitCode::SUCCESS),
     }
 }

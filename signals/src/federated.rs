@@ -21,8 +21,8 @@
 //! aggregator has listed, before unmasking, as missing; a listed box that did send sees itself
 //! listed and the round is void).
 
-pub use crate::forecast::Prior;
 use crate::forecast::WEEK;
+pub use crate::forecast::{choose, Prior, CHOOSE_MARGIN};
 
 /// Weighted federated averaging of `(shape, weight)` updates (in the clear: the reference
 /// for [`secagg`], and what a single trusted aggregator would compute).
@@ -159,26 +159,6 @@ fn chain_priors_noisy(
         stage = chain.next(&s, &sum);
     }
     chain.priors()
-}
-
-/// A cluster's prior replaces the chain's average only when it explains the store's hours this
-/// much better (a store whose weekdays fit two clusters has not shown which one it is).
-pub const CHOOSE_MARGIN: f64 = 0.9;
-
-/// The prior a store uses: the cluster that best explains what it has seen, if clearly better
-/// than the chain's average ([`CHOOSE_MARGIN`]), else the average (also before it saw anything).
-pub fn choose<'a>(priors: &'a [Prior], series: &crate::forecast::Series) -> Option<&'a Prior> {
-    let chain = priors.first()?;
-    let Some(base) = series.misfit(chain) else {
-        return Some(chain);
-    };
-    priors[1..]
-        .iter()
-        .filter_map(|p| series.misfit(p).map(|m| (m, p)))
-        .filter(|(m, _)| *m < CHOOSE_MARGIN * base)
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, p)| p)
-        .or(Some(chain))
 }
 
 pub mod dp;

@@ -284,6 +284,27 @@ impl Series {
     }
 }
 
+/// A cluster's prior replaces the chain's average only when it explains the store's hours this
+/// much better (a store whose weekdays fit two clusters has not shown which one it is).
+pub const CHOOSE_MARGIN: f64 = 0.9;
+
+/// The prior a store uses: the cluster that best explains what it has seen, if clearly better
+/// than the chain's average ([`CHOOSE_MARGIN`]), else the average (also before it saw anything).
+/// (Chain priors are made by the `federated` module.)
+pub fn choose<'a>(priors: &'a [Prior], series: &Series) -> Option<&'a Prior> {
+    let chain = priors.first()?;
+    let Some(base) = series.misfit(chain) else {
+        return Some(chain);
+    };
+    priors[1..]
+        .iter()
+        .filter_map(|p| series.misfit(p).map(|m| (m, p)))
+        .filter(|(m, _)| *m < CHOOSE_MARGIN * base)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, p)| p)
+        .or(Some(chain))
+}
+
 /// A chain prior (made by the `federated` module): the shape of a week's footfall (168
 /// weekday hours from Monday 00:00, mean 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,6 +359,23 @@ impl Measure {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ForecastBook {
     series: BTreeMap<String, Series>,
+    /// The chain's priors, when the central side published some (see the `federated` module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<ChainPriors>,
+}
+
+/// The chain priors a box holds: the chain's average first, then its clusters, and the
+/// version they were published with (a box never goes back to an older one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainPriors {
+    pub version: u64,
+    pub priors: Vec<Prior>,
+}
+
+/// Footfall series (crossings, visits) take a chain prior; occupancy (person-seconds), whose
+/// shape also depends on how long people stay, does not.
+fn takes_prior(m: Measure) -> bool {
+    !matches!(m, Measure::PersonSeconds)
 }
 
 fn key(source: &str, id: &str, m: Measure) -> String {
@@ -359,11 +397,35 @@ impl ForecastBook {
         if !self.series.contains_key(&k) && self.series.len() >= MAX_SERIES {
             return false;
         }
-        self.series.entry(k).or_default().add(at, sum, covered_ms)
+        let series = self.series.entry(k).or_default();
+        let prior = match &self.chain {
+            Some(c) if takes_prior(m) => choose(&c.priors, series).cloned(),
+            _ => None,
+        };
+        series.add_with(at, sum, covered_ms, prior.as_ref())
     }
 
     pub fn forecast(&self, source: &str, id: &str, m: Measure, at: LocalHour) -> Option<f64> {
-        self.series.get(&key(source, id, m))?.forecast(at)
+        let series = self.series.get(&key(source, id, m))?;
+        let prior = match &self.chain {
+            Some(c) if takes_prior(m) => choose(&c.priors, series),
+            _ => None,
+        };
+        series.forecast_with(at, prior)
+    }
+
+    /// Take the chain's priors if they are newer than those held; returns whether they were.
+    pub fn set_chain(&mut self, c: ChainPriors) -> bool {
+        if self.chain.as_ref().is_some_and(|h| h.version >= c.version) || c.priors.is_empty() {
+            return false;
+        }
+        self.chain = Some(c);
+        true
+    }
+
+    /// The version of the chain priors held.
+    pub fn chain_version(&self) -> Option<u64> {
+        self.chain.as_ref().map(|c| c.version)
     }
 
     /// Keep only the series `keep` accepts (the configured sources, lines and zones).
@@ -423,6 +485,51 @@ mod tests {
             8..=19 => peak * (1.0 - (f64::from(hour_of_day) - 13.5).abs() / 7.0),
             _ => 0.0,
         }
+    }
+
+    #[test]
+    fn a_book_forecasts_footfall_with_the_chain_priors_and_keeps_only_newer_ones() {
+        // A shop open 8-20, seen for two days (a Monday and a Tuesday).
+        let mut book = ForecastBook::default();
+        let monday = 4 * 24;
+        for h in 0..48 {
+            let at = LocalHour::from_index(monday + h);
+            let v = shop(at.hour_of_day(), 40.0);
+            book.add("door", "in", Measure::Crossings, at, v, 3_600_000);
+            book.add("door", "z", Measure::PersonSeconds, at, v * 60.0, 3_600_000);
+        }
+        let saturday = LocalHour::from_index(monday + 5 * 24 + 12);
+        let alone = book.forecast("door", "in", Measure::Crossings, saturday);
+        // The chain knows that Saturdays are twice as busy.
+        let shape: Vec<f64> = (0..WEEK)
+            .map(|s| shop((s % 24) as u16, 1.0) * if s / 24 == 5 { 2.0 } else { 1.0 } + 0.01)
+            .collect();
+        let prior = Prior::new(shape).expect("prior");
+        assert!(book.set_chain(ChainPriors {
+            version: 3,
+            priors: vec![prior.clone()],
+        }));
+        let with = book.forecast("door", "in", Measure::Crossings, saturday);
+        let (alone, with) = (alone.expect("own"), with.expect("with the prior"));
+        assert!(with > 1.5 * alone, "{alone} → {with}");
+        // Occupancy does not take the footfall prior.
+        let occ = |b: &ForecastBook| b.forecast("door", "z", Measure::PersonSeconds, saturday);
+        let mut plain = book.clone();
+        plain.chain = None;
+        assert_eq!(occ(&book), occ(&plain));
+        // An older or the same version is not taken; the priors survive a save.
+        let older = ChainPriors {
+            version: 2,
+            priors: vec![prior],
+        };
+        assert!(!book.set_chain(older));
+        assert_eq!(book.chain_version(), Some(3));
+        let saved: ForecastBook =
+            serde_json::from_str(&serde_json::to_string(&book).unwrap()).unwrap();
+        assert_eq!(saved, book);
+        // A history saved before chain priors existed still reads.
+        let old: ForecastBook = serde_json::from_str(r#"{"series":{}}"#).unwrap();
+        assert_eq!(old.chain_version(), None);
     }
 
     #[test]

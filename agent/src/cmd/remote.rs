@@ -1,6 +1,7 @@
 //! The central service's half of remote configuration, for operators and tests:
 //! `vitrine config-keygen` (a signing key; prints the public key a box pins) and
-//! `vitrine config-request` (a signed `config/set` request for one box).
+//! `vitrine config-request` (a signed `config/set` request for one box) and
+//! `vitrine chain-prior` (a signed chain prior for every box).
 
 use std::io::Read as _;
 use std::path::Path;
@@ -69,6 +70,39 @@ pub fn request(a: &RequestArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.config.display()))?;
     let body = remote::sign(&seed, a.store, a.device, a.version, &text);
     match a.out {
+        Some(p) => journal::write_atomic(p, &body)?,
+        None => println!("{}", String::from_utf8_lossy(&body)),
+    }
+    Ok(())
+}
+
+/// A signed chain prior from a JSON file of shapes (JSON on stdout or `out`); the shapes are
+/// checked as a box checks them, so a malformed file fails here and not on every box.
+pub fn chain_prior(
+    key: &Path,
+    version: u64,
+    priors: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let seed = read_seed(key)?;
+    let text = std::fs::read_to_string(priors)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", priors.display()))?;
+    let shapes: Vec<Vec<f64>> = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; fix: a JSON array of shapes, each an array of 168 numbers",
+            priors.display()
+        )
+    })?;
+    let body = remote::prior::sign(&seed, version, &shapes);
+    let public = remote::public_key(&seed);
+    let pinned: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(public)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("the signing key has no public key"))?;
+    remote::prior::verify(&body, &pinned, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", priors.display()))?;
+    match out {
         Some(p) => journal::write_atomic(p, &body)?,
         None => println!("{}", String::from_utf8_lossy(&body)),
     }

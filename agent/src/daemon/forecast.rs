@@ -130,6 +130,35 @@ impl Forecaster {
     }
 }
 
+/// Where the uplink hands a chain prior (`remote::prior`): verified with the key pinned for
+/// remote configuration, taken into the forecast book when newer than the one held (saved with
+/// the history at its next hour; the broker retains the prior meanwhile). Nothing here
+/// touches the disk: it runs on the uplink's task.
+pub fn prior_sink(cfg: &Config, book: SharedForecast) -> crate::uplink::PriorSink {
+    let key = cfg.remote_config.as_ref().map(|r| r.public_key);
+    Arc::new(move |payload: &[u8]| {
+        let Some(key) = key else {
+            return;
+        };
+        let mut b = book.lock().unwrap_or_else(|p| p.into_inner());
+        match crate::remote::prior::verify(payload, &key, b.chain_version()) {
+            Ok(c) => {
+                let (version, n) = (c.version, c.priors.len());
+                if b.set_chain(c) {
+                    tracing::info!(
+                        version,
+                        priors = n,
+                        "chain prior taken: footfall forecasts blend it in"
+                    );
+                } else {
+                    tracing::debug!(version, "chain prior already held");
+                }
+            }
+            Err(reason) => tracing::warn!(%reason, "chain prior refused"),
+        }
+    })
+}
+
 /// The saved history; none (a first start) or an unreadable one (logged) is a fresh start.
 fn read_history(path: &std::path::Path) -> ForecastBook {
     let read = std::fs::read(path)

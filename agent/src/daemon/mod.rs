@@ -30,7 +30,7 @@ pub use summary::summary;
 use crate::clock::{mono_ms, now_ms, ClockStep};
 use crate::observe::{self, Shared};
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::pipeline::{Options, Record, WINDOW_CHANNEL};
+use crate::pipeline::{Options, Record, SharedForecast, WINDOW_CHANNEL};
 use crate::telemetry::{SourceList, UplinkStats};
 use crate::uplink::Uplink;
 use sources::SourceSet;
@@ -99,7 +99,7 @@ pub fn run(
         &outbox,
         &sources.list,
         &tasks,
-        control_tx_for_uplink,
+        (control_tx_for_uplink, forecaster.book.clone()),
     )?;
     let remote = remote::Remote::new(cfg, outbox.clone(), tasks.wake.clone());
     if let Some(version) = interrupted {
@@ -360,18 +360,18 @@ fn start_uplink(
     outbox: &SharedOutbox,
     sources: &Arc<SourceList>,
     tasks: &Tasks,
-    control: std::sync::mpsc::Sender<Control>,
+    (control, book): (std::sync::mpsc::Sender<Control>, SharedForecast),
 ) -> anyhow::Result<Option<(Arc<Mutex<UplinkStats>>, UplinkTask)>> {
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
     };
     let control = Mutex::new(control);
-    let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?.with_requests(Arc::new(
-        move |payload, retained| {
+    let u = Uplink::new(cfg, m, outbox.clone(), sources.clone())?
+        .with_requests(Arc::new(move |payload, retained| {
             let tx = control.lock().unwrap_or_else(|p| p.into_inner());
             let _ = tx.send(Control::Remote(payload, retained));
-        },
-    ));
+        }))
+        .with_priors(forecast::prior_sink(cfg, book));
     let stats = u.stats.clone();
     let task = rt.spawn(u.run(tasks.wake.clone(), tasks.stop.subscribe(), DRAIN));
     Ok(Some((stats, task)))

@@ -10,6 +10,7 @@
 //! verified request like a reload and reports `applied`, `rejected` or `rolled_back`.
 
 pub mod journal;
+pub mod prior;
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
@@ -98,24 +99,12 @@ pub fn verify(payload: &[u8], e: &Expect) -> Result<Verified, Rejection> {
             ),
         ));
     }
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(w.signature.trim())
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .map(|b| Signature::from_bytes(&b))
-        .ok_or_else(|| reject(v, "unsigned: no Ed25519 signature (64 bytes, base64)"))?;
-    let key = VerifyingKey::from_bytes(e.key)
-        .map_err(|_| reject(v, "the pinned public key is not a valid Ed25519 key"))?;
-    key.verify_strict(
+    check_signature(
+        e.key,
         &signed_bytes(&w.store_id, &w.device_id, w.version, &w.config),
-        &sig,
+        &w.signature,
     )
-    .map_err(|_| {
-        reject(
-            v,
-            "bad signature: not signed by the key pinned in [remote_config]",
-        )
-    })?;
+    .map_err(|r| reject(v, r))?;
     if w.version <= e.last_version {
         return Err(reject(
             v,
@@ -131,6 +120,26 @@ pub fn verify(payload: &[u8], e: &Expect) -> Result<Verified, Rejection> {
     })
 }
 
+/// Check an Ed25519 signature (base64) of `bytes` by the pinned `key`; the reason otherwise.
+pub fn check_signature(key: &[u8; 32], bytes: &[u8], signature: &str) -> Result<(), &'static str> {
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| Signature::from_bytes(&b))
+        .ok_or("unsigned: no Ed25519 signature (64 bytes, base64)")?;
+    let key = VerifyingKey::from_bytes(key)
+        .map_err(|_| "the pinned public key is not a valid Ed25519 key")?;
+    key.verify_strict(bytes, &sig)
+        .map_err(|_| "bad signature: not signed by the key pinned in [remote_config]")
+}
+
+/// An Ed25519 signature (base64) of `bytes` by the signing key `seed`.
+pub fn signature(seed: &[u8; 32], bytes: &[u8]) -> String {
+    let sig = SigningKey::from_bytes(seed).sign(bytes);
+    base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())
+}
+
 /// Build a signed request (the central side's half; `vitrine config-request`).
 pub fn sign(
     seed: &[u8; 32],
@@ -139,15 +148,13 @@ pub fn sign(
     version: u64,
     config: &str,
 ) -> Vec<u8> {
-    let key = SigningKey::from_bytes(seed);
-    let sig = key.sign(&signed_bytes(store_id, device_id, version, config));
     let w = Wire {
         schema: REQUEST_SCHEMA.into(),
         store_id: store_id.into(),
         device_id: device_id.into(),
         version,
         config: config.into(),
-        signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+        signature: signature(seed, &signed_bytes(store_id, device_id, version, config)),
     };
     serde_json::to_vec(&w).unwrap_or_default()
 }

@@ -13,6 +13,7 @@
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/result` | no | config (1) | what became of a remote configuration request (`signals/schema/config-result.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/set` | (sender's choice) | 1 | **subscribed** with `[remote_config]`: a signed configuration (`signals/schema/config-request.v1.json`), handed to the daemon |
+//! | `{prefix}/chain/prior` | yes (central side) | 1 | **subscribed** with `[remote_config]`: the chain's prior for the forecast, signed with the same key (`vitrine.chain-prior.v1`, see `remote::prior`), taken when newer than the one held |
 //!
 //! With `[remote_config]` the session is persistent (clean start off, 7-day expiry), so a
 //! request sent while the box is offline is delivered when it reconnects.
@@ -89,6 +90,9 @@ struct Conn {
 /// Where a received `config/set` request goes (payload, whether the broker retained it).
 pub type RequestSink = Arc<dyn Fn(Vec<u8>, bool) + Send + Sync>;
 
+/// Where a received chain prior goes (payload).
+pub type PriorSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// How long the broker keeps a remotely configurable box's session (and the requests queued
 /// for it) while the box is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
@@ -96,6 +100,7 @@ const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
 pub struct Uplink {
     cfg: Config,
     requests: Option<RequestSink>,
+    priors: Option<PriorSink>,
     sources: Arc<SourceList>,
     started: std::time::Instant,
     mqtt: Mqtt,
@@ -121,6 +126,7 @@ impl Uplink {
         Ok(Uplink {
             cfg: cfg.clone(),
             requests: None,
+            priors: None,
             sources,
             started: std::time::Instant::now(),
             mqtt: mqtt.clone(),
@@ -140,6 +146,15 @@ impl Uplink {
     pub fn with_requests(mut self, sink: RequestSink) -> Uplink {
         if self.cfg.remote_config.is_some() {
             self.requests = Some(sink);
+        }
+        self
+    }
+
+    /// Subscribe to the chain's prior and hand each message to `sink` (only with
+    /// `[remote_config]`: its key is what the prior is verified with).
+    pub fn with_priors(mut self, sink: PriorSink) -> Uplink {
+        if self.cfg.remote_config.is_some() {
+            self.priors = Some(sink);
         }
         self
     }
@@ -261,6 +276,11 @@ impl Uplink {
                         .try_subscribe(self.topics.config_set(), QoS::AtLeastOnce)
                         .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
                 }
+                if self.priors.is_some() {
+                    c.client
+                        .try_subscribe(self.topics.chain_prior.clone(), QoS::AtLeastOnce)
+                        .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+                }
                 self.fill(c).await?;
             }
             Event::Incoming(Packet::Publish(p)) => match &self.requests {
@@ -271,6 +291,11 @@ impl Uplink {
                         "configuration request received"
                     );
                     sink(p.payload.to_vec(), p.retain);
+                }
+                _ if p.topic.as_ref() == self.topics.chain_prior.as_bytes() => {
+                    if let Some(sink) = &self.priors {
+                        sink(&p.payload);
+                    }
                 }
                 _ => {
                     tracing::warn!(topic = %String::from_utf8_lossy(&p.topic), "unexpected message ignored")

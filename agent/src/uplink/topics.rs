@@ -15,6 +15,8 @@ pub const GAP_SCHEMA: &str = "vitrine.gap.v1";
 pub struct Topics {
     pub status: String,
     base: String,
+    /// The chain's prior, for every box of the chain (retained; the box subscribes).
+    pub chain_prior: String,
 }
 
 impl Topics {
@@ -23,6 +25,7 @@ impl Topics {
         Topics {
             status: format!("{base}/status"),
             base,
+            chain_prior: format!("{}/chain/prior", mqtt.topic_prefix),
         }
     }
     pub fn window(&self, source: &str) -> String {

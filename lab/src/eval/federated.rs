@@ -247,12 +247,23 @@ fn sigma_for(epsilon: Option<f64>) -> Option<f64> {
     })
 }
 
-pub fn federated(
-    csv: &Path,
-    cohorts: usize,
-    mature_weeks: usize,
-    epsilon: Option<f64>,
-) -> anyhow::Result<()> {
+/// The backtest's options.
+pub struct Options<'a> {
+    pub cohorts: usize,
+    pub mature_weeks: usize,
+    pub epsilon: Option<f64>,
+    /// Also write the priors of every store's whole history here (JSON, what `vitrine
+    /// chain-prior` signs).
+    pub write_priors: Option<&'a Path>,
+}
+
+pub fn federated(csv: &Path, o: &Options) -> anyhow::Result<()> {
+    let Options {
+        cohorts,
+        mature_weeks,
+        epsilon,
+        ..
+    } = *o;
     let h = read_hourly(csv)?;
     let n = h.midnight.len();
     anyhow::ensure!(
@@ -282,6 +293,19 @@ pub fn federated(
         day.row(&label, "day-ahead (24 h from 0:00)", &models);
     }
     mature(&h, mature_weeks, sigma);
+    if let Some(path) = o.write_priors {
+        let all = snapshots(&h, &[n - 1]).remove(0);
+        let priors = priors_without(&all, usize::MAX, sigma.map(|x| (x, 1)));
+        let shapes: Vec<&Vec<f64>> = priors.iter().map(|p| &p.shape).collect();
+        std::fs::write(path, serde_json::to_string(&shapes)?)?;
+        println!(
+            "{} priors (the chain's average and {} clusters) of all {} stores written to {}",
+            priors.len(),
+            priors.len().saturating_sub(1),
+            h.sensors.len(),
+            path.display()
+        );
+    }
     Ok(())
 }
 
