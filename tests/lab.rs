@@ -72,11 +72,31 @@ fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall
         return;
     }
     let csv = String::from_utf8_lossy(&fetch.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let priors = dir.path().join("priors.json");
     let o = lab()
-        .args(["eval", "federated", "--csv", &csv])
+        .args(["eval", "federated", "--csv", &csv, "--write-priors"])
+        .arg(&priors)
         .output()
         .unwrap();
     let out = succeeded(&o);
+    // The priors of all stores, as the central side signs them for the boxes.
+    let shapes: Vec<Vec<f64>> =
+        serde_json::from_str(&std::fs::read_to_string(&priors).unwrap()).unwrap();
+    assert!(
+        shapes.len() >= 2 && shapes.iter().all(|s| s.len() == 168),
+        "{shapes:?}"
+    );
+    let key = dir.path().join("central.key");
+    ok(vitrine().args(["config-keygen", "--out"]).arg(&key));
+    let signed = ok(vitrine()
+        .arg("chain-prior")
+        .arg("--key")
+        .arg(&key)
+        .args(["--version", "1", "--priors"])
+        .arg(&priors));
+    let msg: serde_json::Value = serde_json::from_slice(&signed.stdout).unwrap();
+    assert_valid(&schema_named("chain-prior.v1.json"), &msg);
     let mase = |history: &str, horizon: &str, model: &str| -> f64 {
         out.lines()
             .find(|l| {

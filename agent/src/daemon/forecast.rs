@@ -130,21 +130,29 @@ impl Forecaster {
     }
 }
 
-/// Where the uplink hands a chain prior (`remote::prior`): verified with the key pinned for
-/// remote configuration, taken into the forecast book when newer than the one held (saved with
-/// the history at its next hour; the broker retains the prior meanwhile). Nothing here
-/// touches the disk: it runs on the uplink's task.
-pub fn prior_sink(cfg: &Config, book: SharedForecast) -> crate::uplink::PriorSink {
-    let key = cfg.remote_config.as_ref().map(|r| r.public_key);
+/// Where the uplink hands a chain prior (`remote::prior`): verified with the key the current
+/// configuration pins for remote configuration (a new key applies at once, as for requests),
+/// taken into the forecast book when newer than the one held (saved with the history at its
+/// next hour; the broker retains the prior meanwhile). Nothing here touches the disk: it runs
+/// on the uplink's task, and the book is locked only to read its version and to take the prior.
+pub fn prior_sink(
+    current: Arc<std::sync::RwLock<Config>>,
+    book: SharedForecast,
+) -> crate::uplink::PriorSink {
     Arc::new(move |payload: &[u8]| {
+        let key = {
+            let c = current.read().unwrap_or_else(|p| p.into_inner());
+            c.remote_config.as_ref().map(|r| r.public_key)
+        };
         let Some(key) = key else {
             return;
         };
-        let mut b = book.lock().unwrap_or_else(|p| p.into_inner());
-        match crate::remote::prior::verify(payload, &key, b.chain_version()) {
+        let lock = || book.lock().unwrap_or_else(|p| p.into_inner());
+        let held = lock().chain_version();
+        match crate::remote::prior::verify(payload, &key, held) {
             Ok(c) => {
                 let (version, n) = (c.version, c.priors.len());
-                if b.set_chain(c) {
+                if lock().set_chain(c) {
                     tracing::info!(
                         version,
                         priors = n,

@@ -30,7 +30,7 @@ pub use summary::summary;
 use crate::clock::{mono_ms, now_ms, ClockStep};
 use crate::observe::{self, Shared};
 use crate::outbox::{lock_outbox, SharedOutbox};
-use crate::pipeline::{Options, Record, SharedForecast, WINDOW_CHANNEL};
+use crate::pipeline::{Options, Record, WINDOW_CHANNEL};
 use crate::telemetry::{SourceList, UplinkStats};
 use crate::uplink::Uplink;
 use sources::SourceSet;
@@ -93,13 +93,17 @@ pub fn run(
         "pipeline running"
     );
     let tasks = Tasks::new();
+    let current = Arc::new(RwLock::new(cfg.clone()));
     let uplink = start_uplink(
         &rt,
         cfg,
         &outbox,
         &sources.list,
         &tasks,
-        (control_tx_for_uplink, forecaster.book.clone()),
+        (
+            control_tx_for_uplink,
+            forecast::prior_sink(current.clone(), forecaster.book.clone()),
+        ),
     )?;
     let remote = remote::Remote::new(cfg, outbox.clone(), tasks.wake.clone());
     if let Some(version) = interrupted {
@@ -117,7 +121,6 @@ pub fn run(
         setup: Arc::default(),
     };
     let supervisor = start_observers(&rt, cfg, &shared, &tasks)?;
-    let current = Arc::new(RwLock::new(cfg.clone()));
     let shift = Arc::new(AtomicI64::new(events::NO_SHIFT));
     let writer = events::store_events(
         current.clone(),
@@ -360,7 +363,7 @@ fn start_uplink(
     outbox: &SharedOutbox,
     sources: &Arc<SourceList>,
     tasks: &Tasks,
-    (control, book): (std::sync::mpsc::Sender<Control>, SharedForecast),
+    (control, priors): (std::sync::mpsc::Sender<Control>, crate::uplink::PriorSink),
 ) -> anyhow::Result<Option<(Arc<Mutex<UplinkStats>>, UplinkTask)>> {
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
@@ -371,7 +374,7 @@ fn start_uplink(
             let tx = control.lock().unwrap_or_else(|p| p.into_inner());
             let _ = tx.send(Control::Remote(payload, retained));
         }))
-        .with_priors(forecast::prior_sink(cfg, book));
+        .with_priors(priors);
     let stats = u.stats.clone();
     let task = rt.spawn(u.run(tasks.wake.clone(), tasks.stop.subscribe(), DRAIN));
     Ok(Some((stats, task)))
