@@ -433,3 +433,162 @@ fn a_signed_chain_prior_is_taken_and_forged_older_or_malformed_ones_refused() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A box of the federation test: a camera whose line has two weeks of history (`weekend`:
+/// its Saturdays and Sundays against its weekdays), a microphone so that it runs, and
+/// `[remote_config] federated = true`. Returns the config path and the box's update.
+fn federated_box(
+    dir: &Path,
+    i: usize,
+    port: u16,
+    public: &str,
+    weekend: f64,
+) -> (PathBuf, (Vec<f64>, f64)) {
+    use vitrine_signals::forecast::{ForecastBook, LocalHour, Measure};
+    let state = dir.join(format!("box{i}"));
+    std::fs::create_dir_all(&state).unwrap();
+    let mut book = ForecastBook::default();
+    let monday = 4 * 24;
+    for h in 0..(2 * 168 + 1) {
+        let at = LocalHour::from_index(monday + h);
+        let hour = at.hour_of_day();
+        let open = if (9..19).contains(&hour) {
+            10.0 + f64::from(hour)
+        } else {
+            0.5
+        };
+        let v = open * if (h / 24) % 7 >= 5 { weekend } else { 1.0 };
+        book.add("door", "in", Measure::Crossings, at, v, 3_600_000);
+    }
+    std::fs::write(
+        state.join("forecast.json"),
+        serde_json::to_vec(&book).unwrap(),
+    )
+    .unwrap();
+    let update = book.update().expect("two weeks make a shape");
+    let cfg = dir.join(format!("box{i}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"box-{i}\"\nstore_id = \"store-{i}\"\ntimezone = \"UTC\"\n\n\
+             [[cameras]]\nid = \"door\"\ndevice = \"/dev/video99\"\n[[cameras.lines]]\nid = \"in\"\nfrom = [0.5, 0.0]\nto = [0.5, 1.0]\nin = \"left\"\n\n\
+             [[microphones]]\nid = \"floor\"\nfile = \"{}\"\n\n[models]\ndir = \"{}\"\n\n[outbox]\ndir = \"{}\"\n\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\n[remote_config]\npublic_key = \"{public}\"\nfederated = true\n",
+            media("demo-mic.wav").display(),
+            models().display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    (cfg, update)
+}
+
+/// The chain prior made over MQTT by `vitrine federate` with four federated boxes, one of
+/// which is gone (killed after publishing its key): the survivors' masked updates, the
+/// missing list and their reveals give exactly the prior of the three survivors' updates in
+/// the clear, which the aggregator publishes signed and the survivors take.
+#[test]
+fn the_chain_prior_is_made_over_mqtt_from_masked_updates_with_a_box_gone() {
+    use vitrine_signals::federated::chain_priors;
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let central = Central::new(dir.path(), broker.port);
+    let mut boxes = Vec::new();
+    for (i, weekend) in [0.5, 1.0, 1.5, 2.0].into_iter().enumerate() {
+        let (cfg, update) = federated_box(dir.path(), i, broker.port, &central.public, weekend);
+        let log = dir.path().join(format!("box{i}.log"));
+        let child = Reaped(start(&cfg, &log));
+        boxes.push((child, log, update));
+    }
+    for (_, log, _) in &boxes {
+        wait_connected(log);
+    }
+    // Everything on the wire, checked against the contract's schemas below.
+    let wire = Subscriber::start(broker.port, "vitrine/#");
+    // Box 3 goes away after publishing its key: listed in every round, sends nothing.
+    drop(boxes.pop());
+    let out = ok(vitrine()
+        .args([
+            "federate",
+            "--broker",
+            &format!("127.0.0.1:{}", broker.port),
+        ])
+        .arg("--key")
+        .arg(&central.key)
+        .args([
+            "--version",
+            "5",
+            "--wait-secs",
+            "2",
+            "--deadline-secs",
+            "5",
+            "--kmeans",
+            "1",
+        ]));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("4 boxes take part"), "{report}");
+    assert!(
+        report.contains("3 of 4 boxes sent, missing {3}"),
+        "{report}"
+    );
+    assert!(
+        report.contains("chain prior version 5 published"),
+        "{report}"
+    );
+    for (_, log, _) in &boxes {
+        wait_logged(log, &["chain prior round: masked update sent"]);
+        wait_logged(log, &["chain prior taken", "version=5"]);
+    }
+    // What was published is the survivors' prior in the clear.
+    let sub = Subscriber::start(broker.port, "vitrine/chain/prior");
+    let (_, payload, _) = sub.rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let msg: Value = serde_json::from_slice(&payload).unwrap();
+    assert_valid(&schema_named("chain-prior.v1.json"), &msg);
+    let survivors: Vec<(Vec<f64>, f64)> = boxes.iter().map(|b| b.2.clone()).collect();
+    let want = chain_priors(&survivors, 1);
+    let got: Vec<Vec<f64>> = serde_json::from_value(msg["priors"].clone()).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        let mean = g.iter().sum::<f64>() / g.len() as f64;
+        for (a, b) in g.iter().zip(&w.shape) {
+            assert!((a / mean - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let until = Instant::now() + Duration::from_secs(3);
+    while let Ok((topic, payload, _)) = wire
+        .rx
+        .recv_timeout(until.saturating_duration_since(Instant::now()))
+    {
+        let schema = [
+            ("/federate/key", "federate-key"),
+            ("/federate/update", "federate-masked"),
+            ("/federate/reveal", "federate-reveal"),
+            ("/chain/round", "federate-round"),
+            ("/chain/round/missing", "federate-missing"),
+            ("/chain/prior", "chain-prior"),
+        ]
+        .into_iter()
+        .find(|(end, _)| topic.ends_with(end));
+        if let Some((_, name)) = schema {
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            assert_valid(&schema_named(&format!("{name}.v1.json")), &v);
+            seen.insert(name);
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        6,
+        "not every federation message was seen: {seen:?}"
+    );
+}
+
+/// An agent killed when the test lets go of it (also when an assertion fails).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("outbox", &["clock", "telemetry"]),
     ("pipeline", &["clock", "telemetry"]),
     ("remote", &["clock"]),
+    ("federate", &[]),
     ("uplink", &["clock", "telemetry", "outbox", "remote"]),
     ("observe", &["clock", "telemetry", "outbox"]),
     (
@@ -25,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "outbox",
             "pipeline",
             "remote",
+            "federate",
             "uplink",
             "observe",
         ],
@@ -37,6 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "outbox",
             "pipeline",
             "remote",
+            "federate",
             "uplink",
             "observe",
             "daemon",

@@ -2,7 +2,7 @@
 //! checks this; see ARCHITECTURE.md):
 //!
 //! 1. leaves: [`clock`], [`telemetry`];
-//! 2. components: [`outbox`], [`pipeline`], [`remote`], [`uplink`], [`observe`];
+//! 2. components: [`outbox`], [`pipeline`], [`remote`], [`federate`], [`uplink`], [`observe`];
 //! 3. [`daemon`]: wires the components into the running agent;
 //! 4. [`cmd`]: the commands.
 //!
@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod telemetry;
 
+pub mod federate;
 pub mod observe;
 pub mod outbox;
 pub mod pipeline;

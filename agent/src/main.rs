@@ -159,6 +159,34 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Federated forecast, central side: run the chain prior's rounds with the boxes taking
+    /// part (`[remote_config] federated = true`) over MQTT and publish the prior, signed and
+    /// retained, on {prefix}/chain/prior (one prior per run: run it from a timer).
+    Federate {
+        /// The broker, HOST:PORT.
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "vitrine")]
+        prefix: String,
+        /// The signing key from `vitrine config-keygen` (the one boxes pin).
+        #[arg(long)]
+        key: PathBuf,
+        /// The prior's version: higher than every one before (e.g. a Unix time).
+        #[arg(long)]
+        version: u64,
+        /// How long to gather the boxes' published keys.
+        #[arg(long, default_value_t = 5)]
+        wait_secs: u64,
+        /// How long a round waits for updates, then for reveals.
+        #[arg(long, default_value_t = 30)]
+        deadline_secs: u64,
+        /// K-means rounds after the first clustering.
+        #[arg(long, default_value_t = 3)]
+        kmeans: usize,
+        /// Differential privacy: (ε, 1e-5)-DP per prior (off by default: see docs/data-team.md).
+        #[arg(long)]
+        epsilon: Option<f64>,
+    },
     /// Model files: fetch (pinned sha256) or list.
     Models {
         #[command(subcommand)]
@@ -344,6 +372,26 @@ fn main() -> ExitCode {
         Command::ConfigKeygen { out } => {
             vitrine::cmd::remote::keygen(&out).map(|_| ExitCode::SUCCESS)
         }
+        Command::Federate {
+            broker,
+            prefix,
+            key,
+            version,
+            wait_secs,
+            deadline_secs,
+            kmeans,
+            epsilon,
+        } => vitrine::cmd::federate::run(&vitrine::cmd::federate::Args {
+            broker: &broker,
+            prefix: &prefix,
+            key: &key,
+            version,
+            wait_secs,
+            deadline_secs,
+            kmeans,
+            epsilon,
+        })
+        .map(|_| ExitCode::SUCCESS),
         Command::ChainPrior {
             key,
             version,

@@ -443,6 +443,9 @@ pub struct RemoteConfig {
     /// A new configuration must come up healthy within this, else the previous one is
     /// restored.
     pub apply_timeout_secs: u32,
+    /// Take part in the chain prior's rounds (masked forecast updates, see
+    /// `signals::federated`); off unless set. Taking the published prior needs only the key.
+    pub federated: bool,
 }
 
 /// Local status: the Prometheus endpoint and the status screen.

@@ -207,6 +207,7 @@ pub struct RawStatus {
 pub struct RawRemoteConfig {
     pub public_key: String,
     pub apply_timeout_secs: Option<i64>,
+    pub federated: Option<bool>,
 }
 
 /// Top-level sections and the keys each accepts (for "did you mean" hints).

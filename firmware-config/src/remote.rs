@@ -7,7 +7,7 @@ use crate::error::Collector;
 use crate::raw::RawRemoteConfig;
 use crate::RemoteConfig;
 
-pub(crate) const KEYS: &[&str] = &["public_key", "apply_timeout_secs"];
+pub(crate) const KEYS: &[&str] = &["public_key", "apply_timeout_secs", "federated"];
 
 pub(crate) fn validate(
     c: &mut Collector,
@@ -49,5 +49,6 @@ pub(crate) fn validate(
     Some(RemoteConfig {
         public_key: key?,
         apply_timeout_secs: secs.clamp(5, 3600) as u32,
+        federated: raw.federated.unwrap_or(false),
     })
 }

@@ -423,6 +423,21 @@ impl ForecastBook {
         true
     }
 
+    /// This box's contribution to the chain prior's rounds: the shape and weight of its
+    /// best-learned footfall series (crossings of a line; the most weeks learned, then the
+    /// first by name). `None` before any series has a week's profile.
+    pub fn update(&self) -> Option<(Vec<f64>, f64)> {
+        let suffix = format!("/{}", Measure::Crossings.name());
+        self.series
+            .iter()
+            .filter(|(k, _)| k.ends_with(&suffix))
+            .filter_map(|(_, s)| s.shape())
+            .fold(None, |best: Option<(Vec<f64>, f64)>, u| match best {
+                Some(b) if b.1 >= u.1 => Some(b),
+                _ => Some(u),
+            })
+    }
+
     /// The version of the chain priors held.
     pub fn chain_version(&self) -> Option<u64> {
         self.chain.as_ref().map(|c| c.version)

@@ -353,6 +353,9 @@ impl Subscriber {
                 let mut opts = MqttOptions::new(id, "127.0.0.1", port);
                 opts.set_clean_start(false);
                 opts.set_session_expiry_interval(Some(3600));
+                // Payloads up to 1 MiB, as the agent reads them (a round of the chain prior
+                // is over the client's default of 10 KiB).
+                opts.set_max_packet_size(Some(1 << 20));
                 let (client, mut ev) = AsyncClient::new(opts, 64);
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {

@@ -1,6 +1,7 @@
 //! The `vitrine` commands. Each returns the process exit code.
 
 pub mod audit;
+pub mod federate;
 pub mod heatmap;
 pub mod models;
 pub mod probe;

@@ -39,7 +39,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_seed(key: &Path) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn read_seed(key: &Path) -> anyhow::Result<[u8; 32]> {
     let text = std::fs::read_to_string(key)
         .map_err(|e| anyhow::anyhow!("cannot read the signing key {}: {e}", key.display()))?;
     base64::engine::general_purpose::STANDARD

@@ -167,6 +167,59 @@ pub fn prior_sink(
     })
 }
 
+/// The box's side of the chain prior's rounds (`[remote_config] federated`): its key from the
+/// state directory (made on first use), its update from the forecast book. `None` when off, or
+/// when the key cannot be read or made (logged: the box then only takes the published prior).
+pub fn federation(cfg: &Config, book: SharedForecast) -> Option<crate::uplink::Federation> {
+    if !cfg.remote_config.as_ref().is_some_and(|r| r.federated) {
+        return None;
+    }
+    let secret = match crate::federate::load_or_create(&cfg.outbox.dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "federation key unusable: this box sits the chain prior's rounds out");
+            return None;
+        }
+    };
+    let me = Arc::new(Mutex::new(crate::federate::Federate::new(
+        secret,
+        &cfg.device.store_id,
+        &cfg.device.id,
+    )));
+    let key = me.lock().unwrap_or_else(|p| p.into_inner()).key_message();
+    let answer = |result: Result<Option<Vec<u8>>, String>, what: &'static str| match result {
+        Ok(reply) => {
+            if reply.is_some() {
+                tracing::info!("chain prior round: {what} sent");
+            }
+            reply
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "chain prior round: no {what}");
+            None
+        }
+    };
+    let (m1, m2) = (me.clone(), me);
+    Some(crate::uplink::Federation {
+        key,
+        on_round: Arc::new(move |payload: &[u8]| {
+            let update = book.lock().unwrap_or_else(|p| p.into_inner()).update();
+            let r = m1
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_round(payload, update);
+            answer(r, "masked update")
+        }),
+        on_missing: Arc::new(move |payload: &[u8]| {
+            let r = m2
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_missing(payload);
+            answer(r, "reveal")
+        }),
+    })
+}
+
 /// The saved history; none (a first start) or an unreadable one (logged) is a fresh start.
 fn read_history(path: &std::path::Path) -> ForecastBook {
     let read = std::fs::read(path)

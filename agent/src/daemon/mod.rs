@@ -103,6 +103,7 @@ pub fn run(
         (
             control_tx_for_uplink,
             forecast::prior_sink(current.clone(), forecaster.book.clone()),
+            forecast::federation(cfg, forecaster.book.clone()),
         ),
     )?;
     let remote = remote::Remote::new(cfg, outbox.clone(), tasks.wake.clone());
@@ -363,7 +364,11 @@ fn start_uplink(
     outbox: &SharedOutbox,
     sources: &Arc<SourceList>,
     tasks: &Tasks,
-    (control, priors): (std::sync::mpsc::Sender<Control>, crate::uplink::PriorSink),
+    (control, priors, federation): (
+        std::sync::mpsc::Sender<Control>,
+        crate::uplink::PriorSink,
+        Option<crate::uplink::Federation>,
+    ),
 ) -> anyhow::Result<Option<(Arc<Mutex<UplinkStats>>, UplinkTask)>> {
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
@@ -374,7 +379,8 @@ fn start_uplink(
             let tx = control.lock().unwrap_or_else(|p| p.into_inner());
             let _ = tx.send(Control::Remote(payload, retained));
         }))
-        .with_priors(priors);
+        .with_priors(priors)
+        .with_federation(federation);
     let stats = u.stats.clone();
     let task = rt.spawn(u.run(tasks.wake.clone(), tasks.stop.subscribe(), DRAIN));
     Ok(Some((stats, task)))

@@ -13,6 +13,9 @@
 //! | `{prefix}/{store}/{device}/gap` | no | config (1) | a gap record: events the outbox had to drop (`signals/schema/gap.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/result` | no | config (1) | what became of a remote configuration request (`signals/schema/config-result.v1.json`) |
 //! | `{prefix}/{store}/{device}/config/set` | (sender's choice) | 1 | **subscribed** with `[remote_config]`: a signed configuration (`signals/schema/config-request.v1.json`), handed to the daemon |
+//! | `{prefix}/{store}/{device}/federate/key` | yes | 1 | with `[remote_config] federated`: the box's X25519 public key for the chain prior's rounds (`federate`) |
+//! | `{prefix}/{store}/{device}/federate/update` / `.../federate/reveal` | no | 1 | the box's masked update in a round / its secrets with the boxes listed missing |
+//! | `{prefix}/chain/round` / `{prefix}/chain/round/missing` | no (central side) | 1 | **subscribed** with `[remote_config] federated`: a round announced / who is missing |
 //! | `{prefix}/chain/prior` | yes (central side) | 1 | **subscribed** with `[remote_config]`: the chain's prior for the forecast, signed with the same key (`vitrine.chain-prior.v1`, see `remote::prior`), taken when newer than the one held |
 //!
 //! With `[remote_config]` the session is persistent (clean start off, 7-day expiry), so a
@@ -93,6 +96,19 @@ pub type RequestSink = Arc<dyn Fn(Vec<u8>, bool) + Send + Sync>;
 /// Where a received chain prior goes (payload).
 pub type PriorSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
+/// What answers one of the chain prior's round messages (the reply is published).
+pub type Answer = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// A box taking part in the chain prior's rounds (the `federate` module): its public key, published
+/// retained at every connection, and what answers a round (a masked update) and a missing
+/// list (a reveal).
+#[derive(Clone)]
+pub struct Federation {
+    pub key: Vec<u8>,
+    pub on_round: Answer,
+    pub on_missing: Answer,
+}
+
 /// How long the broker keeps a remotely configurable box's session (and the requests queued
 /// for it) while the box is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
@@ -101,6 +117,7 @@ pub struct Uplink {
     cfg: Config,
     requests: Option<RequestSink>,
     priors: Option<PriorSink>,
+    federation: Option<Federation>,
     sources: Arc<SourceList>,
     started: std::time::Instant,
     mqtt: Mqtt,
@@ -127,6 +144,7 @@ impl Uplink {
             cfg: cfg.clone(),
             requests: None,
             priors: None,
+            federation: None,
             sources,
             started: std::time::Instant::now(),
             mqtt: mqtt.clone(),
@@ -157,6 +175,28 @@ impl Uplink {
             self.priors = Some(sink);
         }
         self
+    }
+
+    /// Take part in the chain prior's rounds (only with `[remote_config] federated`).
+    pub fn with_federation(mut self, f: Option<Federation>) -> Uplink {
+        if self.cfg.remote_config.as_ref().is_some_and(|r| r.federated) {
+            self.federation = f;
+        }
+        self
+    }
+
+    /// Publish a message that is not an outbox record (nothing to acknowledge).
+    fn publish_other(
+        c: &mut Conn,
+        topic: String,
+        retain: bool,
+        body: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        c.client
+            .try_publish(topic, QoS::AtLeastOnce, retain, body)
+            .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+        c.session.handed_over(Label::Status);
+        Ok(())
     }
 
     fn connect(&self) -> anyhow::Result<Conn> {
@@ -281,6 +321,14 @@ impl Uplink {
                         .try_subscribe(self.topics.chain_prior.clone(), QoS::AtLeastOnce)
                         .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
                 }
+                if let Some(f) = &self.federation {
+                    Self::publish_other(c, self.topics.federate("key"), true, f.key.clone())?;
+                    for t in [&self.topics.chain_round, &self.topics.chain_missing] {
+                        c.client
+                            .try_subscribe(t.clone(), QoS::AtLeastOnce)
+                            .map_err(|e| anyhow::anyhow!("MQTT client: {e}"))?;
+                    }
+                }
                 self.fill(c).await?;
             }
             Event::Incoming(Packet::Publish(p)) => match &self.requests {
@@ -295,6 +343,22 @@ impl Uplink {
                 _ if p.topic.as_ref() == self.topics.chain_prior.as_bytes() => {
                     if let Some(sink) = &self.priors {
                         sink(&p.payload);
+                    }
+                }
+                _ if self.federation.is_some()
+                    && (p.topic.as_ref() == self.topics.chain_round.as_bytes()
+                        || p.topic.as_ref() == self.topics.chain_missing.as_bytes()) =>
+                {
+                    if let Some(f) = &self.federation {
+                        let round = p.topic.as_ref() == self.topics.chain_round.as_bytes();
+                        let (answer, topic) = if round {
+                            (&f.on_round, self.topics.federate("update"))
+                        } else {
+                            (&f.on_missing, self.topics.federate("reveal"))
+                        };
+                        if let Some(reply) = answer(&p.payload) {
+                            Self::publish_other(c, topic, false, reply)?;
+                        }
                     }
                 }
                 _ => {

@@ -17,6 +17,9 @@ pub struct Topics {
     base: String,
     /// The chain's prior, for every box of the chain (retained; the box subscribes).
     pub chain_prior: String,
+    /// The chain prior's rounds: announced, and who is missing (the box subscribes).
+    pub chain_round: String,
+    pub chain_missing: String,
 }
 
 impl Topics {
@@ -26,7 +29,13 @@ impl Topics {
             status: format!("{base}/status"),
             base,
             chain_prior: format!("{}/chain/prior", mqtt.topic_prefix),
+            chain_round: format!("{}/chain/round", mqtt.topic_prefix),
+            chain_missing: format!("{}/chain/round/missing", mqtt.topic_prefix),
         }
+    }
+    /// The box's federation key (retained), masked updates and reveals (`federate`).
+    pub fn federate(&self, what: &str) -> String {
+        format!("{}/federate/{what}", self.base)
     }
     pub fn window(&self, source: &str) -> String {
         format!("{}/window/{source}", self.base)
