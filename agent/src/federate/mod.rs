@@ -233,14 +233,16 @@ impl Federate {
             .map_err(|e| e.to_string())
     }
 
-    /// The aggregator listed who is missing: this box's reveal (its secrets with them).
+    /// The aggregator listed who is missing: this box's reveal (its secrets with them). Once per
+    /// round: an aggregator that sent a second list (naming a box that did send, after the
+    /// first) could unmask that box's update with its peers' secrets.
     pub fn on_missing(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let m: Missing =
             serde_json::from_slice(payload).map_err(|e| format!("malformed missing list: {e}"))?;
-        let Some((state, peers)) = &self.current else {
+        let Some((state, peers)) = self.current.take_if(|(s, _)| s.round() == m.round) else {
             return Ok(None);
         };
-        let secrets = self.secrets(state.me(), peers);
+        let secrets = self.secrets(state.me(), &peers);
         let reveal: Reveal = state.reveal(&m, &secrets).map_err(|e| e.to_string())?;
         serde_json::to_vec(&reveal)
             .map(Some)
@@ -283,5 +285,60 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "nonsense").unwrap();
         let e = load_or_create(dir.path()).err().unwrap().to_string();
         assert!(e.contains("fix: delete it"), "{e}");
+    }
+
+    #[test]
+    fn a_box_reveals_once_per_round_and_never_when_listed_itself() {
+        let keys: Vec<StaticSecret> = (1..=3u8).map(|i| StaticSecret::from([i; 32])).collect();
+        let peers: Vec<Peer> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Peer {
+                index: i as u32,
+                store_id: format!("s{i}"),
+                device_id: "d".into(),
+                public_key: base64::engine::general_purpose::STANDARD
+                    .encode(PublicKey::from(k).as_bytes()),
+            })
+            .collect();
+        let round = RoundMessage {
+            schema: ROUND_SCHEMA.into(),
+            round: 7,
+            stage: Stage::Average,
+            peers,
+            sigma: 0.0,
+        };
+        let payload = serde_json::to_vec(&round).unwrap();
+        let update = Some((vec![1.0; 168], 2.0));
+        let mut boxes: Vec<Federate> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| Federate::new(k, &format!("s{i}"), "d"))
+            .collect();
+        for b in &mut boxes {
+            assert!(b.on_round(&payload, update.clone()).unwrap().is_some());
+        }
+        // A box not listed in a round sends nothing.
+        let mut stranger = Federate::new(StaticSecret::from([9; 32]), "elsewhere", "d");
+        assert_eq!(stranger.on_round(&payload, update.clone()), Ok(None));
+        let missing = |m: &[u32]| {
+            serde_json::to_vec(&Missing {
+                round: 7,
+                missing: m.iter().copied().collect(),
+            })
+            .unwrap()
+        };
+        let r = boxes[0]
+            .on_missing(&missing(&[2]))
+            .unwrap()
+            .expect("a reveal");
+        let r: Reveal = serde_json::from_slice(&r).unwrap();
+        assert_eq!(r.secrets.len(), 1);
+        assert_eq!(r.secrets[0].0, 2);
+        // A second list for the same round (now naming box 1, which sent) gets nothing.
+        assert_eq!(boxes[0].on_missing(&missing(&[1])), Ok(None));
+        // Box 2 sent and sees itself listed: the round is void for it.
+        let e = boxes[2].on_missing(&missing(&[2])).unwrap_err();
+        assert!(e.contains("void"), "{e}");
     }
 }

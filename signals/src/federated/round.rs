@@ -175,6 +175,11 @@ impl BoxRound {
         self.me
     }
 
+    /// The round this box masked its update for.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
     /// The secrets with the boxes listed as missing (only those, only boxes of the round);
     /// refused if this box, which sent, is listed.
     pub fn reveal(
