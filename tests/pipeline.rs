@@ -9,7 +9,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn replay(cfg: &std::path::Path, input: &std::path::Path, out: &std::path::Path) {
+/// Replays `input` and returns what it said on stderr.
+fn replay(cfg: &std::path::Path, input: &std::path::Path, out: &std::path::Path) -> String {
     let o = vitrine()
         .args([
             "replay",
@@ -25,10 +26,63 @@ fn replay(cfg: &std::path::Path, input: &std::path::Path, out: &std::path::Path)
         .arg(out)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "replay failed: {stderr}");
+    stderr
+}
+
+/// Detector runs and predicted frames, from a replay's "detector ran on D of N frames (S
+/// unchanged, P predicted)".
+fn detector_runs(stderr: &str) -> (f64, f64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("detector ran on"))
+        .unwrap_or_else(|| panic!("no detector summary in {stderr}"));
+    let n: Vec<f64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[3])
+}
+
+#[test]
+fn people_near_an_eye_level_camera_are_detected_every_second_frame_and_far_ones_every_third() {
+    let Some(street) = eval_media("mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4") else {
+        eprintln!("SKIPPED: evaluation media (../shared/media or VITRINE_EVAL_MEDIA) not present");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let ratio = |camera: &str, input: &std::path::Path| {
+        let cfg = write_config(dir.path(), camera);
+        let (detected, predicted) = detector_runs(&replay(&cfg, input, &out));
+        assert!(detected >= 10.0, "{detected} detections");
+        predicted / detected
+    };
+    // A shopping street at eye level: people a third of the picture tall.
+    let street_cam = |extra: &str| {
+        format!(
+            "[[cameras]]\nid = \"street\"\nfile = \"{}\"\n{extra}\n[[cameras.lines]]\nid = \"x\"\nfrom = [0.5, 0.4]\nto = [0.5, 0.95]\nin = \"left\"\n",
+            street.display()
+        )
+    };
+    let near = ratio(&street_cam(""), &street);
     assert!(
-        o.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&o.stderr)
+        (0.6..=1.4).contains(&near),
+        "near: {near} predicted per detection"
+    );
+    let fixed = ratio(&street_cam("detect_every_near = 3"), &street);
+    assert!((1.5..=2.3).contains(&fixed), "one cadence: {fixed}");
+    // The walkway seen from above: people a seventh of the picture tall.
+    let walkway = format!(
+        "[[cameras]]\nid = \"walkway\"\nfile = \"{}\"\nfps = 2\n",
+        media("vtest.avi").display()
+    );
+    let far = ratio(&walkway, &media("vtest.avi"));
+    eprintln!("predicted frames per detection: street {near:.2}, street with one cadence {fixed:.2}, walkway {far:.2}");
+    assert!(
+        (1.5..=2.3).contains(&far),
+        "far: {far} predicted per detection"
     );
 }
 

@@ -222,6 +222,9 @@ pub struct Camera {
     pub size: Option<(u32, u32)>,
     /// Run the detector on every n-th moving frame; the tracker predicts between (1 = all).
     pub detect_every: u32,
+    /// The same while people are near the camera (an eye-level camera: see
+    /// `vitrine_signals::cadence`); at most `detect_every`.
+    pub detect_every_near: u32,
     /// Skip the detector on frames that did not change since the last detection.
     pub motion_gating: bool,
     /// This camera's detector input size (longer side for a 4:3 frame), when it differs from
@@ -479,6 +482,12 @@ pub const MIN_FPS: f64 = 1e-4;
 /// The detector runs on every third moving frame by default; frames between are placed by
 /// interpolating the tracks between the detections that enclose them.
 pub const DEFAULT_DETECT_EVERY: u32 = 3;
+
+/// The detector's cadence while people are near the camera, by default: a third fewer frames
+/// between detections than `detect_every` (2 for the default 3).
+pub fn default_detect_every_near(detect_every: u32) -> u32 {
+    (detect_every * 2).div_ceil(3).max(1)
+}
 /// Detector input sizes accepted by `input_size` (longer side, pixels).
 pub const DETECTOR_INPUT_SIZES: &[u32] = &[256, 320, 384, 416, 512, 640];
 pub const VADS: &[&str] = &["silero-vad"];
@@ -593,6 +602,31 @@ mod decoder_tests {
         let e = parse("device = \"/dev/video0\"\ndecoder = \"vaapi\"").unwrap_err();
         assert!(
             e.contains("cameras[0].decoder") && e.contains("RTSP cameras"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_near_cadence_defaults_to_a_third_fewer_frames_and_stays_within_detect_every() {
+        let rtsp = "rtsp = \"rtsp://cam/s\"";
+        let c = parse(rtsp).unwrap();
+        assert_eq!(
+            (c.cameras[0].detect_every, c.cameras[0].detect_every_near),
+            (3, 2)
+        );
+        let c = parse(&format!("{rtsp}\ndetect_every = 6")).unwrap();
+        assert_eq!(c.cameras[0].detect_every_near, 4);
+        let c = parse(&format!("{rtsp}\ndetect_every = 1")).unwrap();
+        assert_eq!(c.cameras[0].detect_every_near, 1);
+        let c = parse(&format!("{rtsp}\ndetect_every_near = 3")).unwrap();
+        assert_eq!(
+            c.cameras[0].detect_every_near, 3,
+            "one cadence, near or far"
+        );
+        let e = parse(&format!("{rtsp}\ndetect_every_near = 4")).unwrap_err();
+        assert!(
+            e.contains("cameras[0].detect_every_near")
+                && e.contains("between 1 and detect_every (3)"),
             "{e}"
         );
     }

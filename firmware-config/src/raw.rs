@@ -28,6 +28,7 @@ pub struct RawCamera {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub detect_every: Option<i64>,
+    pub detect_every_near: Option<i64>,
     pub motion_gating: Option<bool>,
     pub input_size: Option<i64>,
     #[serde(default)]

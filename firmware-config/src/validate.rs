@@ -22,6 +22,7 @@ const CAMERA_KEYS: &[&str] = &[
     "width",
     "height",
     "detect_every",
+    "detect_every_near",
     "motion_gating",
     "input_size",
     "zones",
@@ -558,6 +559,16 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
             Some("run the detector on every n-th moving frame, n between 1 and 30 (the tracker predicts between; 1 = every frame)".to_string()),
         );
     }
+    let detect_every = detect_every.clamp(1, 30) as u32;
+    let near_default = i64::from(crate::default_detect_every_near(detect_every));
+    let detect_every_near = raw.detect_every_near.unwrap_or(near_default);
+    if !(1..=i64::from(detect_every)).contains(&detect_every_near) {
+        c.push(
+            format!("{at}.detect_every_near"),
+            format!("detect_every_near = {detect_every_near} is out of range"),
+            Some(format!("the detector's cadence while people are near the camera: between 1 and detect_every ({detect_every}); detect_every_near = {detect_every} keeps one cadence")),
+        );
+    }
     let mut seen = HashSet::new();
     let mut zones = Vec::new();
     for (i, z) in raw.zones.into_iter().enumerate() {
@@ -659,7 +670,8 @@ fn camera(c: &mut Collector, at: &str, v: toml::Value, base: &Path, k_min: u32) 
         decoder,
         fps: fps as f32,
         size,
-        detect_every: detect_every.clamp(1, 30) as u32,
+        detect_every,
+        detect_every_near: detect_every_near.clamp(1, i64::from(detect_every)) as u32,
         motion_gating: raw.motion_gating.unwrap_or(true),
         input_size: raw
             .input_size

@@ -135,9 +135,18 @@ pub struct EvalKnobs {
     /// Frames analysed per second.
     #[arg(long)]
     fps: Option<f32>,
-    /// Run the detector on every n-th moving frame.
+    /// Run the detector on every n-th moving frame, whether people are near or far (a fixed
+    /// cadence, unless --detect-every-near says otherwise).
     #[arg(long)]
     detect_every: Option<u32>,
+    /// Run the detector on every n-th moving frame while people are near the camera.
+    #[arg(long)]
+    detect_every_near: Option<u32>,
+    /// Start each sequence's detection cadence this many frames early (the suite's counts on
+    /// short clips move with which frames are detected: compare settings over every phase,
+    /// 0 to detect_every − 1).
+    #[arg(long, default_value_t = 0)]
+    phase: u32,
     /// Detector input size (longer side, pixels).
     #[arg(long)]
     input_size: Option<u32>,
@@ -207,6 +216,8 @@ impl EvalKnobs {
         vitrine_lab::eval::suite::Overrides {
             fps: self.fps,
             detect_every: self.detect_every,
+            detect_every_near: self.detect_every_near,
+            phase: self.phase,
             input_size: self.input_size,
             threshold: self.threshold,
             detector: self.detector.clone(),

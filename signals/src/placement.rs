@@ -539,6 +539,7 @@ mod tests {
             fps: 5.0,
             size: None,
             detect_every: 1,
+            detect_every_near: 1,
             input_size: None,
             motion_gating: true,
             zones,

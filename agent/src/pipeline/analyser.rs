@@ -102,6 +102,7 @@ impl CameraAnalyser {
             signals,
             cadence: Cadence::new(CadenceParams {
                 detect_every: cam.detect_every,
+                detect_every_near: cam.detect_every_near,
                 motion_gating: cam.motion_gating,
                 ..CadenceParams::default()
             }),
@@ -109,6 +110,15 @@ impl CameraAnalyser {
             last_dets: Vec::new(),
             last_faces: Vec::new(),
         }
+    }
+
+    /// Start the detection cadence `phase` frames early (an evaluation runs every phase).
+    pub fn with_phase(mut self, phase: u32) -> CameraAnalyser {
+        self.cadence = Cadence::new(CadenceParams {
+            phase,
+            ..self.cadence.params()
+        });
+        self
     }
 
     /// Read the expressions of people looking at displays with `expressions = true`.
@@ -156,6 +166,8 @@ impl CameraAnalyser {
                 let update = self.signals.observe_with(t_ms, &self.last_dets, &mut |b| {
                     Appearance::from_rgb(rgb, w, h, b)
                 });
+                self.cadence
+                    .observe_heights(update.tracks.iter().map(|t| t.bbox.h()));
                 self.last_faces.clear();
                 if let Some(fa) = self.faces.as_mut().filter(|_| self.signals.wants_faces()) {
                     self.last_faces = fa.analyse(&frame.rgb, w, h)?;

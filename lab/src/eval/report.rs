@@ -17,7 +17,7 @@ fn share(a: u64, b: u64) -> String {
 pub fn header(seq: &Sequence, facts: VideoFacts, native: f32) {
     let c = &seq.camera;
     println!(
-        "\n## {} — {}\n{}x{}, {} frames at {native} fps; analysed at {} fps, detect_every {}, motion gating {}, {} input {}, threshold {}; defaults {} on it\n{}",
+        "\n## {} — {}\n{}x{}, {} frames at {native} fps; analysed at {} fps, detect_every {} ({} while people are near), phase {}, motion gating {}, {} input {}, threshold {}; defaults {} on it\n{}",
         seq.name,
         if seq.scene.is_empty() { "(no description)" } else { &seq.scene },
         facts.width,
@@ -25,6 +25,8 @@ pub fn header(seq: &Sequence, facts: VideoFacts, native: f32) {
         facts.frames,
         c.fps,
         c.detect_every,
+        c.detect_every_near,
+        seq.phase,
         if c.motion_gating { "on" } else { "off" },
         seq.cfg.models.detector,
         c.input_size

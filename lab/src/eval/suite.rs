@@ -66,6 +66,9 @@ pub struct SequenceFile {
 pub struct Overrides {
     pub fps: Option<f32>,
     pub detect_every: Option<u32>,
+    pub detect_every_near: Option<u32>,
+    /// Frames early the detection cadence starts (see `CadenceParams::phase`).
+    pub phase: u32,
     pub input_size: Option<u32>,
     pub threshold: Option<f32>,
     pub detector: Option<String>,
@@ -96,6 +99,8 @@ pub struct Sequence {
     pub source: String,
     /// How its video is decoded (`--decode`).
     pub decode: vitrine_sensors::video_file::Decode,
+    /// Frames early the detection cadence starts (`--phase`).
+    pub phase: u32,
 }
 
 /// A sequence of the suite whose data is not here: what is missing and where it comes from.
@@ -277,6 +282,7 @@ pub fn resolve(
         along: s.along,
         source: s.source,
         decode: over.decode,
+        phase: over.phase,
     })
 }
 
@@ -286,6 +292,10 @@ pub fn apply(cfg: &mut Config, camera: &mut Camera, over: &Overrides, models: Op
     }
     if let Some(n) = over.detect_every {
         camera.detect_every = n.max(1);
+        camera.detect_every_near = camera.detect_every;
+    }
+    if let Some(n) = over.detect_every_near {
+        camera.detect_every_near = n.clamp(1, camera.detect_every);
     }
     if let Some(g) = over.motion_gating {
         camera.motion_gating = g;
@@ -438,7 +448,7 @@ pub fn run_vitrine(seq: &Sequence) -> anyhow::Result<Run> {
     let info = video.info().clone();
     let size = detector.size_for(seq.camera.input_size);
     let session = detector.session_sized(size, info.width as usize, info.height as usize)?;
-    let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None);
+    let mut analyser = CameraAnalyser::new(&seq.camera, m, session, None).with_phase(seq.phase);
     analyser.signals_mut().record();
     let mut placed = Placed::default();
     let ids = line_ids(&seq.camera);

@@ -148,6 +148,7 @@ fn camera() -> Camera {
         fps: 5.0,
         size: None,
         detect_every: 1,
+        detect_every_near: 1,
         input_size: None,
         motion_gating: true,
         zones: vec![Area {
