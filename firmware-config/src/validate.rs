@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use crate::calendar;
 use crate::error::{closest, Collector, Problem};
 use crate::occupancy;
 use crate::raw::*;
@@ -1308,6 +1309,8 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
         .remove("remote_config")
         .and_then(|v| section(&mut c, "remote_config", v, remote::KEYS))
         .and_then(|raw| remote::validate(&mut c, raw, mqtt.is_some()));
+    let days = list(&mut c, "calendar", top.remove("calendar"));
+    let calendar = calendar::validate(&mut c, days);
     let occupancy = top
         .remove("occupancy")
         .and_then(|v| section(&mut c, "occupancy", v, occupancy::KEYS))
@@ -1333,6 +1336,7 @@ pub(crate) fn validate(text: &str, _file: &Path, base: &Path) -> Result<Config, 
             status,
             remote_config,
             occupancy,
+            calendar,
         }),
         _ => Err(vec![Problem {
             field: "(config)".into(),
@@ -1360,6 +1364,7 @@ mod docs_tests {
         ("[[cameras.alerts]]", "RawAlert", operations::ALERT_KEYS),
         ("[cameras.staff]", "RawStaff", operations::STAFF_KEYS),
         ("[occupancy]", "RawOccupancy", occupancy::KEYS),
+        ("[[calendar]]", "RawCalendarDay", calendar::KEYS),
         ("[[microphones]]", "RawMicrophone", MIC_KEYS),
         ("[models]", "RawModels", MODELS_KEYS),
         ("[mqtt]", "RawMqtt", MQTT_KEYS),

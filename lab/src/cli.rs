@@ -320,6 +320,10 @@ pub enum EvalWhat {
         /// what `vitrine chain-prior` signs for the boxes).
         #[arg(long)]
         write_priors: Option<PathBuf>,
+        /// The stores' named days (public holidays, known events): `[[calendar]]` files as
+        /// the central side sends them, e.g. eval/nz-holidays.toml; repeat for several.
+        #[arg(long)]
+        calendar: Vec<PathBuf>,
     },
     /// The expression model's accuracy on a labelled set of face crops (one folder per class,
     /// e.g. FER2013's test split) at the face sizes a display camera sees.
@@ -546,6 +550,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     mature_weeks,
                     epsilon,
                     write_priors,
+                    calendar,
                 },
         } => vitrine_lab::eval::federated::federated(
             &csv,
@@ -554,8 +559,22 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                 mature_weeks,
                 epsilon,
                 write_priors: write_priors.as_deref(),
+                calendar: read_calendars(&calendar)?,
             },
         )
         .map(|_| ExitCode::SUCCESS),
     }
+}
+
+/// The named days of `[[calendar]]` files, merged (a date in two files: the first file's).
+fn read_calendars(files: &[PathBuf]) -> anyhow::Result<vitrine_signals::forecast::Calendar> {
+    let mut days: Vec<vitrine_config::CalendarDay> = Vec::new();
+    for f in files {
+        for d in vitrine_config::calendar::load(f)? {
+            if !days.iter().any(|o| o.day == d.day) {
+                days.push(d);
+            }
+        }
+    }
+    Ok(vitrine_signals::forecast::Calendar::new(&days))
 }

@@ -73,11 +73,64 @@ impl LocalHour {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct OpenHour {
     index: i64,
     sum: f64,
     covered_ms: u64,
+    /// The calendar's name for the hour's day, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day: Option<NamedDay>,
+}
+
+/// A day the store's calendar names (`[[calendar]]`): a public holiday or a known event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedDay {
+    pub name: String,
+    /// Forecast like a Sunday until a day of this name was seen (else like its weekday).
+    pub holiday: bool,
+}
+
+/// The store's named days, by local day (days since 1970-01-01).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Calendar {
+    days: BTreeMap<i64, NamedDay>,
+}
+
+impl Calendar {
+    pub fn new(days: &[vitrine_config::CalendarDay]) -> Calendar {
+        let days = days
+            .iter()
+            .map(|d| {
+                let holiday = d.kind == vitrine_config::DayKind::Holiday;
+                (
+                    d.day,
+                    NamedDay {
+                        name: d.name.clone(),
+                        holiday,
+                    },
+                )
+            })
+            .collect();
+        Calendar { days }
+    }
+
+    /// The name of the day `at` falls on, if the calendar has one.
+    pub fn day(&self, at: LocalHour) -> Option<&NamedDay> {
+        self.days.get(&at.index.div_euclid(24))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+}
+
+/// How much a named day's hour weighs against the last one of its name.
+pub const ALPHA_NAMED: f64 = 0.5;
+
+/// The Sunday hour of the same time of day (slot 0 is Monday 00:00).
+fn sunday(slot: u16) -> u16 {
+    6 * 24 + slot % 24
 }
 
 /// One hourly series.
@@ -92,6 +145,10 @@ pub struct Series {
     /// prior); absent in states saved before the prior existed: those count as mature.
     #[serde(default)]
     seen: Vec<u16>,
+    /// Per named day of the calendar: its hours of the day, learned from the days of that
+    /// name only (and never into `season`/`daily`: a holiday does not teach the weekday).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    named: BTreeMap<String, Vec<Option<f64>>>,
 }
 
 impl Default for Series {
@@ -103,6 +160,7 @@ impl Default for Series {
             learned_to: None,
             open: None,
             seen: vec![0; WEEK],
+            named: BTreeMap::new(),
         }
     }
 }
@@ -127,19 +185,33 @@ impl Series {
         covered_ms: u64,
         prior: Option<&Prior>,
     ) -> bool {
+        self.add_on(at, sum, covered_ms, prior, None)
+    }
+
+    /// [`Self::add_with`] for an hour of a day the calendar names (`day`).
+    pub fn add_on(
+        &mut self,
+        at: LocalHour,
+        sum: f64,
+        covered_ms: u64,
+        prior: Option<&Prior>,
+        day: Option<&NamedDay>,
+    ) -> bool {
         let mut learned = false;
-        match self.open {
-            Some(o) if at.index < o.index => return false,
-            Some(o) if at.index > o.index => {
-                learned = self.learn(o, prior);
-                self.open = None;
+        match self.open.as_ref().map(|o| o.index) {
+            Some(i) if at.index < i => return false,
+            Some(i) if at.index > i => {
+                if let Some(o) = self.open.take() {
+                    learned = self.learn(o, prior);
+                }
             }
             _ => {}
         }
-        let o = self.open.get_or_insert(OpenHour {
+        let o = self.open.get_or_insert_with(|| OpenHour {
             index: at.index,
             sum: 0.0,
             covered_ms: 0,
+            day: day.cloned(),
         });
         o.sum += sum;
         o.covered_ms = (o.covered_ms + covered_ms).min(HOUR_MS);
@@ -170,18 +242,53 @@ impl Series {
         let at = LocalHour::from_index(o.index);
         let gap = self.learned_to.map_or(1, |t| (o.index - t).max(1));
         let faded = self.level * PHI.powi(gap.min(1000) as i32);
-        self.level = match self.base_with(at.slot, prior) {
+        self.level = match self.base_on(at, prior, o.day.as_ref()) {
             Some(b) => faded + ALPHA_LEVEL * ((v - b) - faded),
             None => 0.0,
         };
+        self.learned_to = Some(o.index);
+        if let Some(d) = &o.day {
+            self.learn_named(d, at, v);
+            return true;
+        }
         self.season[at.slot as usize] = ema(self.season[at.slot as usize], v, ALPHA_SEASON);
         if let Some(n) = self.seen.get_mut(at.slot as usize) {
             *n = n.saturating_add(1);
         }
         let hod = at.hour_of_day() as usize;
         self.daily[hod] = ema(self.daily[hod], v, ALPHA_DAILY);
-        self.learned_to = Some(o.index);
         true
+    }
+
+    /// A named day's hour: into that name's hours only (a new name while
+    /// [`vitrine_config::calendar::MAX_NAMES`] are held is not learned).
+    fn learn_named(&mut self, d: &NamedDay, at: LocalHour, v: f64) {
+        let max = vitrine_config::calendar::MAX_NAMES;
+        if !self.named.contains_key(&d.name) && self.named.len() >= max {
+            return;
+        }
+        let hours = self
+            .named
+            .entry(d.name.clone())
+            .or_insert_with(|| vec![None; 24]);
+        let hod = at.hour_of_day() as usize;
+        hours[hod] = ema(hours[hod], v, ALPHA_NAMED);
+    }
+
+    /// The profile's value for hour `at`: a named day's own hours once one of its name was
+    /// seen; before that a holiday's Sunday, an event's weekday.
+    fn base_on(&self, at: LocalHour, prior: Option<&Prior>, day: Option<&NamedDay>) -> Option<f64> {
+        let Some(d) = day else {
+            return self.base_with(at.slot, prior);
+        };
+        let own = self
+            .named
+            .get(&d.name)
+            .and_then(|h| h[at.hour_of_day() as usize]);
+        own.or_else(|| match d.holiday {
+            true => self.base_with(sunday(at.slot), prior),
+            false => self.base_with(at.slot, prior),
+        })
     }
 
     /// The expected value of hour `at` (after the hours learned so far); `None` before any
@@ -194,7 +301,17 @@ impl Series {
     /// weekday hour the box has seen `n` times weighs its own profile `n` against the prior's
     /// `PRIOR_WEEKS` at the box's own level; an hour never seen takes the prior's.
     pub fn forecast_with(&self, at: LocalHour, prior: Option<&Prior>) -> Option<f64> {
-        let b = self.base_with(at.slot, prior)?;
+        self.forecast_on(at, prior, None)
+    }
+
+    /// [`Self::forecast_with`] for an hour of a day the calendar names (`day`).
+    pub fn forecast_on(
+        &self,
+        at: LocalHour,
+        prior: Option<&Prior>,
+        day: Option<&NamedDay>,
+    ) -> Option<f64> {
+        let b = self.base_on(at, prior, day)?;
         let ahead = self.learned_to.map_or(1, |t| (at.index - t).max(1));
         Some((b + self.level * PHI.powi(ahead.min(1000) as i32)).max(0.0))
     }
@@ -362,6 +479,9 @@ pub struct ForecastBook {
     /// The chain's priors, when the central side published some (see the `federated` module).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain: Option<ChainPriors>,
+    /// The store's named days (from the configuration, not saved with the history).
+    #[serde(skip)]
+    calendar: Calendar,
 }
 
 /// The chain priors a box holds: the chain's average first, then its clusters, and the
@@ -402,7 +522,7 @@ impl ForecastBook {
             Some(c) if takes_prior(m) => choose(&c.priors, series).cloned(),
             _ => None,
         };
-        series.add_with(at, sum, covered_ms, prior.as_ref())
+        series.add_on(at, sum, covered_ms, prior.as_ref(), self.calendar.day(at))
     }
 
     pub fn forecast(&self, source: &str, id: &str, m: Measure, at: LocalHour) -> Option<f64> {
@@ -411,7 +531,12 @@ impl ForecastBook {
             Some(c) if takes_prior(m) => choose(&c.priors, series),
             _ => None,
         };
-        series.forecast_with(at, prior)
+        series.forecast_on(at, prior, self.calendar.day(at))
+    }
+
+    /// The store's named days from now on (the configuration's `[[calendar]]`).
+    pub fn set_calendar(&mut self, c: Calendar) {
+        self.calendar = c;
     }
 
     /// Take the chain's priors if they are newer than those held; returns whether they were.
@@ -545,6 +670,74 @@ mod tests {
         // A history saved before chain priors existed still reads.
         let old: ForecastBook = serde_json::from_str(r#"{"series":{}}"#).unwrap();
         assert_eq!(old.chain_version(), None);
+    }
+
+    /// Four weeks of a shop busy on weekdays (peak 100), quiet on Sundays (peak 20), with the
+    /// Monday of the third week a public holiday as quiet as a Sunday; `cal` names it or not.
+    fn holiday_weeks(cal: &Calendar) -> (ForecastBook, i64) {
+        let mut book = ForecastBook::default();
+        book.set_calendar(cal.clone());
+        let monday = 4 * 24;
+        let holiday_day = monday / 24 + 14;
+        for h in 0..(4 * WEEK as i64) {
+            let at = LocalHour::from_index(monday + h);
+            let quiet = at.slot >= 6 * 24 || at.index.div_euclid(24) == holiday_day;
+            let v = shop(at.hour_of_day(), if quiet { 20.0 } else { 100.0 });
+            book.add("door", "in", Measure::Crossings, at, v, 3_600_000);
+        }
+        (book, holiday_day)
+    }
+
+    fn labour_day(days: &[i64]) -> Calendar {
+        let days: Vec<vitrine_config::CalendarDay> = days
+            .iter()
+            .map(|&day| vitrine_config::CalendarDay {
+                day,
+                name: "labour-day".into(),
+                kind: vitrine_config::DayKind::Holiday,
+            })
+            .collect();
+        Calendar::new(&days)
+    }
+
+    #[test]
+    fn a_holiday_is_forecast_like_a_sunday_until_one_of_its_name_was_seen_then_like_that_one() {
+        let monday = 4 * 24;
+        let next_year = monday / 24 + 14 + 364;
+        let (plain, _) = holiday_weeks(&Calendar::default());
+        let noon = |day: i64| LocalHour::from_index(day * 24 + 12);
+        let f = |b: &ForecastBook, at| b.forecast("door", "in", Measure::Crossings, at).unwrap();
+        // Before any: a calendar naming next year's Labour Day forecasts it like a Sunday.
+        let mut named = plain.clone();
+        named.set_calendar(labour_day(&[next_year]));
+        let (weekday, sunday) = (f(&plain, noon(next_year)), f(&named, noon(next_year)));
+        assert!(weekday > 50.0 && sunday < 20.0, "{weekday} / {sunday}");
+        // This year's named: next year's is forecast from it (quiet), not from the Sundays.
+        let (book, _) = holiday_weeks(&labour_day(&[monday / 24 + 14, next_year]));
+        let own = f(&book, noon(next_year));
+        assert!((own - shop(12, 20.0)).abs() < 1.0, "{own}");
+        assert!(book.series["door/in/crossings"]
+            .named
+            .contains_key("labour-day"));
+        // ... and kept with the history.
+        let saved: ForecastBook =
+            serde_json::from_str(&serde_json::to_string(&book).unwrap()).unwrap();
+        assert_eq!(saved.series, book.series);
+    }
+
+    #[test]
+    fn a_named_day_does_not_teach_the_weekday() {
+        let (plain, day) = holiday_weeks(&Calendar::default());
+        let (named, _) = holiday_weeks(&labour_day(&[day]));
+        // The Monday after the holiday's week, at noon.
+        let at = LocalHour::from_index((day + 7) * 24 + 12);
+        let f = |b: &ForecastBook| b.forecast("door", "in", Measure::Crossings, at).unwrap();
+        let (taught, apart) = (f(&plain), f(&named));
+        assert!(
+            apart > taught + 10.0,
+            "a quiet holiday pulls the Monday down: {taught} vs {apart}"
+        );
+        assert!((apart - shop(12, 100.0)).abs() < 1.0, "{apart}");
     }
 
     #[test]

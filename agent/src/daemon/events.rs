@@ -120,7 +120,7 @@ pub fn store_events(
                 .unwrap_or_default();
             match r {
                 Record::Window(w) => {
-                    let due = forecaster.learn(&w);
+                    let due = forecaster.learn(&cfg, &w);
                     let forecast = due.then(|| w.clone());
                     store_one(&cfg, *w, &ob, print, counts);
                     if let Some(w) = forecast {

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use vitrine_config::CalendarDay;
 use vitrine_config::Config;
-use vitrine_signals::forecast::{ForecastBook, ForecastEvent, Measure};
+use vitrine_signals::forecast::{Calendar, ForecastBook, ForecastEvent, Measure};
 
 use crate::clock::StoreClock;
 use crate::pipeline::{SharedForecast, WindowOut};
@@ -21,6 +22,8 @@ pub struct Forecaster {
     path: PathBuf,
     /// Sources whose forecast was published since start, with the local hour it was for.
     published: std::collections::HashMap<String, i64>,
+    /// The named days in effect (the configuration's `[[calendar]]`, again after a reload).
+    calendar: Vec<CalendarDay>,
 }
 
 impl Forecaster {
@@ -29,17 +32,25 @@ impl Forecaster {
         let mut book = read_history(&path);
         let keep = configured(cfg);
         book.retain(|k| keep.iter().any(|p| k.starts_with(p.as_str())));
+        book.set_calendar(Calendar::new(&cfg.calendar));
         Forecaster {
             book: Arc::new(Mutex::new(book)),
             clock: StoreClock::new(cfg.device.timezone.as_deref()),
             path,
             published: Default::default(),
+            calendar: cfg.calendar.clone(),
         }
     }
 
-    /// Teach the forecast a camera window; true when its forecast is due (an hour was learned,
-    /// or none was published for the source since start).
-    pub fn learn(&mut self, w: &WindowOut) -> bool {
+    /// Teach the forecast a camera window (under the configuration in effect, `cfg`); true
+    /// when its forecast is due (an hour was learned, or none was published for the source
+    /// since start).
+    pub fn learn(&mut self, cfg: &Config, w: &WindowOut) -> bool {
+        if self.calendar != cfg.calendar {
+            self.calendar.clone_from(&cfg.calendar);
+            let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            b.set_calendar(Calendar::new(&cfg.calendar));
+        }
         let Some(t) = &w.totals else {
             return false;
         };
@@ -292,10 +303,10 @@ mod tests {
         assert!(f.book.lock().unwrap().is_empty());
         let hour = 1_795_950_000_000 / 3_600_000 * 3_600_000;
         for m in 0..60 {
-            f.learn(&window(hour + m * 60_000, 2));
+            f.learn(&cfg, &window(hour + m * 60_000, 2));
         }
         // The next hour's first window: the hour is learned, saved, and a forecast is due.
-        assert!(f.learn(&window(hour + 3_600_000, 0)));
+        assert!(f.learn(&cfg, &window(hour + 3_600_000, 0)));
         let again = Forecaster::open(&cfg);
         let book = again.book.lock().unwrap();
         let at = again.clock.local_hour(hour + 7 * 24 * 3_600_000);

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use vitrine_signals::federated::{chain_priors, chain_priors_private, choose, dp, sums, Prior};
 use vitrine_signals::forecast::PRIOR_CAP;
-use vitrine_signals::forecast::{LocalHour, Series, WEEK};
+use vitrine_signals::forecast::{Calendar, LocalHour, Series, WEEK};
 
 use super::forecast::{read_hourly, Hourly};
 
@@ -82,7 +82,7 @@ impl Tally {
 /// The four models' forecasts of row `r` for a store whose own data starts at row `start`.
 fn forecasts(
     (s, w): (&Series, &Series),
-    priors: &[Prior],
+    (priors, cal): (&[Prior], &Calendar),
     ys: &[Option<f64>],
     at: LocalHour,
     r: usize,
@@ -100,9 +100,10 @@ fn forecasts(
         n if n % 2 == 1 => Some(last4[n / 2]),
         n => Some((last4[n / 2 - 1] + last4[n / 2]) / 2.0),
     };
+    let day = cal.day(at);
     [
-        s.forecast(at),
-        w.forecast_with(at, choose(priors, w)),
+        s.forecast_on(at, None, day),
+        w.forecast_on(at, choose(priors, w), day),
         back(1),
         median,
     ]
@@ -118,13 +119,14 @@ fn score_span(
     priors: &dyn Fn(usize) -> Vec<Prior>,
     (start, from, to): (usize, usize, usize),
     models: &[usize],
+    cal: &Calendar,
 ) -> (Unit, Unit) {
     let (mut next, mut day) = (Unit::default(), Unit::default());
     for (r, y) in ys.iter().enumerate().take(from).skip(start) {
         let p = priors(r);
         learn(
             (s, w),
-            &p,
+            (&p, cal),
             LocalHour::from_index(h.first_hour + r as i64),
             *y,
         );
@@ -132,7 +134,7 @@ fn score_span(
     for r in from..to {
         let at = LocalHour::from_index(h.first_hour + r as i64);
         let p = priors(r);
-        learn((s, w), &p, at, None);
+        learn((s, w), (&p, cal), at, None);
         let count = |u: &mut Unit, r2: usize, f: [Option<f64>; 4]| {
             let Some(y) = ys.get(r2).copied().flatten() else {
                 return;
@@ -147,28 +149,34 @@ fn score_span(
                 }
             }
         };
-        count(&mut next, r, forecasts((s, w), &p, ys, at, r, start));
+        count(&mut next, r, forecasts((s, w), (&p, cal), ys, at, r, start));
         if h.midnight[r] {
             for k in 0..24.min(to - r) {
-                let f = forecasts((s, w), &p, ys, at.plus(k as i64), r + k, start);
+                let f = forecasts((s, w), (&p, cal), ys, at.plus(k as i64), r + k, start);
                 count(&mut day, r + k, f);
             }
         }
-        learn((s, w), &p, at, ys[r]);
+        learn((s, w), (&p, cal), at, ys[r]);
     }
     (next, day)
 }
 
 /// One hour into both models (`None`: only close the hour before); the prior-blending one
 /// learns against the prior it forecasts with.
-fn learn((s, w): (&mut Series, &mut Series), priors: &[Prior], at: LocalHour, v: Option<f64>) {
+fn learn(
+    (s, w): (&mut Series, &mut Series),
+    (priors, cal): (&[Prior], &Calendar),
+    at: LocalHour,
+    v: Option<f64>,
+) {
     let (sum, covered) = match v {
         Some(v) => (v, 3_600_000),
         None => (0.0, 0),
     };
-    s.add(at, sum, covered);
+    let day = cal.day(at);
+    s.add_on(at, sum, covered, None, day);
     let p = choose(priors, w).cloned();
-    w.add_with(at, sum, covered, p.as_ref());
+    w.add_on(at, sum, covered, p.as_ref(), day);
 }
 
 /// In-sample MAE of same-hour-last-week over rows `..before`.
@@ -184,19 +192,20 @@ fn scale(ys: &[Option<f64>], before: usize) -> Option<f64> {
 /// A store's update: its shape and weight (`None`: it has nothing to share yet).
 type Update = Option<(Vec<f64>, f64)>;
 
-fn snapshots(h: &Hourly, at: &[usize]) -> Vec<Vec<Update>> {
+fn snapshots(h: &Hourly, at: &[usize], cal: &Calendar) -> Vec<Vec<Update>> {
     let mut out = vec![vec![None; h.values.len()]; at.len()];
     for (s, ys) in h.values.iter().enumerate() {
         let mut m = Series::default();
         let mut next = 0;
         for (r, y) in ys.iter().enumerate() {
+            let t = LocalHour::from_index(h.first_hour + r as i64);
             while next < at.len() && at[next] == r {
-                m.add(LocalHour::from_index(h.first_hour + r as i64), 0.0, 0);
+                m.add_on(t, 0.0, 0, None, cal.day(t));
                 out[next][s] = m.shape();
                 next += 1;
             }
             if let Some(v) = y {
-                m.add_hour(LocalHour::from_index(h.first_hour + r as i64), *v);
+                m.add_on(t, *v, 3_600_000, None, cal.day(t));
             }
         }
     }
@@ -255,6 +264,8 @@ pub struct Options<'a> {
     /// Also write the priors of every store's whole history here (JSON, what `vitrine
     /// chain-prior` signs).
     pub write_priors: Option<&'a Path>,
+    /// The named days every store's forecast takes apart (`[[calendar]]` files).
+    pub calendar: Calendar,
 }
 
 pub fn federated(csv: &Path, o: &Options) -> anyhow::Result<()> {
@@ -287,14 +298,14 @@ pub fn federated(csv: &Path, o: &Options) -> anyhow::Result<()> {
     println!("| store's history | horizon | model | points | MAE | MASE |");
     println!("|---|---|---|---|---|---|");
     for weeks in [0usize, 1, 2, 4] {
-        let (models, next, day) = cold_start(&h, cohorts, weeks, sigma);
+        let (models, next, day) = cold_start(&h, (cohorts, weeks), sigma, &o.calendar);
         let label = format!("{weeks} weeks");
         next.row(&label, "next hour", &models);
         day.row(&label, "day-ahead (24 h from 0:00)", &models);
     }
-    mature(&h, mature_weeks, sigma);
+    mature(&h, mature_weeks, sigma, &o.calendar);
     if let Some(path) = o.write_priors {
-        let all = snapshots(&h, &[n - 1]).remove(0);
+        let all = snapshots(&h, &[n - 1], &o.calendar).remove(0);
         let priors = priors_without(&all, usize::MAX, sigma.map(|x| (x, 1)));
         let shapes: Vec<&Vec<f64>> = priors.iter().map(|p| &p.shape).collect();
         std::fs::write(path, serde_json::to_string(&shapes)?)?;
@@ -313,13 +324,13 @@ pub fn federated(csv: &Path, o: &Options) -> anyhow::Result<()> {
 /// on that week: the models compared, next-hour and day-ahead tallies.
 fn cold_start(
     h: &Hourly,
-    cohorts: usize,
-    weeks: usize,
+    (cohorts, weeks): (usize, usize),
     sigma: Option<f64>,
+    cal: &Calendar,
 ) -> (Vec<usize>, Tally, Tally) {
     let n = h.midnight.len();
     let starts: Vec<usize> = (0..cohorts).rev().map(|k| n - (k + 1) * WEEK).collect();
-    let snaps = snapshots(h, &starts);
+    let snaps = snapshots(h, &starts, cal);
     let first = starts[0].saturating_sub(4 * WEEK);
     let models: Vec<usize> = if weeks == 0 {
         vec![0, 1]
@@ -333,7 +344,7 @@ fn cold_start(
             let p = priors_without(&snaps[k], s, sigma.map(|x| (x, (k * 1000 + s) as u64)));
             let (mut m, mut w) = (Series::default(), Series::default());
             let span = (from - weeks * WEEK, from, from + WEEK);
-            let (a, b) = score_span(h, ys, (&mut m, &mut w), &|_| p.clone(), span, &models);
+            let (a, b) = score_span(h, ys, (&mut m, &mut w), &|_| p.clone(), span, &models, cal);
             next.add(&a, sc);
             day.add(&b, sc);
         }
@@ -342,11 +353,11 @@ fn cold_start(
 }
 
 /// Every store on its whole history, the last `weeks` weeks scored with a weekly prior.
-fn mature(h: &Hourly, weeks: usize, sigma: Option<f64>) {
+fn mature(h: &Hourly, weeks: usize, sigma: Option<f64>, cal: &Calendar) {
     let n = h.midnight.len();
     let first_test = n - weeks * WEEK;
     let starts: Vec<usize> = (0..weeks).map(|k| first_test + k * WEEK).collect();
-    let snaps = snapshots(h, &starts);
+    let snaps = snapshots(h, &starts, cal);
     let models = [0, 1, 2, 3];
     let (mut next, mut day) = (Tally::default(), Tally::default());
     for (s, ys) in h.values.iter().enumerate() {
@@ -360,7 +371,15 @@ fn mature(h: &Hourly, weeks: usize, sigma: Option<f64>) {
             .collect();
         let prior = |r: usize| priors[(r.saturating_sub(first_test) / WEEK).min(weeks - 1)].clone();
         let (mut m, mut w) = (Series::default(), Series::default());
-        let (a, b) = score_span(h, ys, (&mut m, &mut w), &prior, (0, first_test, n), &models);
+        let (a, b) = score_span(
+            h,
+            ys,
+            (&mut m, &mut w),
+            &prior,
+            (0, first_test, n),
+            &models,
+            cal,
+        );
         next.add(&a, sc);
         day.add(&b, sc);
     }
@@ -411,7 +430,7 @@ mod tests {
     #[test]
     fn a_new_store_forecasts_its_first_week_better_with_the_chain_prior() {
         let h = chain();
-        let (_, next, day) = cold_start(&h, 4, 0, None);
+        let (_, next, day) = cold_start(&h, (4, 0), None, &Calendar::default());
         let (n, d) = ((next.mase(1), next.mase(0)), (day.mase(1), day.mase(0)));
         // A first week cannot tell an office from a mall before its first weekend: the day
         // ahead gains little here; the next hour (the store's own level carried) gains.

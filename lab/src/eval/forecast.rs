@@ -66,7 +66,7 @@ pub fn read_hourly(path: &Path) -> anyhow::Result<Hourly> {
             .with_context(|| format!("{}:{}: hour {:?}", path.display(), i + 2, f[1]))?;
         if first_hour.is_none() {
             first_hour = Some(
-                day_index(f[0])
+                vitrine_config::calendar::day_number(f[0])
                     .with_context(|| format!("{}:{}: date {:?}", path.display(), i + 2, f[0]))?
                     * 24
                     + hour,
@@ -83,20 +83,6 @@ pub fn read_hourly(path: &Path) -> anyhow::Result<Hourly> {
         midnight,
         first_hour: first_hour.context("no data rows")?,
     })
-}
-
-/// Days since 1970-01-01 of `YYYY-MM-DD`.
-fn day_index(date: &str) -> Option<i64> {
-    let mut p = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, d) = (p.next()??, p.next()??, p.next()??);
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
 }
 
 /// Forecasts of one model, by (sensor, row).
@@ -292,13 +278,6 @@ pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_count_days_from_the_epoch() {
-        assert_eq!(day_index("1970-01-01"), Some(0));
-        assert_eq!(day_index("2019-01-01"), Some(17_897));
-        assert_eq!(day_index("2000-03-01"), Some(11_017));
-    }
 
     #[test]
     fn a_malformed_file_is_named_with_its_line() {
