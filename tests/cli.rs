@@ -23,6 +23,12 @@ fn documented_example_configs_are_valid() {
         assert_eq!(code, 0, "{name}: {out}{err}");
         assert!(out.contains(": ok"), "{out}");
     }
+    // The example's forecast calendar is read and summed up for the technician.
+    let (_, out, _) = check(&repo().join("firmware-config/examples/store-entrance.toml"));
+    assert!(
+        out.contains("forecast calendar: 2 named day(s) from 2026-12-25 to 2026-12-31"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub enum DayKind {
 pub struct CalendarDay {
     /// Days since 1970-01-01 (the store's local date).
     pub day: i64,
+    /// The date as written (`YYYY-MM-DD`).
+    pub date: String,
     pub name: String,
     pub kind: DayKind,
 }
@@ -196,6 +198,7 @@ fn one(c: &mut Collector, at: &str, raw: RawCalendarDay) -> Option<CalendarDay> 
     };
     Some(CalendarDay {
         day: day?,
+        date: raw.date,
         name: raw.name,
         kind: kind?,
     })

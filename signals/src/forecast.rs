@@ -693,6 +693,7 @@ mod tests {
             .iter()
             .map(|&day| vitrine_config::CalendarDay {
                 day,
+                date: String::new(),
                 name: "labour-day".into(),
                 kind: vitrine_config::DayKind::Holiday,
             })

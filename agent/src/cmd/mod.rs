@@ -44,6 +44,18 @@ pub fn check_config(path: &Path, live: bool) -> ExitCode {
         c.privacy.k_min,
         c.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "none (outbox only)".into())
     );
+    if let (Some(first), Some(last)) = (c.calendar.first(), c.calendar.last()) {
+        let mut names: Vec<&str> = c.calendar.iter().map(|d| d.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        println!(
+            "forecast calendar: {} named day(s) from {} to {}, {} name(s)",
+            c.calendar.len(),
+            first.date,
+            last.date,
+            names.len()
+        );
+    }
     if !live {
         // The geometry alone tells whether an area is in the picture.
         for cam in &c.cameras {

@@ -267,8 +267,12 @@ mod tests {
     use vitrine_signals::scene::WindowTotals;
 
     fn config(dir: &std::path::Path) -> Config {
+        config_with(dir, "")
+    }
+
+    fn config_with(dir: &std::path::Path, more: &str) -> Config {
         let text = format!(
-            "[device]\nid = \"d\"\nstore_id = \"s\"\ntimezone = \"UTC\"\n[[cameras]]\nid = \"door\"\ndevice = \"/dev/video0\"\n[[cameras.lines]]\nid = \"in\"\nfrom = [0.5, 0.0]\nto = [0.5, 1.0]\nin = \"left\"\n[outbox]\ndir = \"{}\"\n",
+            "[device]\nid = \"d\"\nstore_id = \"s\"\ntimezone = \"UTC\"\n[[cameras]]\nid = \"door\"\ndevice = \"/dev/video0\"\n[[cameras.lines]]\nid = \"in\"\nfrom = [0.5, 0.0]\nto = [0.5, 1.0]\nin = \"left\"\n[outbox]\ndir = \"{}\"\n{more}",
             dir.display()
         );
         Config::parse(&text, &dir.join("agent.toml")).expect("config")
@@ -314,5 +318,25 @@ mod tests {
             book.forecast("door", "in", Measure::Crossings, at),
             Some(120.0)
         );
+    }
+
+    #[test]
+    fn a_calendar_given_by_a_reload_names_the_days_learned_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 1_795_950_000_000 / 3_600_000 * 3_600_000;
+        let date = jiff::Timestamp::from_millisecond(hour as i64)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let mut f = Forecaster::open(&config(dir.path()));
+        let named = config_with(
+            dir.path(),
+            &format!("[[calendar]]\ndate = \"{date}\"\nname = \"labour-day\"\n"),
+        );
+        for m in 0..=60 {
+            f.learn(&named, &window(hour + m * 60_000, 2));
+        }
+        let saved = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(saved.contains("\"named\":{\"labour-day\""), "{saved}");
     }
 }

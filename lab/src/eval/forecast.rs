@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
-use vitrine_signals::forecast::{LocalHour, Series, WEEK};
+use vitrine_signals::forecast::{Calendar, LocalHour, Series, WEEK};
 
 /// One hourly series per sensor, rows in time order (one row per hour).
 #[derive(Debug)]
@@ -89,28 +89,29 @@ pub fn read_hourly(path: &Path) -> anyhow::Result<Hourly> {
 type Forecasts = HashMap<(usize, usize), f64>;
 
 /// The box's model, learning online: its next-hour and rest-of-day forecasts in the test.
-fn ours(h: &Hourly, first_test: usize) -> (Forecasts, Forecasts) {
+fn ours(h: &Hourly, first_test: usize, cal: &Calendar) -> (Forecasts, Forecasts) {
     let (mut next, mut day) = (Forecasts::new(), Forecasts::new());
     for (s, ys) in h.values.iter().enumerate() {
         let mut m = Series::default();
         for (r, y) in ys.iter().enumerate() {
             let at = LocalHour::from_index(h.first_hour + r as i64);
             // The hour before is complete now: learned (as the box does at the next window).
-            m.add(at, 0.0, 0);
+            m.add_on(at, 0.0, 0, None, cal.day(at));
             if r >= first_test {
-                if let Some(f) = m.forecast(at) {
+                if let Some(f) = m.forecast_on(at, None, cal.day(at)) {
                     next.insert((s, r), f);
                 }
                 if h.midnight[r] {
                     for k in 0..24.min(ys.len() - r) {
-                        if let Some(f) = m.forecast(at.plus(k as i64)) {
+                        let t = at.plus(k as i64);
+                        if let Some(f) = m.forecast_on(t, None, cal.day(t)) {
                             day.insert((s, r + k), f);
                         }
                     }
                 }
             }
             if let Some(v) = y {
-                m.add_hour(at, *v);
+                m.add_on(at, *v, 3_600_000, None, cal.day(at));
             }
         }
     }
@@ -218,6 +219,8 @@ pub struct ForecastArgs<'a> {
     /// The venv's python for the library model (`None`: skipped).
     pub python: Option<&'a Path>,
     pub root: &'a Path,
+    /// Named days the box's model takes apart.
+    pub calendar: Calendar,
 }
 
 pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
@@ -233,7 +236,7 @@ pub fn forecast(a: ForecastArgs<'_>) -> anyhow::Result<()> {
         a.test_days
     );
     let first_test = rows - a.test_days * 24;
-    let (next, day) = ours(&h, first_test);
+    let (next, day) = ours(&h, first_test, &a.calendar);
     let naive = naive(&h, first_test);
     println!(
         "forecast backtest: {} sensors, {rows} hours; test = the {} days before the last {} (rows {first_test}..{rows}); MAE in people per hour, MASE vs same-hour-last-week in-sample",
@@ -320,7 +323,7 @@ mod tests {
             first_hour: 4 * 24,
         };
         let first = rows - 14 * 24;
-        let (next, day) = ours(&h, first);
+        let (next, day) = ours(&h, first, &Calendar::default());
         let nv = naive(&h, first);
         let (_, s) = score(&h, first, &[&next, &nv]);
         assert!(
