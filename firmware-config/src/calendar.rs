@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use crate::error::{Collector, ConfigErrors, Problem};
+use crate::item::{check_id, item};
 use crate::raw::RawCalendarDay;
-use crate::validate::{check_id, item};
 
 pub(crate) const KEYS: &[&str] = &["date", "name", "kind"];
 

@@ -11,6 +11,7 @@
 
 pub mod calendar;
 mod error;
+mod item;
 mod locate;
 mod occupancy;
 pub use calendar::{CalendarDay, DayKind};

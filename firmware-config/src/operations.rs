@@ -5,8 +5,9 @@
 use crate::error::Collector;
 use std::collections::HashSet;
 
+use crate::item::item;
 use crate::raw::{RawAlert, RawFunnel, RawHeatmap, RawQueue, RawStaff};
-use crate::validate::{area, item, polygon_area_of, unique};
+use crate::validate::{area, polygon_area_of, unique};
 use crate::{AlertOn, AlertRule, Funnel, Heatmap, Point, Queue, Staff, StageAt};
 
 pub(crate) const QUEUE_KEYS: &[&str] = &["id", "polygon", "service", "abandon_secs"];
@@ -268,7 +269,7 @@ pub(crate) fn alert(
     g: &Geometry,
 ) -> Option<AlertRule> {
     let raw: RawAlert = item(c, at, v, ALERT_KEYS)?;
-    crate::validate::check_id(c, &format!("{at}.id"), &raw.id);
+    crate::item::check_id(c, &format!("{at}.id"), &raw.id);
     let on = watched(c, at, &raw, g);
     if raw.above.is_none() && raw.forecast_factor.is_none() {
         c.push(
