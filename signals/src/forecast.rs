@@ -119,10 +119,6 @@ impl Calendar {
     pub fn day(&self, at: LocalHour) -> Option<&NamedDay> {
         self.days.get(&at.index.div_euclid(24))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
-    }
 }
 
 /// How much a named day's hour weighs against the last one of its name.
@@ -285,10 +281,8 @@ impl Series {
             .named
             .get(&d.name)
             .and_then(|h| h[at.hour_of_day() as usize]);
-        own.or_else(|| match d.holiday {
-            true => self.base_with(sunday(at.slot), prior),
-            false => self.base_with(at.slot, prior),
-        })
+        let slot = if d.holiday { sunday(at.slot) } else { at.slot };
+        own.or_else(|| self.base_with(slot, prior))
     }
 
     /// The expected value of hour `at` (after the hours learned so far); `None` before any
