@@ -18,13 +18,19 @@
 #    namespace;
 # 3. `probe` where /proc/cpuinfo is hidden (a procfs mounted `subset=pid`, as systemd's
 #    ProcSubset=pid does): the agent must say that tract will take its slowest kernels.
+# `cross/test.sh ARCH --build-only` builds what 1 and 2 run and stops (scripts/test.sh runs it in
+# the background while the x86 tests run, so that this script later finds everything built).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-aarch64}
+build_only=0
+[ "${2:-}" = --build-only ] && build_only=1
 case "$arch" in
   aarch64) triple=aarch64-unknown-linux-gnu qemu=qemu-aarch64-static
-           # What the daemon is built with on this target (cross/build.sh).
-           features=() ;;
+           # What the daemon is built with on this target (cross/build.sh): its default features,
+           # and not the sensors crate's `default` flag, which `-p vitrine-sensors` would add and
+           # so build that crate and the agent twice (for the tests, then for the binary).
+           features=(--no-default-features --features vitrine/default) ;;
   armv7)   triple=armv7-unknown-linux-gnueabihf qemu=qemu-arm-static
            # qemu-arm finds the armhf loader and libc of the cross toolchain (no armhf dpkg arch).
            export VITRINE_CROSS_ARMV7=1 RUSTC_BOOTSTRAP=1 QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf
@@ -33,21 +39,35 @@ case "$arch" in
 esac
 "$root/cross/setup.sh"
 cd "$root"
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+# One invocation: one dependency resolution, one build.
+unit_tests() {
+  /usr/bin/cargo test --locked --release --target "$triple" "${features[@]}" -p vitrine-signals \
+    -p vitrine-models -p vitrine-config -p vitrine -p vitrine-sensors --lib --test convert_real "$@"
+}
+# The shipped binary, from the dependencies the unit tests built (same features, same std crates).
+build_binary() {
+  if [ "$arch" = armv7 ]; then cross/build.sh armv7 --release
+  else /usr/bin/cargo build --locked --release --target "$triple" -p vitrine; fi
+}
+if [ "$build_only" = 1 ]; then
+  start=$(date +%s)
+  unit_tests --no-run
+  build_binary
+  echo "$arch: unit tests and binary built in $(( $(date +%s) - start )) s"
+  exit 0
+fi
 source scripts/setup.sh          # media and fetch_models
 export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/models"
 fetch_models
-export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 start=$(date +%s)
-# One invocation: one dependency resolution, one build.
-/usr/bin/cargo test --locked --release --target "$triple" "${features[@]}" -p vitrine-signals \
-  -p vitrine-models -p vitrine-config -p vitrine -p vitrine-sensors --lib --test convert_real
+unit_tests
 echo "$arch unit tests under qemu: $(( $(date +%s) - start )) s"
 
 # 2. The same real video through the native and the cross-built binary (built from the
 #    dependencies step 1 built: same features, same standard library crates): same windows, and the
 #    same aggregates up to float differences between x86 (AVX/FMA) and NEON kernels.
-if [ "$arch" = armv7 ]; then cross/build.sh armv7 --release
-else /usr/bin/cargo build --locked --release --target "$triple" -p vitrine; fi
+build_binary
 native="$root/target/debug/vitrine"
 [ -x "$native" ] || cargo build --locked -p vitrine
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
