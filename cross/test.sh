@@ -18,8 +18,8 @@
 #    namespace;
 # 3. `probe` where /proc/cpuinfo is hidden (a procfs mounted `subset=pid`, as systemd's
 #    ProcSubset=pid does): the agent must say that tract will take its slowest kernels.
-# `cross/test.sh ARCH --build-only` builds what 1 and 2 run and stops (scripts/test.sh runs it in
-# the background while the x86 tests run, so that this script later finds everything built).
+# `cross/test.sh ARCH --build-only` builds what 1 and 2 run and stops (a later run finds it built,
+# unless a build for the other ARM target ran in between: it rebuilds this target's tree).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-aarch64}

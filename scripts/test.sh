@@ -11,9 +11,7 @@
 #      memory, descriptors and threads flat; the nightly runs 7 days), the aarch64 cross build
 #      tested under qemu as two CPUs (cross/test.sh), packaged as .deb and that package
 #      installed and used in an arm64 Debian root (root only), the armv7 build tested under
-#      qemu-arm as two CPUs. The two ARM builds run in the background from the start, in the
-#      CPU's idle class, beside steps 1 and 2 (most of which wait on brokers, timeouts, browsers
-#      and guests); their stages wait for what is left of them.
+#      qemu-arm as two CPUs.
 # `scripts/test.sh --quick` runs only 1; any other arguments go to `cargo test` (and skip 2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,13 +30,7 @@ stage_table() {
     printf '  %s\n' "${stages[@]}"
   fi
 }
-arm_builds=""
-on_exit() {
-  stage_table
-  # A failed stage leaves no ARM build running behind it.
-  [ -z "$arm_builds" ] || kill -TERM -- "-$arm_builds" 2>/dev/null || true
-}
-trap on_exit EXIT
+trap stage_table EXIT
 t_setup=$(date +%s)
 source "$root/scripts/setup.sh"
 stages+=("$(printf '%-52s %5d s' "setup (packages, media)" $(( $(date +%s) - t_setup )))")
@@ -47,34 +39,6 @@ export VITRINE_MEDIA_DIR="$root/.cache/media" VITRINE_MODELS_DIR="$root/.cache/m
 field=1
 if [ "${1:-}" = --quick ]; then field=0; shift; fi
 [ $# -eq 0 ] || field=0
-
-# The two ARM builds (~11 min of this 2-core box each) start now, in the background, in the
-# scheduler's idle class: they get only the CPU that the foreground leaves unused (the x86
-# build's serial stretches; the x86 tests, which mostly wait on brokers, timeouts and browsers,
-# use ~0.7 of a core; the QEMU guests one), so no foreground stage is slowed or timed
-# differently. Their stages below wait for what is left of them and find everything built.
-start_arm_builds() {
-  env VITRINE_CROSS_ARMV7=1 cross/setup.sh   # apt, in the foreground: never beside dpkg below
-  local idle=(nice -n 19)
-  command -v chrt >/dev/null && idle=(chrt --idle 0)
-  mkdir -p target
-  # Job control for this one job: its own process group (so that on_exit can stop every cargo
-  # and rustc in it) in this session. Not setsid: a new session is a new autogroup, which the
-  # kernel's autogroup scheduling gives an equal share of the CPU whatever its tasks' class
-  # (measured: the foreground build then ran at half speed).
-  set -m
-  ( exec "${idle[@]}" sh -c 'cross/test.sh aarch64 --build-only && cross/test.sh armv7 --build-only' ) < /dev/null \
-    > target/arm-builds.log 2>&1 &
-  arm_builds=$!
-  set +m
-}
-wait_arm_builds() {
-  local pid=$arm_builds
-  arm_builds=""
-  wait "$pid" || { echo "the ARM builds failed (target/arm-builds.log):" >&2; tail -60 target/arm-builds.log >&2; return 1; }
-  grep -h "built in" target/arm-builds.log
-}
-if [ "$field" = 1 ]; then stage "ARM toolchains (cross/setup.sh); ARM builds started" start_arm_builds; fi
 # The evaluation's anchor (onnxruntime + supervision's ByteTrack) runs in a pinned venv.
 stage "python venv (tools/setup-venv.sh)" tools/setup-venv.sh >/dev/null
 # Build once (the integration tests' feature set also builds the vitrine binary they run).
@@ -95,13 +59,12 @@ else
 fi
 # A simulated day of a four-camera box with a live microphone: no growth.
 stage "soak: a day of four cameras" env VITRINE_BIN="$root/target/debug/vitrine" scripts/soak.sh 1
-stage "ARM builds: waiting for the background's rest" wait_arm_builds
-stage "aarch64: qemu tests (built in the background)" cross/test.sh aarch64
+stage "aarch64: build + qemu tests" cross/test.sh aarch64
 stage "arm64 .deb: package" packaging/build-deb.sh arm64
 if [ "$(id -u)" = 0 ]; then
   stage "arm64 .deb: installed and used in an arm64 root" \
     packaging/test-deb.sh "$(ls -t target/debian/vitrine_*_arm64.deb | head -1)"
 fi
-stage "armv7: qemu tests (built in the background)" cross/test.sh armv7
+stage "armv7: build + qemu tests" cross/test.sh armv7
 ls -l target/debian/*.deb target/aarch64-unknown-linux-gnu/release/vitrine \
   target/armv7-unknown-linux-gnueabihf/release/vitrine
