@@ -15,7 +15,10 @@
 //! hour, each within 2.5 s and a body height of the next, is so cut into parties of a few
 //! seconds instead of becoming one party of dozens (which would empty the conversion's
 //! denominator exactly when the store is busiest); position and timing alone cannot tell
-//! strangers within that span from a party.
+//! strangers within that span from a party. Several parties stay open at once in each
+//! direction (up to [`OPEN_PARTIES`]); a crossing joins the nearest one it is close to, so
+//! two families at the two ends of a wide entrance, or a stranger crossing between two
+//! members elsewhere, do not regroup anyone.
 
 use crate::geom::Point;
 
@@ -25,6 +28,8 @@ pub const GROUP_GAP_MS: u64 = 2_500;
 pub const GROUP_REACH_HEIGHTS: f32 = 1.0;
 /// Longest time from a group's first member to its last.
 pub const GROUP_SPAN_MS: u64 = 5_000;
+/// Most parties open at once in one direction (a wide entrance); the oldest closes first.
+pub const OPEN_PARTIES: usize = 8;
 
 /// Where and when one person crossed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,9 +40,6 @@ pub struct Arrival {
     /// The person's box height (normalized by the image height).
     pub height: f32,
 }
-
-/// Most parties open at once in one direction (a wide entrance); the oldest closes first.
-pub const OPEN_PARTIES: usize = 8;
 
 /// A party still crossing: its last member, when its first crossed, its number.
 #[derive(Debug, Clone, Copy, PartialEq)]
